@@ -1,0 +1,51 @@
+#include "core/internal/openssl_util.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace tlsengine {
+namespace internal {
+
+OpenSslPtr<BIO> MemoryBio(absl::string_view data) {
+  return OpenSslPtr<BIO>(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+}
+
+std::string BioContents(BIO* bio) {
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);  // borrowed: the BIO owns data
+  return len > 0 ? std::string(data, static_cast<size_t>(len)) : std::string();
+}
+
+std::string DrainErrors() {
+  std::string out;
+  const char* data = nullptr;
+  int flags = 0;
+  unsigned long e;
+  while ((e = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) != 0) {
+    const char* reason = ERR_reason_error_string(e);
+    std::string piece = reason != nullptr ? reason : absl::StrCat("error ", ERR_GET_REASON(e));
+    if ((flags & ERR_TXT_STRING) != 0 && data != nullptr && *data != '\0') {
+      absl::StrAppend(&piece, " (", data, ")");
+    }
+    if (out.find(piece) == std::string::npos) {
+      absl::StrAppend(&out, out.empty() ? "" : ": ", piece);
+    }
+  }
+  return out;
+}
+
+int PeekErrorReason() { return ERR_GET_REASON(ERR_peek_error()); }
+
+std::string ColonHex(const unsigned char* data, size_t len) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(len * 3);
+  for (size_t i = 0; i < len; ++i) {
+    if (i != 0) out.push_back(':');
+    out.push_back(kHex[data[i] >> 4]);
+    out.push_back(kHex[data[i] & 0xf]);
+  }
+  return out;
+}
+
+}  // namespace internal
+}  // namespace tlsengine

@@ -1,0 +1,77 @@
+// RAII ownership of OpenSSL objects and small helpers shared inside core.
+// No owning raw pointer leaves this header: every object OpenSSL gives us
+// lands in an OpenSslPtr at once.
+#ifndef TLSENGINE_CORE_INTERNAL_OPENSSL_UTIL_H_
+#define TLSENGINE_CORE_INTERNAL_OPENSSL_UTIL_H_
+
+#include <openssl/bio.h>
+#include <openssl/dh.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pkcs12.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace tlsengine {
+namespace internal {
+
+inline void FreeX509Stack(STACK_OF(X509) * stack) { sk_X509_pop_free(stack, X509_free); }
+
+template <typename T>
+struct OpenSslDeleter;
+
+#define TLSENGINE_DEFINE_OPENSSL_DELETER(T, free_fn) \
+  template <>                                        \
+  struct OpenSslDeleter<T> {                         \
+    void operator()(T* p) const { free_fn(p); }      \
+  }
+
+TLSENGINE_DEFINE_OPENSSL_DELETER(SSL, SSL_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(SSL_CTX, SSL_CTX_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(SSL_SESSION, SSL_SESSION_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(BIO, BIO_free_all);
+TLSENGINE_DEFINE_OPENSSL_DELETER(BIO_METHOD, BIO_meth_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(X509, X509_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(X509_CRL, X509_CRL_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(X509_STORE, X509_STORE_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(X509_NAME, X509_NAME_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(EVP_PKEY, EVP_PKEY_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(EVP_PKEY_CTX, EVP_PKEY_CTX_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(PKCS12, PKCS12_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(GENERAL_NAMES, GENERAL_NAMES_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(ASN1_INTEGER, ASN1_INTEGER_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(BIGNUM, BN_free);
+TLSENGINE_DEFINE_OPENSSL_DELETER(STACK_OF(X509), FreeX509Stack);
+
+#undef TLSENGINE_DEFINE_OPENSSL_DELETER
+
+template <typename T>
+using OpenSslPtr = std::unique_ptr<T, OpenSslDeleter<T>>;
+
+// A read-only memory BIO over `data`, which must outlive it.
+OpenSslPtr<BIO> MemoryBio(absl::string_view data);
+
+// The contents of a memory BIO.
+std::string BioContents(BIO* bio);
+
+// Empties OpenSSL's thread-local error queue into one readable line, most
+// specific reason last ("PEM routines: bad decrypt"). "" when it was empty.
+std::string DrainErrors();
+
+// The reason code of the oldest queued error, without removing it (0: none).
+int PeekErrorReason();
+
+// Uppercase hex of `data` with ':' between bytes, as Node prints fingerprints.
+std::string ColonHex(const unsigned char* data, size_t len);
+
+}  // namespace internal
+}  // namespace tlsengine
+
+#endif  // TLSENGINE_CORE_INTERNAL_OPENSSL_UTIL_H_

@@ -1,0 +1,350 @@
+#include "core/secure_context.h"
+
+#include <openssl/pem.h>
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/errors.h"
+#include "core/internal/openssl_util.h"
+#include "core/internal/status_macros.h"
+
+namespace tlsengine {
+
+using internal::DrainErrors;
+using internal::MemoryBio;
+using internal::OpenSslPtr;
+
+void SecureContext::CtxDeleter::operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+
+SecureContext::SecureContext(SecureContextOptions options,
+                             std::unique_ptr<SSL_CTX, CtxDeleter> ctx,
+                             std::vector<std::string> warnings)
+    : options_(std::move(options)), ctx_(std::move(ctx)), warnings_(std::move(warnings)) {}
+
+SecureContext::~SecureContext() = default;
+
+namespace {
+
+absl::Status BadOption(absl::string_view option, absl::string_view cause) {
+  std::string why = DrainErrors();
+  return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
+                   absl::StrCat(option, ": ", cause, why.empty() ? "" : " (", why,
+                                why.empty() ? "" : ")"));
+}
+
+int PassphraseCallback(char* buf, int size, int /*rwflag*/, void* userdata) {
+  const std::string* passphrase = static_cast<const std::string*>(userdata);
+  if (passphrase->empty() || passphrase->size() > static_cast<size_t>(size)) return -1;
+  std::memcpy(buf, passphrase->data(), passphrase->size());
+  return static_cast<int>(passphrase->size());
+}
+
+// Every certificate in a PEM text. kInvalidArgument when there is none or
+// one is malformed.
+absl::StatusOr<std::vector<OpenSslPtr<X509>>> ReadCertificates(absl::string_view option,
+                                                             absl::string_view pem) {
+  OpenSslPtr<BIO> bio = MemoryBio(pem);
+  std::vector<OpenSslPtr<X509>> out;
+  while (true) {
+    OpenSslPtr<X509> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!cert) break;
+    out.push_back(std::move(cert));
+  }
+  // Reading stops at the end of input (PEM_R_NO_START_LINE) or at a bad block.
+  if (ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE) ERR_clear_error();
+  if (ERR_peek_error() != 0) return BadOption(option, "malformed PEM certificate");
+  if (out.empty()) return BadOption(option, "no PEM certificate found");
+  return out;
+}
+
+absl::StatusOr<OpenSslPtr<EVP_PKEY>> ReadKey(absl::string_view pem, const std::string& passphrase) {
+  OpenSslPtr<BIO> bio = MemoryBio(pem);
+  OpenSslPtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(
+      bio.get(), nullptr, PassphraseCallback, const_cast<std::string*>(&passphrase)));
+  if (key) return key;
+  int reason = internal::PeekErrorReason();
+  if (absl::StrContains(pem, "ENCRYPTED")) {
+    if (passphrase.empty()) return BadOption("key", "encrypted private key and no passphrase given");
+    if (reason == EVP_R_BAD_DECRYPT || reason == PEM_R_BAD_DECRYPT || reason == PEM_R_BAD_PASSWORD_READ) {
+      return BadOption("key", "bad decrypt (wrong passphrase?)");
+    }
+    return BadOption("key", "cannot decrypt the private key (wrong passphrase?)");
+  }
+  return BadOption("key", "not a PEM private key");
+}
+
+absl::StatusOr<int> ParseVersion(absl::string_view option, absl::string_view name) {
+  if (name == "TLSv1") return TLS1_VERSION;
+  if (name == "TLSv1.1") return TLS1_1_VERSION;
+  if (name == "TLSv1.2") return TLS1_2_VERSION;
+  if (name == "TLSv1.3") return TLS1_3_VERSION;
+  return MakeError(absl::StatusCode::kInvalidArgument, "ERR_TLS_INVALID_PROTOCOL_VERSION",
+                   absl::StrCat(option, ": '", name,
+                                "' is not a TLS version (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)"));
+}
+
+// Node's secureProtocol names: "TLSv1_2_method", "TLSv1_2_server_method",
+// "TLS_method", "SSLv23_method", ...; SSLv2/3 are refused as in modern Node.
+absl::Status ApplySecureProtocol(absl::string_view name, int* min, int* max) {
+  absl::string_view base = name;
+  for (absl::string_view suffix : {"_server_method", "_client_method", "_method"}) {
+    if (absl::ConsumeSuffix(&base, suffix)) break;
+  }
+  if (base == "TLS" || base == "SSLv23") return absl::OkStatus();
+  if (base == "SSLv2" || base == "SSLv3") {
+    return MakeError(absl::StatusCode::kInvalidArgument, "ERR_TLS_INVALID_PROTOCOL_METHOD",
+                     absl::StrCat("secure_protocol: ", name, " methods disabled"));
+  }
+  static const std::pair<const char*, int> kMethods[] = {
+      {"TLSv1", TLS1_VERSION}, {"TLSv1_1", TLS1_1_VERSION},
+      {"TLSv1_2", TLS1_2_VERSION}, {"TLSv1_3", TLS1_3_VERSION}};
+  for (const auto& [method, version] : kMethods) {
+    if (base == method) {
+      *min = *max = version;
+      return absl::OkStatus();
+    }
+  }
+  return MakeError(absl::StatusCode::kInvalidArgument, "ERR_TLS_INVALID_PROTOCOL_METHOD",
+                   absl::StrCat("secure_protocol: unknown method: ", name));
+}
+
+// Splits Node's `ciphers` into the TLS 1.2 list and TLS 1.3 suite names, and
+// refuses any element that selects no cipher at all, so a typo is an error
+// at creation rather than a handshake failure later.
+absl::Status ApplyCiphers(SSL_CTX* ctx, const SecureContextOptions& o) {
+  std::vector<std::string> legacy, suites;
+  for (absl::string_view element : absl::StrSplit(o.ciphers, absl::ByAnyChar(": ,"), absl::SkipEmpty())) {
+    if (absl::StartsWith(element, "TLS_")) {
+      suites.emplace_back(element);
+      continue;
+    }
+    legacy.emplace_back(element);
+    absl::string_view name = element;
+    if (absl::StartsWith(name, "@") || absl::StartsWith(name, "!") || absl::StartsWith(name, "-")) continue;
+    absl::ConsumePrefix(&name, "+");
+    OpenSslPtr<SSL_CTX> scratch(SSL_CTX_new(TLS_method()));
+    if (!scratch || SSL_CTX_set_cipher_list(scratch.get(), std::string(name).c_str()) != 1) {
+      return BadOption("ciphers", absl::StrCat("no cipher match for '", element, "'"));
+    }
+  }
+  std::string legacy_list = legacy.empty() ? kDefaultCiphers : absl::StrJoin(legacy, ":");
+  if (SSL_CTX_set_cipher_list(ctx, legacy_list.c_str()) != 1) {
+    return BadOption("ciphers", absl::StrCat("no cipher match in '", o.ciphers, "'"));
+  }
+  std::string suite_list = !o.ciphersuites.empty() ? o.ciphersuites
+                           : suites.empty()        ? kDefaultCipherSuites
+                                                   : absl::StrJoin(suites, ":");
+  if (SSL_CTX_set_ciphersuites(ctx, suite_list.c_str()) != 1) {
+    return BadOption(o.ciphersuites.empty() ? "ciphers" : "ciphersuites",
+                     absl::StrCat("unknown TLS 1.3 cipher suite in '", suite_list, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyDhParam(SSL_CTX* ctx, const std::string& pem, std::vector<std::string>* warnings) {
+  OpenSslPtr<BIO> bio = MemoryBio(pem);
+  OpenSslPtr<EVP_PKEY> dh(PEM_read_bio_Parameters(bio.get(), nullptr));
+  if (!dh || EVP_PKEY_get_base_id(dh.get()) != EVP_PKEY_DH) {
+    return BadOption("dhparam", "not PEM DH parameters");
+  }
+  int bits = EVP_PKEY_get_bits(dh.get());
+  if (bits < 1024) {
+    return MakeError(absl::StatusCode::kInvalidArgument, "ERR_TLS_DH_PARAM_SIZE",
+                     absl::StrCat("dhparam: DH parameter is less than 1024 bits (", bits, ")"));
+  }
+  if (bits < 2048) warnings->push_back("WARNING: DH parameter is less than 2048 bits");
+  // set0 takes ownership on success only.
+  if (SSL_CTX_set0_tmp_dh_pkey(ctx, dh.get()) != 1) return BadOption("dhparam", "rejected by OpenSSL");
+  dh.release();
+  return absl::OkStatus();
+}
+
+absl::Status ApplyTrust(SSL_CTX* ctx, const SecureContextOptions& o) {
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);  // borrowed
+  if (!o.ca.has_value()) {
+    if (X509_STORE_set_default_paths(store) != 1) return BadOption("ca", "cannot load the system trust store");
+  } else {
+    for (const std::string& pem : *o.ca) {
+      TLSENGINE_ASSIGN_OR_RETURN(std::vector<OpenSslPtr<X509>> certs, ReadCertificates("ca", pem));
+      for (auto& cert : certs) {
+        X509_STORE_add_cert(store, cert.get());  // the store takes its own reference
+        ERR_clear_error();                       // duplicates are harmless
+      }
+    }
+  }
+  for (const std::string& pem : o.crl) {
+    OpenSslPtr<BIO> bio = MemoryBio(pem);
+    int count = 0;
+    while (OpenSslPtr<X509_CRL> crl{PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)}) {
+      X509_STORE_add_crl(store, crl.get());
+      ++count;
+    }
+    if (ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE) ERR_clear_error();
+    if (ERR_peek_error() != 0) return BadOption("crl", "malformed PEM CRL");
+    if (count == 0) return BadOption("crl", "no PEM CRL found");
+  }
+  if (!o.crl.empty()) X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+  return absl::OkStatus();
+}
+
+std::string Describe(X509* cert) {
+  char buf[256];
+  X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof(buf));
+  return buf;
+}
+
+// Pairs each certificate chain with the key that matches it.
+absl::Status ApplyIdentities(SSL_CTX* ctx, const SecureContextOptions& o) {
+  std::vector<OpenSslPtr<EVP_PKEY>> keys;
+  for (const std::string& pem : o.key) {
+    TLSENGINE_ASSIGN_OR_RETURN(OpenSslPtr<EVP_PKEY> key, ReadKey(pem, o.passphrase));
+    keys.push_back(std::move(key));
+  }
+  std::vector<bool> used(keys.size(), false);
+  for (const std::string& pem : o.cert) {
+    TLSENGINE_ASSIGN_OR_RETURN(std::vector<OpenSslPtr<X509>> certs, ReadCertificates("cert", pem));
+    size_t match = keys.size();
+    for (size_t i = 0; i < keys.size() && match == keys.size(); ++i) {
+      if (X509_check_private_key(certs[0].get(), keys[i].get()) == 1) match = i;
+    }
+    ERR_clear_error();
+    if (match == keys.size()) {
+      return MakeError(absl::StatusCode::kInvalidArgument, "ERR_TLS_KEY_MISMATCH",
+                       absl::StrCat("key: no private key matches the certificate ", Describe(certs[0].get()),
+                                    keys.empty() ? " (no key given)" : " (key values mismatch)"));
+    }
+    used[match] = true;
+    OpenSslPtr<STACK_OF(X509)> chain(sk_X509_new_null());
+    for (size_t i = 1; i < certs.size(); ++i) sk_X509_push(chain.get(), X509_dup(certs[i].get()));
+    if (SSL_CTX_use_cert_and_key(ctx, certs[0].get(), keys[match].get(), chain.get(), 1) != 1) {
+      return BadOption("cert", absl::StrCat("cannot use certificate ", Describe(certs[0].get())));
+    }
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!used[i]) {
+      return MakeError(absl::StatusCode::kInvalidArgument, "ERR_TLS_KEY_MISMATCH",
+                       absl::StrCat("key: key #", i + 1, " matches no certificate in 'cert'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyPfx(SSL_CTX* ctx, const SecureContextOptions& o) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(o.pfx.data());
+  OpenSslPtr<PKCS12> p12(d2i_PKCS12(nullptr, &p, static_cast<long>(o.pfx.size())));
+  if (!p12) return BadOption("pfx", "not a PKCS#12 (PFX) file");
+  EVP_PKEY* raw_key = nullptr;
+  X509* raw_cert = nullptr;
+  STACK_OF(X509)* raw_ca = nullptr;
+  int ok = PKCS12_parse(p12.get(), o.passphrase.c_str(), &raw_key, &raw_cert, &raw_ca);
+  // PKCS12_parse hands us ownership of all three.
+  OpenSslPtr<EVP_PKEY> key(raw_key);
+  OpenSslPtr<X509> cert(raw_cert);
+  OpenSslPtr<STACK_OF(X509)> ca(raw_ca);
+  if (ok != 1) {
+    if (internal::PeekErrorReason() == PKCS12_R_MAC_VERIFY_FAILURE) {
+      return BadOption("pfx", "mac verify failure (wrong passphrase?)");
+    }
+    return BadOption("pfx", "unreadable PKCS#12 (wrong passphrase or unsupported algorithm?)");
+  }
+  if (!key || !cert) return BadOption("pfx", "PKCS#12 holds no key and certificate");
+  if (SSL_CTX_use_cert_and_key(ctx, cert.get(), key.get(), ca.get(), 1) != 1) {
+    return BadOption("pfx", "key does not match the certificate");
+  }
+  // As Node does, the PFX's CA certificates are trusted too.
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);  // borrowed
+  for (int i = 0; ca && i < sk_X509_num(ca.get()); ++i) {
+    X509_STORE_add_cert(store, sk_X509_value(ca.get(), i));
+  }
+  ERR_clear_error();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
+    const SecureContextOptions& options) {
+  ERR_clear_error();
+  std::unique_ptr<SSL_CTX, CtxDeleter> ctx(SSL_CTX_new(TLS_method()));
+  if (!ctx) {
+    return MakeError(absl::StatusCode::kInternal, kErrInternal,
+                     absl::StrCat("SSL_CTX_new failed: ", DrainErrors()));
+  }
+  std::vector<std::string> warnings;
+
+  int min = 0, max = 0;
+  TLSENGINE_ASSIGN_OR_RETURN(min, ParseVersion("min_version", options.min_version));
+  TLSENGINE_ASSIGN_OR_RETURN(max, ParseVersion("max_version", options.max_version));
+  if (!options.secure_protocol.empty()) {
+    TLSENGINE_RETURN_IF_ERROR(ApplySecureProtocol(options.secure_protocol, &min, &max));
+  }
+  if (min > max) {
+    return MakeError(absl::StatusCode::kInvalidArgument, "ERR_TLS_PROTOCOL_VERSION_CONFLICT",
+                     absl::StrCat("min_version: ", options.min_version,
+                                  " is above max_version ", options.max_version));
+  }
+  if (min < TLS1_2_VERSION) {
+    // TLS 1.0/1.1 sign with SHA-1/MD5, which security level 1 refuses.
+    SSL_CTX_set_security_level(ctx.get(), 0);
+    warnings.push_back("TLS versions below 1.2 are enabled; they are deprecated (RFC 8996)");
+  }
+  SSL_CTX_set_min_proto_version(ctx.get(), min);
+  SSL_CTX_set_max_proto_version(ctx.get(), max);
+
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION);
+  if (options.honor_cipher_order) SSL_CTX_set_options(ctx.get(), SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // SSL_MODE_AUTO_RETRY stays on (OpenSSL's default): over the engine's
+  // non-blocking BIO it only means that a non-data record (a TLS 1.3 ticket)
+  // does not end SSL_read while more input is buffered.
+
+  TLSENGINE_RETURN_IF_ERROR(ApplyCiphers(ctx.get(), options));
+
+  if (options.ecdh_curve.empty()) return BadOption("ecdh_curve", "empty; use \"auto\" or a list of curves");
+  if (options.ecdh_curve != "auto" &&
+      SSL_CTX_set1_groups_list(ctx.get(), options.ecdh_curve.c_str()) != 1) {
+    return MakeError(absl::StatusCode::kInvalidArgument, "ERR_CRYPTO_INVALID_CURVE",
+                     absl::StrCat("ecdh_curve: unknown curve in '", options.ecdh_curve, "'"));
+  }
+  if (!options.dhparam.empty()) {
+    TLSENGINE_RETURN_IF_ERROR(ApplyDhParam(ctx.get(), options.dhparam, &warnings));
+  }
+
+  TLSENGINE_RETURN_IF_ERROR(ApplyTrust(ctx.get(), options));
+  if (!options.pfx.empty()) TLSENGINE_RETURN_IF_ERROR(ApplyPfx(ctx.get(), options));
+  TLSENGINE_RETURN_IF_ERROR(ApplyIdentities(ctx.get(), options));
+
+  if (options.session_timeout <= 0) {
+    return BadOption("session_timeout", absl::StrCat("must be positive, got ", options.session_timeout));
+  }
+  SSL_CTX_set_timeout(ctx.get(), static_cast<long>(options.session_timeout));
+  if (options.session_id_context.size() > SSL_MAX_SID_CTX_LENGTH) {
+    return BadOption("session_id_context",
+                     absl::StrCat("longer than ", SSL_MAX_SID_CTX_LENGTH, " bytes"));
+  }
+  SSL_CTX_set_session_id_context(
+      ctx.get(), reinterpret_cast<const unsigned char*>(options.session_id_context.data()),
+      static_cast<unsigned int>(options.session_id_context.size()));
+  ERR_clear_error();
+  return std::shared_ptr<const SecureContext>(
+      new SecureContext(options, std::move(ctx), std::move(warnings)));
+}
+
+std::vector<std::string> GetCiphers() {
+  std::vector<std::string> out;
+  OpenSslPtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
+  if (!ctx) return out;
+  OpenSslPtr<SSL> ssl(SSL_new(ctx.get()));
+  if (!ssl) return out;
+  STACK_OF(SSL_CIPHER)* ciphers = SSL_get_ciphers(ssl.get());  // borrowed
+  for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); ++i) {
+    out.push_back(absl::AsciiStrToLower(SSL_CIPHER_get_name(sk_SSL_CIPHER_value(ciphers, i))));
+  }
+  return out;
+}
+
+}  // namespace tlsengine

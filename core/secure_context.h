@@ -1,0 +1,113 @@
+// SecureContext: Node's tls.createSecureContext(). Keys, certificates, trust,
+// ciphers and protocol limits, parsed and checked once, then shared read-only
+// by any number of connections on any number of threads.
+//
+//   SecureContextOptions opts;
+//   opts.key = {key_pem};
+//   opts.cert = {cert_pem};
+//   absl::StatusOr<std::shared_ptr<const SecureContext>> ctx =
+//       SecureContext::Create(opts);
+#ifndef TLSENGINE_CORE_SECURE_CONTEXT_H_
+#define TLSENGINE_CORE_SECURE_CONTEXT_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+typedef struct ssl_ctx_st SSL_CTX;
+
+namespace tlsengine {
+
+// Our default TLS 1.2 cipher list: AEAD and forward secret only. Node's
+// io.js default also allowed CBC and, in the spec, RC4; see the README.
+inline constexpr char kDefaultCiphers[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+// TLS 1.3 suites (all AEAD, all forward secret).
+inline constexpr char kDefaultCipherSuites[] =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
+// The options of tls.createSecureContext(), under Node's names (snake_case).
+// Every text option is PEM unless said otherwise.
+struct SecureContextOptions {
+  // Private keys; each must match one certificate in `cert`. An RSA and an
+  // ECDSA identity may be given together: OpenSSL picks per handshake.
+  std::vector<std::string> key;
+  // Certificates; each string is a leaf followed by its intermediates.
+  std::vector<std::string> cert;
+  // Decrypts encrypted keys and the PFX.
+  std::string passphrase;
+  // PKCS#12 (DER bytes): key, certificate and CA certificates, which, as in
+  // Node, join both the sent chain and the trusted set.
+  std::string pfx;
+  // Trusted CAs; each string may hold several certificates. nullopt: the
+  // system trust store. An empty vector: trust nothing (as Node's `ca: []`).
+  std::optional<std::vector<std::string>> ca;
+  // CRLs; giving any turns on revocation checks for the whole chain.
+  std::vector<std::string> crl;
+  // OpenSSL cipher list for TLS 1.2 and below; TLS 1.3 suite names
+  // (TLS_AES_128_GCM_SHA256) may be mixed in, as in Node. "": defaults.
+  std::string ciphers;
+  // TLS 1.3 suites, colon separated. "": defaults (or those in `ciphers`).
+  std::string ciphersuites;
+  // Server: choose by our cipher order instead of the client's.
+  bool honor_cipher_order = false;
+  // Key-exchange groups, colon separated ("P-256:X25519"), or "auto".
+  std::string ecdh_curve = "auto";
+  // DH parameters (PEM) to enable DHE suites; at least 1024 bits.
+  std::string dhparam;
+  // "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3". Defaults: 1.2 and 1.3.
+  std::string min_version = "TLSv1.2";
+  std::string max_version = "TLSv1.3";
+  // Node's legacy switch, e.g. "TLSv1_2_method"; overrides the two above.
+  std::string secure_protocol;
+  // Server: lifetime of sessions and tickets, seconds (Node: 300).
+  int64_t session_timeout = 300;
+  // Server: session id context, at most 32 bytes.
+  std::string session_id_context = "tlsengine";
+};
+
+class SecureContext {
+ public:
+  // Parses and checks everything. kInvalidArgument, with code
+  // ERR_INVALID_ARG_VALUE (or Node's own where it has one) and a message
+  // that names the option and the cause, for any bad input.
+  static absl::StatusOr<std::shared_ptr<const SecureContext>> Create(
+      const SecureContextOptions& options);
+
+  ~SecureContext();
+  SecureContext(const SecureContext&) = delete;
+  SecureContext& operator=(const SecureContext&) = delete;
+
+  const SecureContextOptions& options() const { return options_; }
+  // Things worth knowing that are not errors (e.g. a DH group < 2048 bits,
+  // which Node prints as a warning).
+  const std::vector<std::string>& warnings() const { return warnings_; }
+  // The underlying SSL_CTX, borrowed; valid while this object lives. For
+  // use by core; reconfiguring it breaks the thread-safety promise.
+  SSL_CTX* native_handle() const { return ctx_.get(); }
+
+ private:
+  struct CtxDeleter {
+    void operator()(SSL_CTX* ctx) const;
+  };
+  SecureContext(SecureContextOptions options, std::unique_ptr<SSL_CTX, CtxDeleter> ctx,
+                std::vector<std::string> warnings);
+
+  SecureContextOptions options_;
+  std::unique_ptr<SSL_CTX, CtxDeleter> ctx_;
+  std::vector<std::string> warnings_;
+};
+
+// Node's tls.getCiphers(): the supported cipher names, lower case.
+std::vector<std::string> GetCiphers();
+
+}  // namespace tlsengine
+
+#endif  // TLSENGINE_CORE_SECURE_CONTEXT_H_

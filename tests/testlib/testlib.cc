@@ -1,0 +1,148 @@
+#include "tests/testlib/testlib.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace tlsengine {
+namespace testing {
+
+absl::Time TestNow() { return absl::FromUnixSeconds(1906502400); }  // 2030-06-01
+
+std::string ReadTestFile(const std::string& name) {
+  std::ifstream in("tests/certs/" + name, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "missing test file tests/certs/%s\n", name.c_str());
+    std::abort();
+  }
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+SecureContextOptions IdentityOptions(const std::string& identity, const std::string& version) {
+  SecureContextOptions o;
+  if (!identity.empty()) {
+    o.key = {Key(identity)};
+    o.cert = {Chain(identity)};
+  }
+  o.ca = std::vector<std::string>{Cert("ca1")};
+  if (!version.empty()) o.min_version = o.max_version = version;
+  return o;
+}
+
+std::shared_ptr<const SecureContext> MakeContext(const SecureContextOptions& options) {
+  absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(options);
+  if (!ctx.ok()) {
+    std::fprintf(stderr, "test context: %s\n", ctx.status().ToString().c_str());
+    std::abort();
+  }
+  return *ctx;
+}
+
+ConnectionOptions ServerOptions(const std::string& identity, const std::string& version) {
+  ConnectionOptions o;
+  o.is_server = true;
+  o.secure_context = MakeContext(IdentityOptions(identity, version));
+  return o;
+}
+
+ConnectionOptions ClientOptions(const std::string& version) {
+  ConnectionOptions o;
+  o.secure_context = MakeContext(IdentityOptions("", version));
+  o.servername = "localhost";
+  return o;
+}
+
+bool Side::Saw(EventType type) const {
+  for (EventType e : events) {
+    if (e == type) return true;
+  }
+  return false;
+}
+
+EnginePair::EnginePair(ConnectionOptions server, ConnectionOptions client, absl::Time now) : now_(now) {
+  auto s = TlsConnection::Create(std::move(server), now);
+  auto c = TlsConnection::Create(std::move(client), now);
+  if (!s.ok() || !c.ok()) {
+    std::fprintf(stderr, "EnginePair: %s %s\n", s.status().ToString().c_str(), c.status().ToString().c_str());
+    std::abort();
+  }
+  server_.conn = *std::move(s);
+  client_.conn = *std::move(c);
+}
+
+void EnginePair::Drain(Side& side) {
+  while (std::optional<Event> ev = side.conn->NextEvent(now_)) {
+    side.events.push_back(ev->type);
+    if (ev->type == EventType::kData) {
+      side.received.append(reinterpret_cast<const char*>(ev->data.data()), ev->data.size());
+    }
+    if (ev->type == EventType::kError && side.error.ok()) side.error = ev->status;
+  }
+}
+
+void EnginePair::Poll() {
+  Drain(client_);
+  Drain(server_);
+}
+
+bool EnginePair::Transfer(Side& from, Side& to, size_t chunk) {
+  bool moved = false;
+  while (true) {
+    auto out = from.conn->Output();
+    if (out.empty()) break;
+    absl::Span<uint8_t> space = to.conn->InputSpace();
+    size_t n = std::min({chunk, out[0].size(), space.size()});
+    if (n == 0) {
+      if (to.conn->finished()) from.conn->ConsumeOutput(out[0].size());  // nobody listens
+      break;
+    }
+    std::memcpy(space.data(), out[0].data(), n);
+    if (!to.conn->CommitInput(n).ok()) break;
+    from.conn->ConsumeOutput(n);
+    moved = true;
+    Drain(to);
+  }
+  return moved;
+}
+
+bool EnginePair::Pump(size_t chunk) {
+  bool any = false;
+  for (int round = 0; round < 100000; ++round) {
+    Poll();
+    bool moved = Transfer(client_, server_, chunk);
+    moved |= Transfer(server_, client_, chunk);
+    if (!moved) break;
+    any = true;
+  }
+  Poll();
+  return any;
+}
+
+absl::Status EnginePair::Handshake(size_t chunk) {
+  Pump(chunk);
+  if (!client_.error.ok()) return client_.error;
+  if (!server_.error.ok()) return server_.error;
+  if (!client_.conn->secure() || !server_.conn->secure()) {
+    return absl::InternalError("handshake did not complete");
+  }
+  return absl::OkStatus();
+}
+
+void EnginePair::SendAll(Side& from, const std::string& data, size_t chunk) {
+  size_t sent = 0;
+  for (int stalls = 0; sent < data.size() && stalls < 3;) {
+    absl::StatusOr<size_t> n = from.conn->Write(absl::string_view(data).substr(sent));
+    if (!n.ok()) return;
+    sent += *n;
+    stalls = Pump(chunk) || *n > 0 ? 0 : stalls + 1;
+  }
+  Pump(chunk);
+}
+
+}  // namespace testing
+}  // namespace tlsengine

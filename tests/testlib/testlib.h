@@ -1,0 +1,85 @@
+// Test-only helpers: test certificates, a fake clock, and EnginePair, which
+// pumps a client and a server TlsConnection through memory in chunks of any
+// size, recording every event.
+//
+//   EnginePair pair(ServerOptions("server-rsa"), ClientOptions());
+//   ASSERT_TRUE(pair.Handshake(/*chunk=*/1).ok());
+#ifndef TLSENGINE_TESTS_TESTLIB_TESTLIB_H_
+#define TLSENGINE_TESTS_TESTLIB_TESTLIB_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/secure_context.h"
+#include "core/tls_connection.h"
+
+namespace tlsengine {
+namespace testing {
+
+// The fixed "now" of engine tests: inside every good test certificate's
+// validity (2020..2099) and after the test CRLs were issued.
+absl::Time TestNow();
+
+// tests/certs/NAME, read from the runfiles. Aborts the test binary when
+// missing: a missing fixture is a broken build, not a test result.
+std::string ReadTestFile(const std::string& name);
+inline std::string Cert(const std::string& identity) { return ReadTestFile(identity + ".pem"); }
+inline std::string Key(const std::string& identity) { return ReadTestFile(identity + "-key.pem"); }
+inline std::string Chain(const std::string& identity) { return ReadTestFile(identity + "-chain.pem"); }
+
+// A context for `identity` (leaf + intermediate) trusting ca1, TLS `version`
+// ("" for both 1.2 and 1.3).
+SecureContextOptions IdentityOptions(const std::string& identity, const std::string& version = "");
+std::shared_ptr<const SecureContext> MakeContext(const SecureContextOptions& options);
+
+ConnectionOptions ServerOptions(const std::string& identity = "server-rsa", const std::string& version = "");
+// A client trusting ca1 (no identity of its own), servername "localhost".
+ConnectionOptions ClientOptions(const std::string& version = "");
+
+struct Side {
+  std::unique_ptr<TlsConnection> conn;
+  std::vector<EventType> events;
+  std::string received;
+  absl::Status error;  // the first error event
+  bool Saw(EventType type) const;
+};
+
+class EnginePair {
+ public:
+  EnginePair(ConnectionOptions server, ConnectionOptions client, absl::Time now = TestNow());
+
+  TlsConnection& client() { return *client_.conn; }
+  TlsConnection& server() { return *server_.conn; }
+  Side& client_side() { return client_; }
+  Side& server_side() { return server_; }
+  absl::Time now() const { return now_; }
+  void Advance(absl::Duration d) { now_ += d; }
+
+  // Moves bytes both ways, `chunk` bytes at a time, polling events after
+  // every chunk, until nothing moves. Returns true if anything moved.
+  bool Pump(size_t chunk = SIZE_MAX);
+  // Pumps until both sides are secure or one failed. Returns the first error
+  // (client's first), or OK.
+  absl::Status Handshake(size_t chunk = SIZE_MAX);
+  // Polls both sides' events without moving bytes.
+  void Poll();
+  // Writes all of `data` from one side, pumping as the write buffer fills.
+  void SendAll(Side& from, const std::string& data, size_t chunk = SIZE_MAX);
+
+ private:
+  void Drain(Side& side);
+  bool Transfer(Side& from, Side& to, size_t chunk);
+
+  absl::Time now_;
+  Side server_;
+  Side client_;
+};
+
+}  // namespace testing
+}  // namespace tlsengine
+
+#endif  // TLSENGINE_TESTS_TESTLIB_TESTLIB_H_
