@@ -126,11 +126,15 @@ std::string Digest(X509* cert, const EVP_MD* md) {
   return internal::ColonHex(buf, len);
 }
 
-std::string BnHex(const BIGNUM* bn) {
+// Uppercase hex. Node prints serial numbers whole-byte (BN_bn2hex) and the
+// RSA modulus and exponent without leading zeros (BN_print).
+std::string BnHex(const BIGNUM* bn, bool strip_zeros = true) {
   char* hex = BN_bn2hex(bn);
   std::string out = hex != nullptr ? hex : "";
   OPENSSL_free(hex);
-  return out;
+  if (!strip_zeros) return out;
+  size_t first = out.find_first_not_of('0');
+  return first == std::string::npos ? "0" : out.substr(first);
 }
 
 void FillKeyInfo(X509* cert, CertificateInfo* info) {
@@ -179,7 +183,7 @@ absl::StatusOr<CertificateInfo> InfoFromX509(X509* cert) {
   info.fingerprint256 = Digest(cert, EVP_sha256());
   info.fingerprint512 = Digest(cert, EVP_sha512());
   OpenSslPtr<BIGNUM> serial(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
-  if (serial) info.serial_number = BnHex(serial.get());
+  if (serial) info.serial_number = BnHex(serial.get(), /*strip_zeros=*/false);
   if (auto* eku = static_cast<EXTENDED_KEY_USAGE*>(
           X509_get_ext_d2i(cert, NID_ext_key_usage, nullptr, nullptr))) {
     for (int i = 0; i < sk_ASN1_OBJECT_num(eku); ++i) {

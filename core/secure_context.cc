@@ -116,7 +116,10 @@ absl::Status ApplySecureProtocol(absl::string_view name, int* min, int* max) {
 // Splits Node's `ciphers` into the TLS 1.2 list and TLS 1.3 suite names, and
 // refuses any element that selects no cipher at all, so a typo is an error
 // at creation rather than a handshake failure later.
-absl::Status ApplyCiphers(SSL_CTX* ctx, const SecureContextOptions& o) {
+constexpr char kLegacyCbcCiphers[] =
+    "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA";
+
+absl::Status ApplyCiphers(SSL_CTX* ctx, const SecureContextOptions& o, int min_version) {
   std::vector<std::string> legacy, suites;
   for (absl::string_view element : absl::StrSplit(o.ciphers, absl::ByAnyChar(": ,"), absl::SkipEmpty())) {
     if (absl::StartsWith(element, "TLS_")) {
@@ -133,6 +136,11 @@ absl::Status ApplyCiphers(SSL_CTX* ctx, const SecureContextOptions& o) {
     }
   }
   std::string legacy_list = legacy.empty() ? kDefaultCiphers : absl::StrJoin(legacy, ":");
+  if (legacy.empty() && min_version < TLS1_2_VERSION) {
+    // TLS 1.0/1.1 have no AEAD suites: whoever enables them gets the
+    // forward-secret CBC suites too, or no handshake could use them.
+    absl::StrAppend(&legacy_list, ":", kLegacyCbcCiphers);
+  }
   if (SSL_CTX_set_cipher_list(ctx, legacy_list.c_str()) != 1) {
     return BadOption("ciphers", absl::StrCat("no cipher match in '", o.ciphers, "'"));
   }
@@ -146,18 +154,19 @@ absl::Status ApplyCiphers(SSL_CTX* ctx, const SecureContextOptions& o) {
   return absl::OkStatus();
 }
 
-absl::Status ApplyDhParam(SSL_CTX* ctx, const std::string& pem, std::vector<std::string>* warnings) {
+absl::Status ApplyDhParam(SSL_CTX* ctx, const std::string& pem) {
   OpenSslPtr<BIO> bio = MemoryBio(pem);
   OpenSslPtr<EVP_PKEY> dh(PEM_read_bio_Parameters(bio.get(), nullptr));
   if (!dh || EVP_PKEY_get_base_id(dh.get()) != EVP_PKEY_DH) {
     return BadOption("dhparam", "not PEM DH parameters");
   }
+  // Node refuses < 1024 bits and warns below 2048; Debian's OpenSSL
+  // (security level 2) refuses below 2048, so that is the floor here.
   int bits = EVP_PKEY_get_bits(dh.get());
-  if (bits < 1024) {
+  if (bits < 2048) {
     return MakeError(absl::StatusCode::kInvalidArgument, "ERR_TLS_DH_PARAM_SIZE",
-                     absl::StrCat("dhparam: DH parameter is less than 1024 bits (", bits, ")"));
+                     absl::StrCat("dhparam: DH parameter is less than 2048 bits (", bits, ")"));
   }
-  if (bits < 2048) warnings->push_back("WARNING: DH parameter is less than 2048 bits");
   // set0 takes ownership on success only.
   if (SSL_CTX_set0_tmp_dh_pkey(ctx, dh.get()) != 1) return BadOption("dhparam", "rejected by OpenSSL");
   dh.release();
@@ -302,7 +311,7 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
   // non-blocking BIO it only means that a non-data record (a TLS 1.3 ticket)
   // does not end SSL_read while more input is buffered.
 
-  TLSENGINE_RETURN_IF_ERROR(ApplyCiphers(ctx.get(), options));
+  TLSENGINE_RETURN_IF_ERROR(ApplyCiphers(ctx.get(), options, min));
 
   if (options.ecdh_curve.empty()) return BadOption("ecdh_curve", "empty; use \"auto\" or a list of curves");
   if (options.ecdh_curve != "auto" &&
@@ -311,7 +320,7 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
                      absl::StrCat("ecdh_curve: unknown curve in '", options.ecdh_curve, "'"));
   }
   if (!options.dhparam.empty()) {
-    TLSENGINE_RETURN_IF_ERROR(ApplyDhParam(ctx.get(), options.dhparam, &warnings));
+    TLSENGINE_RETURN_IF_ERROR(ApplyDhParam(ctx.get(), options.dhparam));
   }
 
   TLSENGINE_RETURN_IF_ERROR(ApplyTrust(ctx.get(), options));

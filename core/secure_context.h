@@ -60,7 +60,7 @@ struct SecureContextOptions {
   bool honor_cipher_order = false;
   // Key-exchange groups, colon separated ("P-256:X25519"), or "auto".
   std::string ecdh_curve = "auto";
-  // DH parameters (PEM) to enable DHE suites; at least 1024 bits.
+  // DH parameters (PEM) to enable DHE suites; at least 2048 bits.
   std::string dhparam;
   // "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3". Defaults: 1.2 and 1.3.
   std::string min_version = "TLSv1.2";
@@ -86,8 +86,8 @@ class SecureContext {
   SecureContext& operator=(const SecureContext&) = delete;
 
   const SecureContextOptions& options() const { return options_; }
-  // Things worth knowing that are not errors (e.g. a DH group < 2048 bits,
-  // which Node prints as a warning).
+  // Things worth knowing that are not errors (e.g. TLS 1.0 enabled), which
+  // Node would print as warnings.
   const std::vector<std::string>& warnings() const { return warnings_; }
   // The underlying SSL_CTX, borrowed; valid while this object lives. For
   // use by core; reconfiguring it breaks the thread-safety promise.

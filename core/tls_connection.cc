@@ -248,16 +248,20 @@ int TlsConnection::Impl::VerifyCallback(int preverify_ok, X509_STORE_CTX* store)
   SSL* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   auto* self = static_cast<Impl*>(SSL_get_app_data(ssl));
   const bool reject = self->options_.reject_unauthorized;
+  // As Node does, verification always runs to its end, so the error
+  // reported is OpenSSL's final verdict (e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE
+  // for a missing intermediate) whether or not we reject.
   if (!preverify_ok) {
     self->chain_failed_ = true;
-    return reject ? 0 : 1;
-  }
-  if (self->options_.is_server || self->chain_failed_ || X509_STORE_CTX_get_error_depth(store) != 0) {
     return 1;
   }
-  // Depth 0 is reported last: the whole chain verified, so the server's
-  // identity is checked now, as Node does, inside the handshake so that a
-  // rejection reaches the peer as an alert.
+  // OpenSSL signals success at depth 0 last, keeping any earlier error in
+  // the store context: this is where the verdict is made, inside the
+  // handshake, so that a rejection reaches the peer as an alert.
+  if (X509_STORE_CTX_get_error_depth(store) != 0) return 1;
+  if (self->chain_failed_) return reject ? 0 : 1;
+  if (self->options_.is_server) return 1;
+  // The chain is good: check the server's identity, as Node does only then.
   absl::StatusOr<CertificateInfo> leaf = internal::InfoFromX509(X509_STORE_CTX_get_current_cert(store));
   absl::Status identity = leaf.status();
   if (leaf.ok()) {

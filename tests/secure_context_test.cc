@@ -1,0 +1,363 @@
+// SecureContext: Node's createSecureContext options, good and bad.
+#include "core/secure_context.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "core/errors.h"
+#include "gtest/gtest.h"
+#include "tests/testlib/testlib.h"
+
+namespace tlsengine {
+namespace {
+
+using testing::Cert;
+using testing::Chain;
+using testing::ClientOptions;
+using testing::EnginePair;
+using testing::IdentityOptions;
+using testing::Key;
+using testing::MakeContext;
+using testing::ReadTestFile;
+using testing::ServerOptions;
+
+void ExpectBad(const SecureContextOptions& o, const std::string& code, const std::string& message_part) {
+  absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(o);
+  ASSERT_FALSE(ctx.ok()) << "expected an error containing: " << message_part;
+  EXPECT_EQ(ctx.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(NodeCode(ctx.status()), code) << ctx.status();
+  EXPECT_NE(ctx.status().message().find(message_part), std::string::npos) << ctx.status();
+}
+
+SecureContextOptions Server(const std::string& identity = "server-rsa") {
+  return IdentityOptions(identity);
+}
+
+ConnectionOptions ServerWith(const SecureContextOptions& o) {
+  ConnectionOptions so;
+  so.is_server = true;
+  so.secure_context = MakeContext(o);
+  return so;
+}
+
+ConnectionOptions ClientWith(SecureContextOptions o) {
+  ConnectionOptions co = ClientOptions();
+  if (!o.ca.has_value()) o.ca = std::vector<std::string>{Cert("ca1")};
+  co.secure_context = MakeContext(o);
+  return co;
+}
+
+// ---- Bad input: every one names the option and the cause ----
+
+TEST(SecureContextErrors, KeyThatDoesNotMatchItsCertificate) {
+  SecureContextOptions o = Server();
+  o.key = {Key("server-ecdsa")};
+  ExpectBad(o, "ERR_TLS_KEY_MISMATCH", "key: no private key matches the certificate");
+}
+
+TEST(SecureContextErrors, CertificateWithoutAKey) {
+  SecureContextOptions o = Server();
+  o.key.clear();
+  ExpectBad(o, "ERR_TLS_KEY_MISMATCH", "(no key given)");
+}
+
+TEST(SecureContextErrors, KeyWithoutACertificate) {
+  SecureContextOptions o = Server();
+  o.cert.clear();
+  ExpectBad(o, "ERR_TLS_KEY_MISMATCH", "key: key #1 matches no certificate");
+}
+
+TEST(SecureContextErrors, WrongPassphrase) {
+  SecureContextOptions o = Server();
+  o.key = {ReadTestFile("server-rsa-key-encrypted.pem")};
+  o.passphrase = "wrong";
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "key: bad decrypt (wrong passphrase?)");
+}
+
+TEST(SecureContextErrors, MissingPassphrase) {
+  SecureContextOptions o = Server();
+  o.key = {ReadTestFile("server-rsa-key-encrypted.pem")};
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "key: encrypted private key and no passphrase given");
+}
+
+TEST(SecureContextErrors, GarbageKeyAndCertificate) {
+  SecureContextOptions o = Server();
+  o.key = {"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n"};
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "key: not a PEM private key");
+  o = Server();
+  o.cert = {"hello"};
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "cert: no PEM certificate found");
+  o = Server();
+  o.cert = {"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"};
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "cert: malformed PEM certificate");
+}
+
+TEST(SecureContextErrors, UnreadablePfxAndWrongPfxPassphrase) {
+  SecureContextOptions o;
+  o.pfx = "this is not a pfx";
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "pfx: not a PKCS#12 (PFX) file");
+  o.pfx = ReadTestFile("server-rsa.pfx");
+  o.passphrase = "wrong";
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "pfx: mac verify failure (wrong passphrase?)");
+}
+
+TEST(SecureContextErrors, BadCa) {
+  SecureContextOptions o;
+  o.ca = std::vector<std::string>{"no certificate here"};
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "ca: no PEM certificate found");
+}
+
+TEST(SecureContextErrors, MalformedCrl) {
+  SecureContextOptions o;
+  o.crl = {"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n"};
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "crl: malformed PEM CRL");
+  o.crl = {"nothing"};
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "crl: no PEM CRL found");
+}
+
+TEST(SecureContextErrors, UnknownCipherAndSuite) {
+  SecureContextOptions o;
+  o.ciphers = "ECDHE-RSA-AES128-GCM-SHA256:NO-SUCH-CIPHER";
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "ciphers: no cipher match for 'NO-SUCH-CIPHER'");
+  o.ciphers = "RC4";  // gone from OpenSSL 3's default provider, and from our defaults
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "ciphers: no cipher match for 'RC4'");
+  o.ciphers = "";
+  o.ciphersuites = "TLS_NO_SUCH_SUITE";
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "ciphersuites: unknown TLS 1.3 cipher suite");
+}
+
+TEST(SecureContextErrors, UnknownCurve) {
+  SecureContextOptions o;
+  o.ecdh_curve = "P-256:not-a-curve";
+  ExpectBad(o, "ERR_CRYPTO_INVALID_CURVE", "ecdh_curve: unknown curve in 'P-256:not-a-curve'");
+  o.ecdh_curve = "";
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "ecdh_curve: empty");
+}
+
+TEST(SecureContextErrors, MalformedDhparamIsReportedNotIgnored) {
+  SecureContextOptions o;
+  o.dhparam = "-----BEGIN DH PARAMETERS-----\nAAAA\n-----END DH PARAMETERS-----\n";
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "dhparam: not PEM DH parameters");
+  o.dhparam = Key("server-rsa");
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "dhparam: not PEM DH parameters");
+}
+
+TEST(SecureContextErrors, BadVersions) {
+  SecureContextOptions o;
+  o.min_version = "TLSv1.4";
+  ExpectBad(o, "ERR_TLS_INVALID_PROTOCOL_VERSION", "min_version: 'TLSv1.4' is not a TLS version");
+  o = {};
+  o.min_version = "TLSv1.3";
+  o.max_version = "TLSv1.2";
+  ExpectBad(o, "ERR_TLS_PROTOCOL_VERSION_CONFLICT", "min_version: TLSv1.3 is above max_version TLSv1.2");
+  o = {};
+  o.secure_protocol = "SSLv3_method";
+  ExpectBad(o, "ERR_TLS_INVALID_PROTOCOL_METHOD", "secure_protocol: SSLv3_method methods disabled");
+  o.secure_protocol = "Bogus_method";
+  ExpectBad(o, "ERR_TLS_INVALID_PROTOCOL_METHOD", "secure_protocol: unknown method: Bogus_method");
+}
+
+TEST(SecureContextErrors, SessionOptions) {
+  SecureContextOptions o;
+  o.session_id_context = std::string(33, 'x');
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "session_id_context: longer than 32 bytes");
+  o = {};
+  o.session_timeout = 0;
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "session_timeout: must be positive");
+}
+
+// ---- Good input does what it says ----
+
+TEST(SecureContextTest, EncryptedKeyWithItsPassphrase) {
+  SecureContextOptions o = Server();
+  o.key = {ReadTestFile("server-rsa-key-encrypted.pem")};
+  o.passphrase = "secret";
+  EnginePair pair(ServerWith(o), ClientOptions());
+  EXPECT_TRUE(pair.Handshake().ok());
+}
+
+TEST(SecureContextTest, PfxWithAndWithoutPassphrase) {
+  for (const auto& [file, pass] : {std::pair{"server-rsa.pfx", "secret"}, std::pair{"server-rsa-nopass.pfx", ""}}) {
+    SecureContextOptions o;
+    o.pfx = ReadTestFile(file);
+    o.passphrase = pass;
+    EnginePair pair(ServerWith(o), ClientOptions());
+    ASSERT_TRUE(pair.Handshake().ok()) << file;
+    EXPECT_TRUE(pair.client().authorized()) << "the PFX sends its intermediate";
+  }
+}
+
+TEST(SecureContextTest, RsaAndEcdsaTogetherServeEachClient) {
+  SecureContextOptions o = Server();
+  o.key = {Key("server-rsa"), Key("server-ecdsa")};
+  o.cert = {Chain("server-ecdsa"), Chain("server-rsa")};  // order does not matter
+  SecureContextOptions rsa_only, ecdsa_only;
+  rsa_only.max_version = ecdsa_only.max_version = "TLSv1.2";
+  rsa_only.ciphers = "ECDHE-RSA-AES128-GCM-SHA256";
+  ecdsa_only.ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256";
+  EnginePair rsa(ServerWith(o), ClientWith(rsa_only));
+  ASSERT_TRUE(rsa.Handshake().ok());
+  EXPECT_EQ(rsa.client().GetPeerCertificate()->bits, 2048);
+  EnginePair ecdsa(ServerWith(o), ClientWith(ecdsa_only));
+  ASSERT_TRUE(ecdsa.Handshake().ok());
+  EXPECT_EQ(ecdsa.client().GetPeerCertificate()->asn1_curve, "prime256v1");
+}
+
+TEST(SecureContextTest, EmptyCaTrustsNothingAndMissingCaUsesTheSystemStore) {
+  SecureContextOptions none;
+  none.ca = std::vector<std::string>{};
+  ConnectionOptions co = ClientOptions();
+  co.secure_context = MakeContext(none);
+  EnginePair pair(ServerOptions(), co);
+  EXPECT_EQ(NodeCode(pair.Handshake()), "UNABLE_TO_GET_ISSUER_CERT_LOCALLY");
+  SecureContextOptions system;  // the system store does not know our test CA
+  co.secure_context = MakeContext(system);
+  EnginePair pair2(ServerOptions(), co);
+  EXPECT_EQ(NodeCode(pair2.Handshake()), "UNABLE_TO_GET_ISSUER_CERT_LOCALLY");
+}
+
+TEST(SecureContextTest, DhparamEnablesDheSuites) {
+  SecureContextOptions o = Server();
+  o.dhparam = ReadTestFile("dhparam-2048.pem");
+  SecureContextOptions dhe_only;
+  dhe_only.max_version = "TLSv1.2";
+  dhe_only.ciphers = "DHE-RSA-AES128-GCM-SHA256";
+  EnginePair pair(ServerWith(o), ClientWith(dhe_only));
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_EQ(pair.client().GetCipher()->name, "DHE-RSA-AES128-GCM-SHA256");
+  EXPECT_TRUE(MakeContext(o)->warnings().empty());
+}
+
+TEST(SecureContextErrors, DhparamBelow2048Bits) {
+  SecureContextOptions o;
+  o.dhparam = ReadTestFile("dhparam-1024.pem");
+  ExpectBad(o, "ERR_TLS_DH_PARAM_SIZE", "dhparam: DH parameter is less than 2048 bits (1024)");
+}
+
+TEST(SecureContextTest, EcdhCurveChoosesTheGroup) {
+  SecureContextOptions server = Server();
+  server.ecdh_curve = "secp384r1";
+  SecureContextOptions client;
+  client.ecdh_curve = "P-256:P-384";
+  client.max_version = "TLSv1.2";
+  EnginePair pair(ServerWith(server), ClientWith(client));
+  ASSERT_TRUE(pair.Handshake().ok());
+  server.ecdh_curve = "X25519";
+  client.ecdh_curve = "prime256v1";
+  EnginePair none(ServerWith(server), ClientWith(client));
+  EXPECT_FALSE(none.Handshake().ok());
+  // TLS 1.2 ECDHE needs a common group: without one no suite is left.
+  EXPECT_EQ(NodeCode(none.server_side().error), "ERR_SSL_NO_SHARED_CIPHER");
+}
+
+TEST(SecureContextTest, CiphersAndHonorCipherOrder) {
+  SecureContextOptions server = Server();
+  server.ciphers = "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256";
+  SecureContextOptions client;
+  client.max_version = "TLSv1.2";
+  client.ciphers = "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384";
+  EnginePair client_order(ServerWith(server), ClientWith(client));
+  ASSERT_TRUE(client_order.Handshake().ok());
+  EXPECT_EQ(client_order.client().GetCipher()->name, "ECDHE-RSA-AES128-GCM-SHA256");
+  server.honor_cipher_order = true;
+  EnginePair server_order(ServerWith(server), ClientWith(client));
+  ASSERT_TRUE(server_order.Handshake().ok());
+  EXPECT_EQ(server_order.client().GetCipher()->name, "ECDHE-RSA-AES256-GCM-SHA384");
+}
+
+TEST(SecureContextTest, Tls13SuitesMayBeGivenInCiphersAsInNode) {
+  SecureContextOptions client;
+  client.ciphers = "TLS_CHACHA20_POLY1305_SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+  EnginePair pair(ServerWith(Server()), ClientWith(client));
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_EQ(pair.client().GetCipher()->name, "TLS_CHACHA20_POLY1305_SHA256");
+}
+
+TEST(SecureContextTest, DefaultsRefuseWeakAndOldProtocols) {
+  SecureContextOptions old_client;
+  old_client.min_version = "TLSv1";
+  old_client.max_version = "TLSv1.1";
+  ConnectionOptions co = ClientWith(old_client);
+  EXPECT_FALSE(MakeContext(old_client)->warnings().empty());
+  EnginePair pair(ServerWith(Server()), co);
+  EXPECT_FALSE(pair.Handshake().ok());
+  EXPECT_EQ(NodeCode(pair.server_side().error), "ERR_SSL_UNSUPPORTED_PROTOCOL");
+  EXPECT_EQ(NodeCode(pair.client_side().error), "ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION");
+  EXPECT_EQ(AlertOf(pair.client_side().error), 70);
+  SecureContextOptions cbc_client;
+  cbc_client.max_version = "TLSv1.2";
+  cbc_client.ciphers = "ECDHE-RSA-AES128-SHA";  // CBC: not in our defaults
+  EnginePair cbc(ServerWith(Server()), ClientWith(cbc_client));
+  EXPECT_FALSE(cbc.Handshake().ok());
+  EXPECT_EQ(NodeCode(cbc.server_side().error), "ERR_SSL_NO_SHARED_CIPHER");
+}
+
+TEST(SecureContextTest, SecureProtocolPinsTheVersion) {
+  SecureContextOptions client;
+  client.secure_protocol = "TLSv1_2_method";
+  EnginePair pair(ServerWith(Server()), ClientWith(client));
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_EQ(pair.client().protocol(), "TLSv1.2");
+  client.secure_protocol = "TLS_client_method";
+  EnginePair any(ServerWith(Server()), ClientWith(client));
+  ASSERT_TRUE(any.Handshake().ok());
+  EXPECT_EQ(any.client().protocol(), "TLSv1.3");
+}
+
+TEST(SecureContextTest, GetCiphersIsLowerCaseWithoutRc4) {
+  std::vector<std::string> ciphers = GetCiphers();
+  ASSERT_FALSE(ciphers.empty());
+  EXPECT_NE(std::find(ciphers.begin(), ciphers.end(), "ecdhe-rsa-aes128-gcm-sha256"), ciphers.end());
+  EXPECT_NE(std::find(ciphers.begin(), ciphers.end(), "tls_aes_256_gcm_sha384"), ciphers.end());
+  for (const std::string& c : ciphers) {
+    EXPECT_EQ(c.find_first_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), std::string::npos) << c;
+    EXPECT_EQ(c.find("rc4"), std::string::npos) << c;
+  }
+}
+
+TEST(SecureContextTest, OneContextSharedByConnectionsOnManyThreads) {
+  std::shared_ptr<const SecureContext> server_ctx = MakeContext(Server("server-ecdsa"));
+  std::shared_ptr<const SecureContext> client_ctx = MakeContext(IdentityOptions(""));
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        ConnectionOptions so, co;
+        so.is_server = true;
+        so.secure_context = server_ctx;
+        co.secure_context = client_ctx;
+        co.servername = "localhost";
+        EnginePair pair(so, co);
+        if (pair.Handshake().ok()) ok++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 40);
+}
+
+}  // namespace
+}  // namespace tlsengine
+
+namespace tlsengine {
+namespace {
+
+TEST(SecureContextTest, OldProtocolsWorkOnlyWhenBothSidesEnableThem) {
+  SecureContextOptions server = testing::IdentityOptions("server-rsa");
+  server.min_version = "TLSv1";
+  SecureContextOptions client;
+  client.ca = std::vector<std::string>{testing::Cert("ca1")};
+  client.min_version = client.max_version = "TLSv1.1";
+  ConnectionOptions so, co = testing::ClientOptions();
+  so.is_server = true;
+  so.secure_context = testing::MakeContext(server);
+  co.secure_context = testing::MakeContext(client);
+  testing::EnginePair pair(so, co);
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_EQ(pair.client().protocol(), "TLSv1.1");
+  EXPECT_EQ(pair.client().GetCipher()->name, "ECDHE-RSA-AES128-SHA");
+}
+
+}  // namespace
+}  // namespace tlsengine

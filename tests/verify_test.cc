@@ -1,0 +1,261 @@
+// Certificate verification: every failure code Node reports, with and
+// without rejectUnauthorized, on both sides.
+#include <string>
+
+#include "core/errors.h"
+#include "core/tls_connection.h"
+#include "gtest/gtest.h"
+#include "tests/testlib/testlib.h"
+
+namespace tlsengine {
+namespace {
+
+using testing::Cert;
+using testing::Chain;
+using testing::ClientOptions;
+using testing::EnginePair;
+using testing::IdentityOptions;
+using testing::Key;
+using testing::MakeContext;
+using testing::ReadTestFile;
+using testing::ServerOptions;
+
+struct VerifyCase {
+  const char* name;
+  std::string server_key, server_cert;  // PEM
+  std::vector<std::string> client_ca;
+  std::vector<std::string> client_crl;
+  std::string servername;
+  std::string code;     // expected authorizationError / error code
+  std::string message;  // expected message
+};
+
+std::vector<VerifyCase> Cases() {
+  return {
+      {"UntrustedRoot", Key("server-rsa"), Chain("server-rsa"), {Cert("ca2")}, {}, "localhost",
+       "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "unable to get local issuer certificate"},
+      {"MissingIntermediate", Key("server-rsa"), Cert("server-rsa"), {Cert("ca1")}, {}, "localhost",
+       "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "unable to verify the first certificate"},
+      {"SelfSignedLeaf", Key("self-signed"), Cert("self-signed"), {Cert("ca1")}, {}, "localhost",
+       "DEPTH_ZERO_SELF_SIGNED_CERT", "self-signed certificate"},
+      {"SelfSignedRootInChain", Key("server-rsa"), Chain("server-rsa") + Cert("ca1"), {Cert("ca2")}, {}, "localhost",
+       "SELF_SIGNED_CERT_IN_CHAIN", "self-signed certificate in certificate chain"},
+      {"Expired", Key("expired"), Chain("expired"), {Cert("ca1")}, {}, "localhost", "CERT_HAS_EXPIRED",
+       "certificate has expired"},
+      {"NotYetValid", Key("not-yet-valid"), Chain("not-yet-valid"), {Cert("ca1")}, {}, "localhost",
+       "CERT_NOT_YET_VALID", "certificate is not yet valid"},
+      {"Revoked", Key("revoked"), Chain("revoked"), {Cert("ca1")}, {ReadTestFile("crl-chain.pem")}, "localhost",
+       "CERT_REVOKED", "certificate revoked"},
+      {"CrlMissingForOneLevel", Key("server-rsa"), Chain("server-rsa"), {Cert("ca1")},
+       {ReadTestFile("int1-crl.pem")}, "localhost", "UNABLE_TO_GET_CRL", "unable to get certificate CRL"},
+      {"WrongHostName", Key("server-rsa"), Chain("server-rsa"), {Cert("ca1")}, {}, "other.example.com",
+       "ERR_TLS_CERT_ALTNAME_INVALID",
+       "Hostname/IP does not match certificate's altnames: Host: other.example.com. is not in the cert's "
+       "altnames: DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1"},
+      {"WildcardTooDeep", Key("wildcard"), Chain("wildcard"), {Cert("ca1")}, {}, "a.b.example.com",
+       "ERR_TLS_CERT_ALTNAME_INVALID",
+       "Hostname/IP does not match certificate's altnames: Host: a.b.example.com. is not in the cert's "
+       "altnames: DNS:*.example.com"},
+  };
+}
+
+class VerifyFailureTest : public ::testing::TestWithParam<VerifyCase> {
+ protected:
+  EnginePair MakePair(bool reject) {
+    const VerifyCase& c = GetParam();
+    SecureContextOptions server;
+    server.key = {c.server_key};
+    server.cert = {c.server_cert};
+    SecureContextOptions client;
+    client.ca = c.client_ca;
+    client.crl = c.client_crl;
+    ConnectionOptions so;
+    so.is_server = true;
+    so.secure_context = MakeContext(server);
+    ConnectionOptions co;
+    co.secure_context = MakeContext(client);
+    co.servername = c.servername;
+    co.reject_unauthorized = reject;
+    return EnginePair(so, co);
+  }
+};
+
+TEST_P(VerifyFailureTest, RejectUnauthorizedEndsTheHandshakeWithTheCode) {
+  EnginePair pair = MakePair(/*reject=*/true);
+  absl::Status s = pair.Handshake();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
+  EXPECT_EQ(NodeCode(s), GetParam().code);
+  EXPECT_EQ(s.message(), GetParam().message);
+  EXPECT_FALSE(pair.client().authorized());
+  EXPECT_FALSE(pair.client().secure());
+  // The alert reached the server, which fails too, and says why.
+  ASSERT_TRUE(AlertOf(s).has_value());
+  EXPECT_EQ(AlertOf(pair.server_side().error), AlertOf(s));
+  EXPECT_EQ(pair.server_side().error.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(NodeCode(pair.server_side().error).rfind("ERR_SSL_", 0), 0u) << pair.server_side().error;
+  EXPECT_FALSE(pair.server_side().Saw(EventType::kSecure));
+}
+
+TEST_P(VerifyFailureTest, WithoutRejectTheConnectionIsSecureButUnauthorized) {
+  EnginePair pair = MakePair(/*reject=*/false);
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_FALSE(pair.client().authorized());
+  EXPECT_EQ(pair.client().authorization_error(), GetParam().code);
+  EXPECT_EQ(pair.client().authorization_status().message(), GetParam().message);
+  EXPECT_TRUE(pair.client_side().Saw(EventType::kSecure));
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, VerifyFailureTest, ::testing::ValuesIn(Cases()),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(VerifyTest, HostnameIsNotCheckedWhenTheChainFailed) {
+  // Node checks the identity only when the chain is good: the chain's code wins.
+  SecureContextOptions client;
+  client.ca = std::vector<std::string>{Cert("ca2")};
+  ConnectionOptions co;
+  co.secure_context = MakeContext(client);
+  co.servername = "other.example.com";
+  co.reject_unauthorized = false;
+  EnginePair pair(ServerOptions(), co);
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_EQ(pair.client().authorization_error(), "UNABLE_TO_GET_ISSUER_CERT_LOCALLY");
+}
+
+TEST(VerifyTest, IpHostsAreCheckedAgainstIpAltNames) {
+  ConnectionOptions co = ClientOptions();
+  co.servername = "";
+  co.host = "127.0.0.1";
+  EnginePair ok(ServerOptions(), co);
+  ASSERT_TRUE(ok.Handshake().ok());
+  EXPECT_TRUE(ok.client().authorized());
+  EXPECT_EQ(ok.server().servername(), "");  // an IP literal is never sent as SNI
+  co.host = "127.0.0.2";
+  EnginePair bad(ServerOptions(), co);
+  absl::Status s = bad.Handshake();
+  EXPECT_EQ(NodeCode(s), "ERR_TLS_CERT_ALTNAME_INVALID");
+  EXPECT_EQ(s.message(),
+            "Hostname/IP does not match certificate's altnames: IP: 127.0.0.2 is not in the cert's list: "
+            "127.0.0.1, 0:0:0:0:0:0:0:1");
+}
+
+TEST(VerifyTest, HostIsSentAsSniWhenNoServernameIsGiven) {
+  ConnectionOptions co = ClientOptions();
+  co.servername = "";
+  co.host = "localhost";
+  EnginePair pair(ServerOptions(), co);
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_EQ(pair.server().servername(), "localhost");
+}
+
+TEST(VerifyTest, CustomCheckServerIdentityCanAcceptAndReject) {
+  ConnectionOptions co = ClientOptions();
+  co.servername = "other.example.com";
+  std::string seen_host, seen_cn;
+  co.check_server_identity = [&](absl::string_view host, const CertificateInfo& cert) {
+    seen_host = std::string(host);
+    seen_cn = cert.subject.Get("CN");
+    return absl::OkStatus();
+  };
+  EnginePair accept(ServerOptions(), co);
+  ASSERT_TRUE(accept.Handshake().ok());
+  EXPECT_TRUE(accept.client().authorized());
+  EXPECT_EQ(seen_host, "other.example.com");
+  EXPECT_EQ(seen_cn, "localhost");
+
+  co.servername = "localhost";
+  co.check_server_identity = [](absl::string_view, const CertificateInfo&) {
+    return MakeError(absl::StatusCode::kUnauthenticated, "ERR_PINNED_KEY_MISMATCH", "pin mismatch");
+  };
+  EnginePair reject(ServerOptions(), co);
+  absl::Status s = reject.Handshake();
+  EXPECT_EQ(NodeCode(s), "ERR_PINNED_KEY_MISMATCH");
+  EXPECT_EQ(s.message(), "pin mismatch");
+
+  co.check_server_identity = [](absl::string_view, const CertificateInfo&) {
+    return absl::PermissionDeniedError("no code given");
+  };
+  EnginePair uncoded(ServerOptions(), co);
+  EXPECT_EQ(NodeCode(uncoded.Handshake()), "ERR_TLS_CERT_ALTNAME_INVALID");
+}
+
+TEST(VerifyTest, DetailedPeerCertificateCarriesTheIssuerChain) {
+  EnginePair pair(ServerOptions(), ClientOptions());
+  ASSERT_TRUE(pair.Handshake().ok());
+  std::optional<CertificateInfo> leaf = pair.client().GetPeerCertificate(/*detailed=*/true);
+  ASSERT_TRUE(leaf.has_value());
+  ASSERT_NE(leaf->issuer_certificate, nullptr);
+  EXPECT_EQ(leaf->issuer_certificate->subject.Get("CN"), "Test Intermediate CA 1");
+  ASSERT_NE(leaf->issuer_certificate->issuer_certificate, nullptr);
+  EXPECT_EQ(leaf->issuer_certificate->issuer_certificate->subject.Get("CN"), "Test Root CA 1");
+  EXPECT_EQ(leaf->issuer_certificate->issuer_certificate->issuer_certificate, nullptr);
+  EXPECT_EQ(pair.client().GetPeerCertificate(false)->issuer_certificate, nullptr);
+}
+
+// ---- Client certificates (server requestCert) ----
+
+ConnectionOptions RequestingServer(bool reject, const std::string& version = "") {
+  ConnectionOptions so = ServerOptions("server-ecdsa", version);
+  so.request_cert = true;
+  so.reject_unauthorized = reject;
+  return so;
+}
+
+ConnectionOptions ClientWith(const std::string& identity, const std::string& version = "") {
+  ConnectionOptions co = ClientOptions(version);
+  SecureContextOptions o = IdentityOptions("", version);
+  if (identity == "client2") {
+    o.key = {Key("client2")};
+    o.cert = {Cert("client2")};
+  } else if (!identity.empty()) {
+    o.key = {Key(identity)};
+    o.cert = {Chain(identity)};
+  }
+  co.secure_context = MakeContext(o);
+  return co;
+}
+
+class ClientCertTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ClientCertTest, TrustedClientIsAuthorized) {
+  EnginePair pair(RequestingServer(true, GetParam()), ClientWith("client", GetParam()));
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_TRUE(pair.server().authorized());
+  EXPECT_EQ(pair.server().authorization_error(), "");
+  ASSERT_TRUE(pair.server().GetPeerCertificate().has_value());
+  EXPECT_EQ(pair.server().GetPeerCertificate()->subject.Get("CN"), "test client");
+}
+
+TEST_P(ClientCertTest, MissingClientCertificateIsRejected) {
+  EnginePair pair(RequestingServer(true, GetParam()), ClientWith("", GetParam()));
+  absl::Status s = pair.Handshake();
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(pair.server_side().error.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(NodeCode(pair.server_side().error), "ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE");
+  EXPECT_FALSE(pair.server_side().Saw(EventType::kSecure));
+  // The client learns it from the alert: handshake_failure in TLS 1.2,
+  // certificate_required (116) in TLS 1.3.
+  EXPECT_EQ(AlertOf(pair.client_side().error), GetParam() == "TLSv1.3" ? 116 : 40);
+}
+
+TEST_P(ClientCertTest, MissingClientCertificateWithoutRejectIsUnauthorized) {
+  EnginePair pair(RequestingServer(false, GetParam()), ClientWith("", GetParam()));
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_FALSE(pair.server().authorized());
+  EXPECT_EQ(pair.server().authorization_error(), "UNABLE_TO_GET_ISSUER_CERT");
+}
+
+TEST_P(ClientCertTest, UntrustedClientCertificate) {
+  EnginePair rejected(RequestingServer(true, GetParam()), ClientWith("client2", GetParam()));
+  rejected.Handshake().IgnoreError();
+  EXPECT_EQ(NodeCode(rejected.server_side().error), "UNABLE_TO_VERIFY_LEAF_SIGNATURE");
+  EXPECT_EQ(NodeCode(rejected.client_side().error), "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA");
+  EnginePair allowed(RequestingServer(false, GetParam()), ClientWith("client2", GetParam()));
+  ASSERT_TRUE(allowed.Handshake().ok());
+  EXPECT_EQ(allowed.server().authorization_error(), "UNABLE_TO_VERIFY_LEAF_SIGNATURE");
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, ClientCertTest, ::testing::Values("TLSv1.2", "TLSv1.3"),
+                         [](const auto& info) { return info.param == "TLSv1.2" ? "Tls12" : "Tls13"; });
+
+}  // namespace
+}  // namespace tlsengine
