@@ -126,7 +126,10 @@ class TlsConnection::Impl {
   void Fail(absl::Status status);
   void Push(EventType type) { events_.push_back(Event{type, {}, absl::OkStatus()}); }
   void FinishClose();
+  // The status for a failed handshake or record operation, from OpenSSL's
+  // error queue (drained) and the verification results.
   absl::Status HandshakeFailure();
+  absl::Status RecordFailure(absl::string_view what);
   // Whether SSL_get_error's `err` means the transport ended (OpenSSL 3 says
   // so with SSL_R_UNEXPECTED_EOF_WHILE_READING; the BIO's EOF is ours).
   bool IsTransportEof(int err) const {
@@ -300,21 +303,27 @@ void TlsConnection::Impl::Fail(absl::Status status) {
 }
 
 absl::Status TlsConnection::Impl::HandshakeFailure() {
-  unsigned long err = ERR_peek_error();
-  const int reason = ERR_GET_REASON(err);
-  std::string detail = internal::DrainErrors();
+  internal::OpenSslFailure failure = internal::DrainFailure();
+  const int reason = ERR_GET_REASON(failure.primary);
   long verify = SSL_get_verify_result(ssl_.get());
   if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
     if (!identity_status_.ok()) return identity_status_;
     if (verify != X509_V_OK) return internal::VerifyError(verify);
   }
-  if (err == 0) {
+  if (failure.primary == 0) {
     return MakeError(absl::StatusCode::kAborted, kErrConnReset,
                      "the peer ended the handshake without an alert");
   }
   absl::StatusCode code = absl::StatusCode::kAborted;
   if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) code = absl::StatusCode::kUnauthenticated;
-  return MakeError(code, internal::OpenSslCode(err), detail);
+  return MakeError(code, internal::OpenSslCode(failure.primary), failure.detail);
+}
+
+absl::Status TlsConnection::Impl::RecordFailure(absl::string_view what) {
+  internal::OpenSslFailure failure = internal::DrainFailure();
+  return MakeError(absl::StatusCode::kAborted,
+                   failure.primary != 0 ? internal::OpenSslCode(failure.primary) : std::string(kErrInternal),
+                   failure.detail.empty() ? what : failure.detail);
 }
 
 void TlsConnection::Impl::DoHandshake() {
@@ -388,10 +397,7 @@ void TlsConnection::Impl::ReadPlaintext() {
     if (state_ == State::kClosing) FinishClose();
     return;
   }
-  unsigned long e = ERR_peek_error();
-  std::string detail = internal::DrainErrors();
-  Fail(MakeError(absl::StatusCode::kAborted, e != 0 ? internal::OpenSslCode(e) : kErrInternal,
-                 detail.empty() ? "TLS read failed" : detail));
+  Fail(RecordFailure("TLS read failed"));
 }
 
 void TlsConnection::Impl::EncryptPending(bool ignore_output_limit) {
@@ -401,10 +407,7 @@ void TlsConnection::Impl::EncryptPending(bool ignore_output_limit) {
     size_t chunk = std::min(plaintext_out_.size(), kMaxPlaintextRecord);
     size_t written = 0;
     if (SSL_write_ex(ssl_.get(), plaintext_out_.data(), chunk, &written) != 1) {
-      unsigned long e = ERR_peek_error();
-      std::string detail = internal::DrainErrors();
-      Fail(MakeError(absl::StatusCode::kAborted, e != 0 ? internal::OpenSslCode(e) : kErrInternal,
-                     detail.empty() ? "TLS write failed" : detail));
+      Fail(RecordFailure("TLS write failed"));
       return;
     }
     plaintext_out_.Consume(written);

@@ -15,12 +15,18 @@ std::string BioContents(BIO* bio) {
   return len > 0 ? std::string(data, static_cast<size_t>(len)) : std::string();
 }
 
-std::string DrainErrors() {
-  std::string out;
+std::string DrainErrors() { return DrainFailure().detail; }
+
+OpenSslFailure DrainFailure() {
+  OpenSslFailure failure;
+  std::string& out = failure.detail;
   const char* data = nullptr;
   int flags = 0;
   unsigned long e;
+  unsigned long last = 0, last_ssl = 0;
   while ((e = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) != 0) {
+    last = e;
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL) last_ssl = e;
     const char* reason = ERR_reason_error_string(e);
     std::string piece = reason != nullptr ? reason : absl::StrCat("error ", ERR_GET_REASON(e));
     if ((flags & ERR_TXT_STRING) != 0 && data != nullptr && *data != '\0') {
@@ -30,7 +36,8 @@ std::string DrainErrors() {
       absl::StrAppend(&out, out.empty() ? "" : ": ", piece);
     }
   }
-  return out;
+  failure.primary = last_ssl != 0 ? last_ssl : last;
+  return failure;
 }
 
 int PeekErrorReason() { return ERR_GET_REASON(ERR_peek_error()); }

@@ -68,6 +68,15 @@ std::string DrainErrors();
 // The reason code of the oldest queued error, without removing it (0: none).
 int PeekErrorReason();
 
+// OpenSSL's error queue, drained: the error that says what went wrong (the
+// last one from the SSL library, which names the protocol failure, else the
+// last one) and the whole queue as one line.
+struct OpenSslFailure {
+  unsigned long primary = 0;  // 0 when the queue was empty
+  std::string detail;
+};
+OpenSslFailure DrainFailure();
+
 // Uppercase hex of `data` with ':' between bytes, as Node prints fingerprints.
 std::string ColonHex(const unsigned char* data, size_t len);
 

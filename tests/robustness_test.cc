@@ -1,0 +1,204 @@
+// Bad input from the network: garbage, oversized and corrupted records, and
+// floods. Each ends in an error event with a code and, where TLS allows, an
+// alert flushed to the peer; nothing crashes and memory stays bounded.
+#include <random>
+#include <string>
+
+#include "core/errors.h"
+#include "core/tls_connection.h"
+#include "gtest/gtest.h"
+#include "tests/testlib/testlib.h"
+
+namespace tlsengine {
+namespace {
+
+using testing::ClientOptions;
+using testing::EnginePair;
+using testing::ServerOptions;
+using testing::TestNow;
+
+std::unique_ptr<TlsConnection> NewConnection(ConnectionOptions o) {
+  return *TlsConnection::Create(std::move(o), TestNow());
+}
+
+// Feeds `bytes` and polls; returns the error event's status (OK if none).
+absl::Status FeedAndPoll(TlsConnection& conn, absl::string_view bytes) {
+  absl::Status error;
+  size_t fed = 0;
+  while (fed < bytes.size()) {
+    absl::StatusOr<size_t> n = conn.Feed(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(bytes.data()) + fed,
+                                                             bytes.size() - fed));
+    if (!n.ok() || *n == 0) break;
+    fed += *n;
+    while (auto ev = conn.NextEvent(TestNow())) {
+      if (ev->type == EventType::kError) error = ev->status;
+    }
+  }
+  return error;
+}
+
+void ExpectDeadAfterError(TlsConnection& conn) {
+  EXPECT_TRUE(conn.finished());
+  EXPECT_FALSE(conn.NextEvent(TestNow()).has_value());
+  EXPECT_TRUE(conn.InputSpace().empty());
+  EXPECT_FALSE(conn.Write("more").ok());
+  EXPECT_EQ(NodeCode(conn.Write("more").status()), NodeCode(conn.status()));
+}
+
+TEST(RobustnessTest, PlainHttpToATlsServer) {
+  auto server = NewConnection(ServerOptions());
+  absl::Status s = FeedAndPoll(*server, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(NodeCode(s), "ERR_SSL_HTTP_REQUEST");
+  ExpectDeadAfterError(*server);
+}
+
+TEST(RobustnessTest, WrongRecordVersion) {
+  auto server = NewConnection(ServerOptions());
+  absl::Status s = FeedAndPoll(*server, std::string("\x16\x09\x09\x00\x05hello", 10));
+  EXPECT_EQ(NodeCode(s), "ERR_SSL_WRONG_VERSION_NUMBER");
+  ExpectDeadAfterError(*server);
+}
+
+TEST(RobustnessTest, OversizedRecordIsRefusedWithRecordOverflow) {
+  auto server = NewConnection(ServerOptions());
+  std::string record("\x16\x03\x01\xff\xff", 5);
+  absl::Status s = FeedAndPoll(*server, record + std::string(100, 'A'));
+  EXPECT_EQ(NodeCode(s), "ERR_SSL_PACKET_LENGTH_TOO_LONG");
+  EXPECT_EQ(AlertOf(s), 22);  // record_overflow
+  // The alert is in the output, to be sent: 21 = alert record.
+  auto out = server->Output();
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out[0][0], 21);
+  ExpectDeadAfterError(*server);
+}
+
+TEST(RobustnessTest, GarbageHandshakeMessageGetsADecodeErrorAlert) {
+  auto server = NewConnection(ServerOptions());
+  // A handshake record holding a ClientHello whose body is nonsense.
+  std::string body("\x01\x00\x00\x08" "\x03\x03garbag", 12);
+  std::string record = std::string("\x16\x03\x01\x00", 4) + static_cast<char>(body.size()) + body;
+  absl::Status s = FeedAndPoll(*server, record);
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted);
+  EXPECT_FALSE(NodeCode(s).empty());
+  EXPECT_TRUE(AlertOf(s).has_value());
+  EXPECT_FALSE(server->Output().empty());
+}
+
+class CorruptionTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CorruptionTest, AFlippedBitInApplicationDataIsABadRecordMac) {
+  EnginePair pair(ServerOptions("server-rsa", GetParam()), ClientOptions());
+  ASSERT_TRUE(pair.Handshake().ok());
+  pair.client().Write("secret message").IgnoreError();
+  auto out = pair.client().Output();
+  ASSERT_FALSE(out.empty());
+  std::string wire(reinterpret_cast<const char*>(out[0].data()), out[0].size());
+  pair.client().ConsumeOutput(wire.size());
+  wire[wire.size() - 3] ^= 0x01;
+  absl::Status s = FeedAndPoll(pair.server(), wire);
+  EXPECT_EQ(NodeCode(s), "ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC");
+  EXPECT_EQ(AlertOf(s), 20);  // bad_record_mac
+  EXPECT_EQ(pair.server_side().received, "");
+  // The alert reaches the client, which reports it.
+  pair.Pump();
+  EXPECT_EQ(NodeCode(pair.client_side().error), "ERR_SSL_SSLV3_ALERT_BAD_RECORD_MAC");
+  EXPECT_EQ(pair.client_side().error.code(), absl::StatusCode::kAborted);
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, CorruptionTest, ::testing::Values("TLSv1.2", "TLSv1.3"),
+                         [](const auto& info) { return info.param == "TLSv1.2" ? "Tls12" : "Tls13"; });
+
+TEST(RobustnessTest, RandomBytesNeverCrashEitherRole) {
+  std::mt19937 rng(7);
+  ConnectionOptions server_opts = ServerOptions();
+  ConnectionOptions client_opts = ClientOptions();
+  for (int i = 0; i < 500; ++i) {
+    std::string junk(std::uniform_int_distribution<size_t>(1, 3000)(rng), '\0');
+    for (char& c : junk) c = static_cast<char>(rng());
+    // Half the time, make it look like a TLS record so it goes deeper.
+    if (i % 2 == 0 && junk.size() > 5) {
+      junk[0] = "\x14\x15\x16\x17"[rng() % 4];
+      junk[1] = 3;
+      junk[2] = static_cast<char>(rng() % 5);
+    }
+    auto conn = NewConnection(i % 3 == 0 ? client_opts : server_opts);
+    conn->NextEvent(TestNow());
+    absl::Status s = FeedAndPoll(*conn, junk);
+    conn->OnTransportEof();
+    while (auto ev = conn->NextEvent(TestNow())) {
+      if (ev->type == EventType::kError) s = ev->status;
+    }
+    EXPECT_FALSE(s.ok()) << i;
+    EXPECT_FALSE(NodeCode(s).empty()) << s;
+    EXPECT_FALSE(conn->secure());
+  }
+}
+
+TEST(RobustnessTest, InputIsBoundedByMaxInputBuffer) {
+  ConnectionOptions o = ServerOptions();
+  o.max_input_buffer = 20000;
+  auto server = NewConnection(o);
+  // A handshake record header announcing 16 KB, then a flood, unpolled.
+  EXPECT_EQ(server->InputSpace().size(), 20000u);
+  std::string flood(100000, 'x');
+  absl::StatusOr<size_t> taken = server->Feed(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(flood.data()), flood.size()));
+  ASSERT_TRUE(taken.ok());
+  EXPECT_EQ(*taken, 20000u);
+  EXPECT_TRUE(server->InputSpace().empty());
+  EXPECT_EQ(*server->Feed(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(flood.data()), 10)), 0u);
+}
+
+TEST(RobustnessTest, CommitMoreThanReservedIsRefused) {
+  auto server = NewConnection(ServerOptions());
+  absl::Status s = server->CommitInput(server->InputSpace().size() + 1);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(NodeCode(s), "ERR_INVALID_ARG_VALUE");
+}
+
+TEST(RobustnessTest, BadLimitsAreRefusedAtCreation) {
+  ConnectionOptions o = ServerOptions();
+  o.max_input_buffer = 1000;
+  absl::StatusOr<std::unique_ptr<TlsConnection>> c = TlsConnection::Create(o, TestNow());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(c.status().message().find("max_input_buffer: must be at least 18437 bytes"), std::string::npos);
+  o = ServerOptions();
+  o.secure_context = nullptr;
+  EXPECT_EQ(NodeCode(TlsConnection::Create(o, TestNow()).status()), "ERR_INVALID_ARG_VALUE");
+  o = ServerOptions();
+  o.handshake_timeout = absl::ZeroDuration();
+  EXPECT_EQ(NodeCode(TlsConnection::Create(o, TestNow()).status()), "ERR_INVALID_ARG_VALUE");
+  ConnectionOptions c2 = ClientOptions();
+  c2.servername = std::string(300, 'a');
+  EXPECT_EQ(NodeCode(TlsConnection::Create(c2, TestNow()).status()), "ERR_INVALID_ARG_VALUE");
+}
+
+TEST(RobustnessTest, WritesAndOutputAreBounded) {
+  ConnectionOptions so = ServerOptions();
+  so.max_write_buffer = 100000;
+  so.max_output_buffer = 40000;
+  EnginePair pair(so, ClientOptions());
+  ASSERT_TRUE(pair.Handshake().ok());
+  std::string big(1 << 20, 'z');
+  EXPECT_EQ(*pair.server().Write(big), 100000u);
+  EXPECT_EQ(*pair.server().Write(big), 0u);  // full: backpressure, not an error
+  pair.server().Output();
+  // Output stops growing once past the limit (plus at most one record).
+  EXPECT_LE(pair.server().OutputSize(), 40000u + 16384 + 256);
+  pair.Pump();
+  EXPECT_GT(pair.client_side().received.size(), 0u);
+  pair.Pump();
+  EXPECT_EQ(pair.client_side().received.size(), 100000u);
+}
+
+TEST(RobustnessTest, OneConnectionsFailureDoesNotTouchAnother) {
+  EnginePair good(ServerOptions(), ClientOptions());
+  auto bad = NewConnection(ServerOptions());  // shares nothing but the code
+  ASSERT_FALSE(FeedAndPoll(*bad, "garbage garbage garbage").ok());
+  ASSERT_TRUE(good.Handshake().ok());
+  good.SendAll(good.client_side(), "still fine");
+  EXPECT_EQ(good.server_side().received, "still fine");
+}
+
+}  // namespace
+}  // namespace tlsengine
