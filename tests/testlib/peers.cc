@@ -1,0 +1,232 @@
+#include "tests/testlib/peers.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace tlsengine {
+namespace testing {
+
+Subprocess::~Subprocess() {
+  Kill();
+  for (int fd : {in_, out_fd_, err_fd_}) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+absl::Status Subprocess::Start(const std::vector<std::string>& argv, const std::string& dir) {
+  int in[2], out[2], err[2];
+  if (pipe(in) != 0 || pipe(out) != 0 || pipe(err) != 0) return absl::InternalError("pipe failed");
+  pid_ = fork();
+  if (pid_ < 0) return absl::InternalError("fork failed");
+  if (pid_ == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) close(fd);
+    if (!dir.empty() && chdir(dir.c_str()) != 0) _exit(126);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  in_ = in[1];
+  out_fd_ = out[0];
+  err_fd_ = err[0];
+  signal(SIGPIPE, SIG_IGN);
+  return absl::OkStatus();
+}
+
+absl::Status Subprocess::WriteStdin(const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(in_, data.data() + done, data.size() - done);
+    if (n <= 0) return absl::UnavailableError("stdin closed");
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+void Subprocess::CloseStdin() {
+  if (in_ >= 0) close(in_);
+  in_ = -1;
+}
+
+void Subprocess::ReadAvailable(int timeout_ms) {
+  pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
+  if (poll(fds, 2, timeout_ms) <= 0) return;
+  char buf[4096];
+  for (int i = 0; i < 2; ++i) {
+    if ((fds[i].revents & (POLLIN | POLLHUP)) == 0) continue;
+    ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+    if (n > 0) {
+      (i == 0 ? out_ : err_).append(buf, static_cast<size_t>(n));
+    } else {
+      close(fds[i].fd);
+      (i == 0 ? out_fd_ : err_fd_) = -1;
+    }
+  }
+}
+
+absl::StatusOr<std::string> Subprocess::WaitForLine(const std::string& needle, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    size_t nl;
+    while ((nl = out_.find('\n', line_start_)) != std::string::npos) {
+      std::string line = out_.substr(line_start_, nl - line_start_);
+      line_start_ = nl + 1;
+      if (line.find(needle) != std::string::npos) return line;
+    }
+    if (out_fd_ < 0) break;
+    ReadAvailable(50);
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("no line with '", needle, "'; stdout: ", out_, " stderr: ", err_));
+}
+
+int Subprocess::Wait(absl::Duration timeout) {
+  if (pid_ < 0) return -1;
+  const absl::Time deadline = absl::Now() + timeout;
+  int status = 0;
+  while (true) {
+    ReadAvailable(20);
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) break;
+    if (absl::Now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      break;
+    }
+  }
+  pid_ = -1;
+  while (out_fd_ >= 0 || err_fd_ >= 0) {
+    int before = out_fd_ + err_fd_;
+    ReadAvailable(100);
+    if (out_fd_ + err_fd_ == before) break;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void Subprocess::Kill() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+}
+
+Listener::Listener() {
+  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd_, 16) != 0 ||
+      getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    std::abort();
+  }
+  port_ = ntohs(addr.sin_port);
+}
+
+Listener::~Listener() { close(fd_); }
+
+int Listener::Accept(absl::Duration timeout) {
+  pollfd p{fd_, POLLIN, 0};
+  if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) <= 0) return -1;
+  return accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+}
+
+int ConnectLoopback(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+absl::Status RunOverSocket(TlsConnection& conn, int fd,
+                           const std::function<void(TlsConnection&, const Event&)>& on_event,
+                           absl::Duration timeout, const std::function<bool()>& done) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  const absl::Time deadline = absl::Now() + timeout;
+  bool read_eof = false;
+  absl::Status result = absl::DeadlineExceededError("peer did not finish in time");
+  while (absl::Now() < deadline) {
+    while (std::optional<Event> ev = conn.NextEvent(absl::Now())) on_event(conn, *ev);
+    // Send what the engine has, then stop if it is done.
+    for (auto out = conn.Output(); !out.empty(); out = conn.Output()) {
+      ssize_t n = send(fd, out[0].data(), out[0].size(), MSG_NOSIGNAL);
+      if (n <= 0) break;
+      conn.ConsumeOutput(static_cast<size_t>(n));
+    }
+    if (conn.finished() || (done && done())) {
+      result = conn.status();
+      break;
+    }
+    if (read_eof && conn.OutputSize() == 0) {
+      // Nothing more can happen once the peer's side is gone and events are drained.
+      if (!conn.NextEvent(absl::Now())) {
+        result = conn.status();
+        break;
+      }
+    }
+    int wait_ms = static_cast<int>(std::min<int64_t>(
+        50, absl::ToInt64Milliseconds(std::max(absl::ZeroDuration(), conn.NextDeadline() - absl::Now()))));
+    pollfd p{fd, static_cast<short>(read_eof ? 0 : POLLIN), 0};
+    poll(&p, 1, wait_ms);
+    if (absl::Now() >= conn.NextDeadline()) conn.OnTimer(absl::Now());
+    if (!read_eof && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+      absl::Span<uint8_t> space = conn.InputSpace();
+      if (space.empty()) continue;
+      ssize_t n = recv(fd, space.data(), space.size(), 0);
+      if (n > 0) {
+        conn.CommitInput(static_cast<size_t>(n)).IgnoreError();
+      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        read_eof = true;
+        conn.OnTransportEof();
+      }
+    }
+  }
+  // Careful close (DESIGN.md): send what is left, shut down writes, drain
+  // the peer briefly, then close.
+  shutdown(fd, SHUT_WR);
+  char sink[4096];
+  pollfd p{fd, POLLIN, 0};
+  for (int i = 0; i < 10 && poll(&p, 1, 20) > 0 && recv(fd, sink, sizeof(sink), 0) > 0; ++i) {
+  }
+  close(fd);
+  return result;
+}
+
+std::string TestFilePath(const std::string& name) {
+  char cwd[PATH_MAX];
+  if (getcwd(cwd, sizeof(cwd)) == nullptr) return "tests/certs/" + name;
+  return absl::StrCat(cwd, "/tests/certs/", name);
+}
+
+}  // namespace testing
+}  // namespace tlsengine

@@ -1,0 +1,82 @@
+// Running real TLS peers for interop tests: child processes with pipes,
+// loopback sockets, and a loop that drives a TlsConnection over a socket.
+// Every wait is bounded; a stuck peer fails the test instead of hanging it.
+#ifndef TLSENGINE_TESTS_TESTLIB_PEERS_H_
+#define TLSENGINE_TESTS_TESTLIB_PEERS_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/tls_connection.h"
+
+namespace tlsengine {
+namespace testing {
+
+// A child process with its stdin, stdout and stderr on pipes.
+class Subprocess {
+ public:
+  Subprocess() = default;
+  ~Subprocess();  // kills the child if still running
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+
+  // argv[0] is looked up in PATH. The child runs in `dir` when not empty.
+  absl::Status Start(const std::vector<std::string>& argv, const std::string& dir = "");
+  absl::Status WriteStdin(const std::string& data);
+  void CloseStdin();
+  // Reads stdout until a line containing `needle` arrives; returns that line.
+  absl::StatusOr<std::string> WaitForLine(const std::string& needle, absl::Duration timeout);
+  // Waits for exit (killing the child after `timeout`); returns the exit code
+  // (128 + signal when killed). Collects the rest of stdout and stderr.
+  int Wait(absl::Duration timeout);
+  void Kill();
+  const std::string& out() const { return out_; }
+  const std::string& err() const { return err_; }
+
+ private:
+  void ReadAvailable(int timeout_ms);
+  pid_t pid_ = -1;
+  int in_ = -1, out_fd_ = -1, err_fd_ = -1;
+  std::string out_, err_;
+  size_t line_start_ = 0;
+};
+
+// A TCP listener on 127.0.0.1 with a kernel-chosen port.
+class Listener {
+ public:
+  Listener();
+  ~Listener();
+  int port() const { return port_; }
+  // Accepts one connection within `timeout`; -1 on timeout.
+  int Accept(absl::Duration timeout);
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// Connects to 127.0.0.1:port; -1 on failure.
+int ConnectLoopback(int port);
+
+// Drives `conn` over the connected socket `fd` (owned: closed at the end)
+// until the engine is finished, the peer closes, or `timeout` passes. Every
+// event goes to `on_event`, which may Write() or Close(); `done` stops the
+// loop early when it returns true. Returns the engine's status, or
+// kDeadlineExceeded on timeout.
+absl::Status RunOverSocket(TlsConnection& conn, int fd,
+                           const std::function<void(TlsConnection&, const Event&)>& on_event,
+                           absl::Duration timeout,
+                           const std::function<bool()>& done = nullptr);
+
+// Full path of tests/certs/NAME in the runfiles.
+std::string TestFilePath(const std::string& name);
+
+}  // namespace testing
+}  // namespace tlsengine
+
+#endif  // TLSENGINE_TESTS_TESTLIB_PEERS_H_
