@@ -217,6 +217,42 @@ TEST(TransportTest, CloseWaitsForThePeerWithinItsDeadline) {
   EXPECT_GT(pair.client().OutputSize(), 0u);
 }
 
+// Counts TLS records in a stretch of wire bytes (5-byte headers, RFC 8446 §5.1).
+std::vector<size_t> RecordLengths(absl::Span<const uint8_t> wire) {
+  std::vector<size_t> lengths;
+  for (size_t at = 0; at + 5 <= wire.size();) {
+    size_t len = (size_t{wire[at + 3]} << 8) | wire[at + 4];
+    lengths.push_back(len);
+    at += 5 + len;
+  }
+  return lengths;
+}
+
+TEST(WriteTest, SmallWritesAreCoalescedIntoFullRecords) {
+  for (const char* version : {"TLSv1.2", "TLSv1.3"}) {
+    EnginePair pair(ServerOptions("server-rsa", version), ClientOptions());
+    ASSERT_TRUE(pair.Handshake().ok());
+    pair.client().ConsumeOutput(pair.client().OutputSize());
+    for (int i = 0; i < 100; ++i) ASSERT_EQ(*pair.client().Write("0123456789"), 10u);
+    auto out = pair.client().Output();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(RecordLengths(out[0]).size(), 1u) << version;  // 100 writes, one record
+    // 40000 bytes make records of the maximal 16 KB plaintext, plus the rest.
+    pair.Pump();
+    std::string big(40000, 'b');
+    ASSERT_EQ(*pair.client().Write(big), big.size());
+    auto big_out = pair.client().Output();
+    std::vector<size_t> lengths = RecordLengths(big_out[0]);
+    ASSERT_EQ(lengths.size(), 3u) << version;
+    EXPECT_GE(lengths[0], 16384u);
+    EXPECT_EQ(lengths[0], lengths[1]);
+    // Same per-record overhead: the last record holds the remaining 7232 bytes.
+    EXPECT_EQ(lengths[2] + 16384 - lengths[0], 40000u - 2 * 16384);
+    pair.Pump();
+    EXPECT_EQ(pair.server_side().received.size(), 1000u + big.size());
+  }
+}
+
 TEST(BulkTest, SixtyFourMegabytesWithRandomChunkingArriveIntact) {
   EnginePair pair(ServerOptions("server-ecdsa"), ClientOptions());
   ASSERT_TRUE(pair.Handshake().ok());

@@ -30,6 +30,8 @@ struct VerifyCase {
   std::string message;  // expected message
 };
 
+void PrintTo(const VerifyCase& c, std::ostream* os) { *os << c.name; }
+
 std::vector<VerifyCase> Cases() {
   return {
       {"UntrustedRoot", Key("server-rsa"), Chain("server-rsa"), {Cert("ca2")}, {}, "localhost",
@@ -48,6 +50,8 @@ std::vector<VerifyCase> Cases() {
        "CERT_REVOKED", "certificate revoked"},
       {"CrlMissingForOneLevel", Key("server-rsa"), Chain("server-rsa"), {Cert("ca1")},
        {ReadTestFile("int1-crl.pem")}, "localhost", "UNABLE_TO_GET_CRL", "unable to get certificate CRL"},
+      {"ClientOnlyCertificateOnAServer", Key("client"), Chain("client"), {Cert("ca1")}, {}, "localhost",
+       "INVALID_PURPOSE", "unsuitable certificate purpose"},
       {"WrongHostName", Key("server-rsa"), Chain("server-rsa"), {Cert("ca1")}, {}, "other.example.com",
        "ERR_TLS_CERT_ALTNAME_INVALID",
        "Hostname/IP does not match certificate's altnames: Host: other.example.com. is not in the cert's "
