@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/errors.h"
+#include "core/internal/connection_impl.h"
 #include "core/internal/openssl_util.h"
 #include "core/internal/status_macros.h"
 
@@ -20,13 +21,11 @@ using internal::MemoryBio;
 using internal::OpenSslPtr;
 
 void SecureContext::CtxDeleter::operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+void SecureContext::BioMethodDeleter::operator()(BIO_METHOD* method) const { BIO_meth_free(method); }
 
-SecureContext::SecureContext(SecureContextOptions options,
-                             std::unique_ptr<SSL_CTX, CtxDeleter> ctx,
-                             std::vector<std::string> warnings)
-    : options_(std::move(options)), ctx_(std::move(ctx)), warnings_(std::move(warnings)) {}
-
-SecureContext::~SecureContext() = default;
+SecureContext::~SecureContext() {
+  ctx_.reset();  // before data_, which its callbacks read
+}
 
 namespace {
 
@@ -279,12 +278,17 @@ absl::Status ApplyPfx(SSL_CTX* ctx, const SecureContextOptions& o) {
 absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
     const SecureContextOptions& options) {
   ERR_clear_error();
-  std::unique_ptr<SSL_CTX, CtxDeleter> ctx(SSL_CTX_new(TLS_method()));
-  if (!ctx) {
+  std::shared_ptr<SecureContext> result(new SecureContext());
+  result->options_ = options;
+  result->ctx_.reset(SSL_CTX_new(TLS_method()));
+  result->bio_method_.reset(internal::NewEngineBioMethod().release());
+  result->data_ = std::make_unique<internal::ContextData>();
+  if (!result->ctx_ || !result->bio_method_) {
     return MakeError(absl::StatusCode::kInternal, kErrInternal,
                      absl::StrCat("SSL_CTX_new failed: ", DrainErrors()));
   }
-  std::vector<std::string> warnings;
+  SSL_CTX* ctx = result->ctx_.get();
+  std::vector<std::string>& warnings = result->warnings_;
 
   int min = 0, max = 0;
   TLSENGINE_ASSIGN_OR_RETURN(min, ParseVersion("min_version", options.min_version));
@@ -299,48 +303,94 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
   }
   if (min < TLS1_2_VERSION) {
     // TLS 1.0/1.1 sign with SHA-1/MD5, which security level 1 refuses.
-    SSL_CTX_set_security_level(ctx.get(), 0);
+    SSL_CTX_set_security_level(ctx, 0);
     warnings.push_back("TLS versions below 1.2 are enabled; they are deprecated (RFC 8996)");
   }
-  SSL_CTX_set_min_proto_version(ctx.get(), min);
-  SSL_CTX_set_max_proto_version(ctx.get(), max);
+  SSL_CTX_set_min_proto_version(ctx, min);
+  SSL_CTX_set_max_proto_version(ctx, max);
 
-  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION);
-  if (options.honor_cipher_order) SSL_CTX_set_options(ctx.get(), SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // A renegotiation is a full handshake (it may ask for a certificate
+  // that the resumed session never had).
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
+  if (options.honor_cipher_order) SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
   // SSL_MODE_AUTO_RETRY stays on (OpenSSL's default): over the engine's
   // non-blocking BIO it only means that a non-data record (a TLS 1.3 ticket)
   // does not end SSL_read while more input is buffered.
 
-  TLSENGINE_RETURN_IF_ERROR(ApplyCiphers(ctx.get(), options, min));
+  TLSENGINE_RETURN_IF_ERROR(ApplyCiphers(ctx, options, min));
 
   if (options.ecdh_curve.empty()) return BadOption("ecdh_curve", "empty; use \"auto\" or a list of curves");
   if (options.ecdh_curve != "auto" &&
-      SSL_CTX_set1_groups_list(ctx.get(), options.ecdh_curve.c_str()) != 1) {
+      SSL_CTX_set1_groups_list(ctx, options.ecdh_curve.c_str()) != 1) {
     return MakeError(absl::StatusCode::kInvalidArgument, "ERR_CRYPTO_INVALID_CURVE",
                      absl::StrCat("ecdh_curve: unknown curve in '", options.ecdh_curve, "'"));
   }
   if (!options.dhparam.empty()) {
-    TLSENGINE_RETURN_IF_ERROR(ApplyDhParam(ctx.get(), options.dhparam));
+    TLSENGINE_RETURN_IF_ERROR(ApplyDhParam(ctx, options.dhparam));
   }
 
-  TLSENGINE_RETURN_IF_ERROR(ApplyTrust(ctx.get(), options));
-  if (!options.pfx.empty()) TLSENGINE_RETURN_IF_ERROR(ApplyPfx(ctx.get(), options));
-  TLSENGINE_RETURN_IF_ERROR(ApplyIdentities(ctx.get(), options));
+  TLSENGINE_RETURN_IF_ERROR(ApplyTrust(ctx, options));
+  if (!options.pfx.empty()) TLSENGINE_RETURN_IF_ERROR(ApplyPfx(ctx, options));
+  TLSENGINE_RETURN_IF_ERROR(ApplyIdentities(ctx, options));
+
+  for (const std::string& key : options.ticket_keys) {
+    if (key.size() != 48) {
+      return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
+                       absl::StrCat("ticket_keys: Ticket keys length must be 48 bytes, got ", key.size()));
+    }
+  }
+  result->data_->ticket_keys = options.ticket_keys;
+  for (const std::string& p : options.npn_protocols) {
+    if (p.empty() || p.size() > 255) {
+      return BadOption("npn_protocols", absl::StrCat("each protocol must be 1 to 255 bytes, got '", p, "'"));
+    }
+    result->data_->npn_wire.push_back(static_cast<char>(p.size()));
+    result->data_->npn_wire.append(p);
+  }
+  if (options.secure_options != 0) SSL_CTX_set_options(ctx, options.secure_options);
+  internal::InstallEngineCallbacks(ctx, result->data_.get());
 
   if (options.session_timeout <= 0) {
     return BadOption("session_timeout", absl::StrCat("must be positive, got ", options.session_timeout));
   }
-  SSL_CTX_set_timeout(ctx.get(), static_cast<long>(options.session_timeout));
+  SSL_CTX_set_timeout(ctx, static_cast<long>(options.session_timeout));
   if (options.session_id_context.size() > SSL_MAX_SID_CTX_LENGTH) {
     return BadOption("session_id_context",
                      absl::StrCat("longer than ", SSL_MAX_SID_CTX_LENGTH, " bytes"));
   }
   SSL_CTX_set_session_id_context(
-      ctx.get(), reinterpret_cast<const unsigned char*>(options.session_id_context.data()),
+      ctx, reinterpret_cast<const unsigned char*>(options.session_id_context.data()),
       static_cast<unsigned int>(options.session_id_context.size()));
   ERR_clear_error();
-  return std::shared_ptr<const SecureContext>(
-      new SecureContext(options, std::move(ctx), std::move(warnings)));
+  return std::shared_ptr<const SecureContext>(std::move(result));
+}
+
+absl::Status SniContexts::Add(const std::string& hostname, std::shared_ptr<const SecureContext> context) {
+  std::string name = absl::AsciiStrToLower(hostname);
+  if (!name.empty() && name.back() == '.') name.pop_back();
+  if (name.empty() || !context) {
+    return MakeError(absl::StatusCode::kInvalidArgument, "ERR_TLS_REQUIRED_SERVER_NAME",
+                     "\"servername\" is required parameter for Server.addContext");
+  }
+  bool wildcard = absl::StartsWith(name, "*.");
+  if (absl::StrContains(wildcard ? name.substr(2) : name, '*')) {
+    return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
+                     absl::StrCat("addContext: '", hostname, "': a wildcard must be the whole first label"));
+  }
+  absl::MutexLock lock(&mu_);
+  (wildcard ? wildcard_[name.substr(2)] : exact_[name]) = std::move(context);
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const SecureContext> SniContexts::Find(const std::string& servername) const {
+  std::string name = absl::AsciiStrToLower(servername);
+  if (!name.empty() && name.back() == '.') name.pop_back();
+  absl::MutexLock lock(&mu_);
+  if (auto it = exact_.find(name); it != exact_.end()) return it->second;
+  size_t dot = name.find('.');
+  if (dot == std::string::npos || dot == 0) return nullptr;
+  if (auto it = wildcard_.find(name.substr(dot + 1)); it != wildcard_.end()) return it->second;
+  return nullptr;
 }
 
 std::vector<std::string> GetCiphers() {

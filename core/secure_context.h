@@ -16,11 +16,19 @@
 #include <string>
 #include <vector>
 
+#include <map>
+
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
+typedef struct bio_method_st BIO_METHOD;
 
 namespace tlsengine {
+namespace internal {
+struct ContextData;
+}  // namespace internal
 
 // Our default TLS 1.2 cipher list: AEAD and forward secret only. Node's
 // io.js default also allowed CBC and, in the spec, RC4; see the README.
@@ -71,6 +79,38 @@ struct SecureContextOptions {
   int64_t session_timeout = 300;
   // Server: session id context, at most 32 bytes.
   std::string session_id_context = "tlsengine";
+  // Server: session ticket keys, each 48 bytes in Node's layout (16 name,
+  // 16 HMAC-SHA256, 16 AES-128-CBC). The first encrypts new tickets; every
+  // one decrypts (rotation: put the new key first, keep the old after it).
+  // Empty: OpenSSL's own random keys, private to this context.
+  std::vector<std::string> ticket_keys;
+  // Raw OpenSSL SSL_OP_* flags to set (Node's secureOptions), e.g.
+  // SSL_OP_NO_TICKET.
+  uint64_t secure_options = 0;
+  // NPN (Node's NPNProtocols), in priority order: a server advertises
+  // them, a client picks from the server's list. TLS 1.2 and below. Here,
+  // not per connection, because OpenSSL decides per context whether a
+  // client offers NPN at all.
+  std::vector<std::string> npn_protocols;
+};
+
+class SecureContext;
+
+// Node's server.addContext(hostname, context) table: exact names and
+// "*.example.com" patterns (one label) mapped to contexts. Thread-safe.
+class SniContexts {
+ public:
+  // kInvalidArgument (ERR_TLS_REQUIRED_SERVER_NAME) for an empty name, or a
+  // `*` anywhere but as the whole first label.
+  absl::Status Add(const std::string& hostname, std::shared_ptr<const SecureContext> context);
+  // The context for `servername`: exact match first, then wildcard; nullptr
+  // when none matches. Case-insensitive.
+  std::shared_ptr<const SecureContext> Find(const std::string& servername) const;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<const SecureContext>> exact_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<const SecureContext>> wildcard_ ABSL_GUARDED_BY(mu_);
 };
 
 class SecureContext {
@@ -92,16 +132,22 @@ class SecureContext {
   // The underlying SSL_CTX, borrowed; valid while this object lives. For
   // use by core; reconfiguring it breaks the thread-safety promise.
   SSL_CTX* native_handle() const { return ctx_.get(); }
+  // The BIO method engines on this context read and write through; borrowed.
+  const BIO_METHOD* bio_method() const { return bio_method_.get(); }
 
  private:
   struct CtxDeleter {
     void operator()(SSL_CTX* ctx) const;
   };
-  SecureContext(SecureContextOptions options, std::unique_ptr<SSL_CTX, CtxDeleter> ctx,
-                std::vector<std::string> warnings);
+  struct BioMethodDeleter {
+    void operator()(BIO_METHOD* method) const;
+  };
+  SecureContext() = default;
 
   SecureContextOptions options_;
   std::unique_ptr<SSL_CTX, CtxDeleter> ctx_;
+  std::unique_ptr<BIO_METHOD, BioMethodDeleter> bio_method_;
+  std::unique_ptr<internal::ContextData> data_;  // read by the callbacks
   std::vector<std::string> warnings_;
 };
 

@@ -1,14 +1,16 @@
+// The engine's state machine and public API. OpenSSL's callbacks, which
+// feed it, are in internal/engine_callbacks.cc.
 #include "core/tls_connection.h"
 
 #include <algorithm>
 #include <cstring>
-#include <deque>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/errors.h"
 #include "core/internal/codes.h"
+#include "core/internal/connection_impl.h"
 #include "core/internal/openssl_util.h"
 #include "core/internal/x509_info.h"
 
@@ -25,156 +27,77 @@ absl::string_view EventTypeName(EventType type) {
     case EventType::kTruncated: return "truncated";
     case EventType::kClosed: return "closed";
     case EventType::kError: return "error";
+    case EventType::kSniRequest: return "sni-request";
+    case EventType::kResumeSession: return "resume-session";
+    case EventType::kNewSession: return "new-session";
+    case EventType::kOcspRequest: return "ocsp-request";
+    case EventType::kSession: return "session";
+    case EventType::kOcspResponse: return "ocsp-response";
+    case EventType::kKeylog: return "keylog";
+    case EventType::kRenegotiated: return "renegotiated";
   }
   return "unknown";
 }
 
 namespace {
 
-// The largest record a peer may send: 2^14 plaintext + 2048 expansion + 5
-// header (RFC 5246 §6.2.3; TLS 1.3 allows less).
-constexpr size_t kMaxRecord = 16384 + 2048 + 5;
-constexpr size_t kMaxPlaintextRecord = 16384;
+absl::Status InvalidOption(absl::string_view message) {
+  return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue, message);
+}
 
-// A byte queue: append at the back, consume at the front. The readable part
-// is one contiguous span; consumed space is reclaimed when more is reserved.
-class ByteBuffer {
- public:
-  size_t size() const { return end_ - start_; }
-  bool empty() const { return end_ == start_; }
-  const uint8_t* data() const { return data_.data() + start_; }
-  // Space for `n` more bytes at the end; Commit() says how much was filled.
-  absl::Span<uint8_t> Reserve(size_t n) {
-    if (start_ != 0) {
-      std::memmove(data_.data(), data_.data() + start_, size());
-      end_ -= start_;
-      start_ = 0;
+absl::Status InvalidState(absl::string_view message) {
+  return MakeError(absl::StatusCode::kFailedPrecondition, kErrInvalidState, message);
+}
+
+// ALPN's wire form (RFC 7301 §3.1): each protocol prefixed by its length.
+absl::StatusOr<std::string> ProtocolListWire(absl::string_view option, const std::vector<std::string>& protocols) {
+  std::string wire;
+  for (const std::string& p : protocols) {
+    if (p.empty() || p.size() > 255) {
+      return InvalidOption(absl::StrCat(option, ": each protocol must be 1 to 255 bytes, got '", p, "'"));
     }
-    if (data_.size() < end_ + n) data_.resize(end_ + n);
-    return absl::MakeSpan(data_.data() + end_, n);
+    wire.push_back(static_cast<char>(p.size()));
+    wire.append(p);
   }
-  void Commit(size_t n) { end_ = std::min(end_ + n, data_.size()); }
-  void Append(const uint8_t* p, size_t n) {
-    if (n == 0) return;
-    std::memcpy(Reserve(n).data(), p, n);
-    Commit(n);
-  }
-  void Consume(size_t n) {
-    start_ += std::min(n, size());
-    if (start_ == end_) start_ = end_ = 0;
-  }
-  // Frees the memory (idle or finished connections).
-  void Release() {
-    std::vector<uint8_t>().swap(data_);
-    start_ = end_ = 0;
-  }
+  return wire;
+}
 
- private:
-  std::vector<uint8_t> data_;
-  size_t start_ = 0;
-  size_t end_ = 0;
-};
+std::string ToString(const unsigned char* data, size_t len) {
+  return std::string(reinterpret_cast<const char*>(data), len);
+}
 
 }  // namespace
 
-class TlsConnection::Impl {
- public:
-  enum class State { kStart, kHandshaking, kOpen, kClosing, kDone };
-
-  explicit Impl(ConnectionOptions options) : options_(std::move(options)) {}
-
-  absl::Status Init(absl::Time now);
-
-  ConnectionOptions options_;
-  OpenSslPtr<SSL> ssl_;
-  OpenSslPtr<BIO_METHOD> bio_method_;
-  State state_ = State::kStart;
-  absl::Status status_;
-  std::deque<Event> events_;
-  ByteBuffer input_;
-  ByteBuffer output_;
-  ByteBuffer plaintext_out_;
-  std::vector<uint8_t> read_buf_;
-  bool transport_eof_ = false;
-  bool peer_closed_ = false;
-  bool wait_for_peer_close_ = false;
-  absl::Time now_;
-  absl::Time handshake_deadline_ = absl::InfiniteFuture();
-  absl::Time close_deadline_ = absl::InfiniteFuture();
-  std::string identity_host_;
-
-  // Verification results, filled by the verify callback and the handshake.
-  bool chain_failed_ = false;
-  absl::Status identity_status_;
-  bool authorized_ = false;
-  absl::Status authorization_;
-  int sent_alert_ = -1;
-  int received_alert_ = -1;
-
-  // BIO callbacks over input_/output_.
-  static int BioRead(BIO* bio, char* out, int len);
-  static int BioWrite(BIO* bio, const char* in, int len);
-  static long BioCtrl(BIO* bio, int cmd, long num, void* ptr);
-  static int VerifyCallback(int preverify_ok, X509_STORE_CTX* store);
-  static void InfoCallback(const SSL* ssl, int where, int ret);
-
-  void Step();
-  void DoHandshake();
-  void OnHandshakeDone();
-  void ReadPlaintext();
-  void EncryptPending(bool ignore_output_limit);
-  void Fail(absl::Status status);
-  void Push(EventType type) { events_.push_back(Event{type, {}, absl::OkStatus()}); }
-  void FinishClose();
-  // The status for a failed handshake or record operation, from OpenSSL's
-  // error queue (drained) and the verification results.
-  absl::Status HandshakeFailure();
-  absl::Status RecordFailure(absl::string_view what);
-  // Whether SSL_get_error's `err` means the transport ended (OpenSSL 3 says
-  // so with SSL_R_UNEXPECTED_EOF_WHILE_READING; the BIO's EOF is ours).
-  bool IsTransportEof(int err) const {
-    if (!transport_eof_ || !input_.empty()) return false;
-    return err == SSL_ERROR_WANT_READ || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) ||
-           (err == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
-  }
-  void SetVerifyTime() {
-    X509_VERIFY_PARAM_set_time(SSL_get0_param(ssl_.get()), absl::ToTimeT(now_));
-  }
-};
+// ---- Set-up ----
 
 absl::Status TlsConnection::Impl::Init(absl::Time now) {
   now_ = now;
-  if (!options_.secure_context) {
-    return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
-                     "secure_context: required");
+  if (!options_.secure_context) return InvalidOption("secure_context: required");
+  if (options_.max_input_buffer < internal::kMaxRecord) {
+    return InvalidOption(absl::StrCat("max_input_buffer: must be at least ", internal::kMaxRecord,
+                                      " bytes (one maximal TLS record)"));
   }
-  if (options_.max_input_buffer < kMaxRecord) {
-    return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
-                     absl::StrCat("max_input_buffer: must be at least ", kMaxRecord,
-                                  " bytes (one maximal TLS record)"));
-  }
-  if (options_.max_output_buffer < kMaxRecord || options_.max_write_buffer == 0) {
-    return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
-                     absl::StrCat("max_output_buffer: must be at least ", kMaxRecord,
-                                  " bytes, max_write_buffer at least 1"));
+  if (options_.max_output_buffer < internal::kMaxRecord || options_.max_write_buffer == 0) {
+    return InvalidOption(absl::StrCat("max_output_buffer: must be at least ", internal::kMaxRecord,
+                                      " bytes, max_write_buffer at least 1"));
   }
   if (options_.handshake_timeout <= absl::ZeroDuration()) {
-    return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
-                     "handshake_timeout: must be positive");
+    return InvalidOption("handshake_timeout: must be positive");
   }
+  if (options_.client_reneg_limit < 0 || options_.client_reneg_window <= absl::ZeroDuration()) {
+    return InvalidOption("client_reneg_limit: must be >= 0, client_reneg_window positive");
+  }
+  absl::StatusOr<std::string> alpn = ProtocolListWire("alpn_protocols", options_.alpn_protocols);
+  if (!alpn.ok()) return alpn.status();
+  alpn_wire_ = *alpn;
+
   ERR_clear_error();
-  ssl_.reset(SSL_new(options_.secure_context->native_handle()));
-  bio_method_.reset(BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tlsengine"));
-  if (!ssl_ || !bio_method_) {
+  active_context_ = options_.secure_context;
+  ssl_.reset(SSL_new(active_context_->native_handle()));
+  BIO* bio = ssl_ ? BIO_new(active_context_->bio_method()) : nullptr;
+  if (bio == nullptr) {
     return MakeError(absl::StatusCode::kInternal, kErrInternal,
                      absl::StrCat("SSL_new failed: ", internal::DrainErrors()));
-  }
-  BIO_meth_set_read(bio_method_.get(), &Impl::BioRead);
-  BIO_meth_set_write(bio_method_.get(), &Impl::BioWrite);
-  BIO_meth_set_ctrl(bio_method_.get(), &Impl::BioCtrl);
-  BIO* bio = BIO_new(bio_method_.get());
-  if (bio == nullptr) {
-    return MakeError(absl::StatusCode::kInternal, kErrInternal, "BIO_new failed");
   }
   BIO_set_data(bio, this);
   BIO_set_init(bio, 1);
@@ -182,7 +105,8 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
   SSL_set_bio(ssl_.get(), bio, bio);
   SSL_set_app_data(ssl_.get(), this);
   SSL_set_info_callback(ssl_.get(), &Impl::InfoCallback);
-  read_buf_.resize(kMaxPlaintextRecord);
+  SSL_set_msg_callback(ssl_.get(), &Impl::MessageCallback);
+  read_buf_.resize(internal::kMaxPlaintextRecord);
 
   if (options_.is_server) {
     SSL_set_accept_state(ssl_.get());
@@ -192,104 +116,54 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
       if (options_.reject_unauthorized) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     }
     SSL_set_verify(ssl_.get(), mode, &Impl::VerifyCallback);
-  } else {
-    SSL_set_connect_state(ssl_.get());
-    SSL_set_verify(ssl_.get(), SSL_VERIFY_PEER, &Impl::VerifyCallback);
-    std::string sni = options_.servername;
-    if (sni.empty() && !options_.host.empty() && !internal::ParseIpAddress(options_.host, nullptr)) sni = options_.host;
-    if (!sni.empty() && SSL_set_tlsext_host_name(ssl_.get(), sni.c_str()) != 1) {
-      return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
-                       absl::StrCat("servername: not a valid SNI host name: '", sni, "'"));
-    }
-    identity_host_ = !options_.servername.empty() ? options_.servername
-                     : !options_.host.empty()     ? options_.host
-                                                  : "localhost";
+    if (options_.allow_client_renegotiation) SSL_set_options(ssl_.get(), SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
+    return absl::OkStatus();
   }
+
+  SSL_set_connect_state(ssl_.get());
+  SSL_set_verify(ssl_.get(), SSL_VERIFY_PEER, &Impl::VerifyCallback);
+  std::string sni = options_.servername;
+  if (sni.empty() && !options_.host.empty() && !internal::ParseIpAddress(options_.host, nullptr)) sni = options_.host;
+  if (!sni.empty() && SSL_set_tlsext_host_name(ssl_.get(), sni.c_str()) != 1) {
+    return InvalidOption(absl::StrCat("servername: not a valid SNI host name: '", sni, "'"));
+  }
+  identity_host_ = !options_.servername.empty() ? options_.servername
+                   : !options_.host.empty()     ? options_.host
+                                                : "localhost";
+  if (!alpn->empty() &&
+      SSL_set_alpn_protos(ssl_.get(), reinterpret_cast<const unsigned char*>(alpn->data()),
+                          static_cast<unsigned int>(alpn->size())) != 0) {
+    return InvalidOption("alpn_protocols: rejected by OpenSSL");
+  }
+  if (options_.request_ocsp) SSL_set_tlsext_status_type(ssl_.get(), TLSEXT_STATUSTYPE_ocsp);
+  if (options_.post_handshake_auth) SSL_set_post_handshake_auth(ssl_.get(), 1);
+  if (!options_.session.empty()) {
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(options_.session.data());
+    OpenSslPtr<SSL_SESSION> session(d2i_SSL_SESSION(nullptr, &p, static_cast<long>(options_.session.size())));
+    if (!session) return InvalidOption("session: not a serialized TLS session");
+    SSL_set_session(ssl_.get(), session.get());  // takes its own reference
+  }
+  ERR_clear_error();
   return absl::OkStatus();
 }
 
-// ---- BIO over the engine's buffers ----
-
-int TlsConnection::Impl::BioRead(BIO* bio, char* out, int len) {
-  auto* self = static_cast<Impl*>(BIO_get_data(bio));
-  BIO_clear_retry_flags(bio);
-  if (self->input_.empty()) {
-    if (self->transport_eof_) return 0;
-    BIO_set_retry_read(bio);
-    return -1;
-  }
-  size_t n = std::min(self->input_.size(), static_cast<size_t>(len));
-  std::memcpy(out, self->input_.data(), n);
-  self->input_.Consume(n);
-  return static_cast<int>(n);
-}
-
-int TlsConnection::Impl::BioWrite(BIO* bio, const char* in, int len) {
-  auto* self = static_cast<Impl*>(BIO_get_data(bio));
-  BIO_clear_retry_flags(bio);
-  // Always accepted: what may enter is bounded by EncryptPending (plaintext)
-  // and by the handshake itself (a flight).
-  self->output_.Append(reinterpret_cast<const uint8_t*>(in), static_cast<size_t>(len));
-  return len;
-}
-
-long TlsConnection::Impl::BioCtrl(BIO* bio, int cmd, long /*num*/, void* /*ptr*/) {
-  auto* self = static_cast<Impl*>(BIO_get_data(bio));
-  switch (cmd) {
-    case BIO_CTRL_FLUSH: return 1;
-    case BIO_CTRL_EOF: return self->transport_eof_ && self->input_.empty();
-    case BIO_CTRL_PENDING: return static_cast<long>(self->input_.size());
-    case BIO_CTRL_WPENDING: return static_cast<long>(self->output_.size());
-    default: return 0;
-  }
-}
-
-// ---- Verification ----
-
-int TlsConnection::Impl::VerifyCallback(int preverify_ok, X509_STORE_CTX* store) {
-  // Both borrowed: the SSL behind this verification, and our Impl on it.
-  SSL* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
-  auto* self = static_cast<Impl*>(SSL_get_app_data(ssl));
-  const bool reject = self->options_.reject_unauthorized;
-  // As Node does, verification always runs to its end, so the error
-  // reported is OpenSSL's final verdict (e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE
-  // for a missing intermediate) whether or not we reject.
-  if (!preverify_ok) {
-    self->chain_failed_ = true;
-    return 1;
-  }
-  // OpenSSL signals success at depth 0 last, keeping any earlier error in
-  // the store context: this is where the verdict is made, inside the
-  // handshake, so that a rejection reaches the peer as an alert.
-  if (X509_STORE_CTX_get_error_depth(store) != 0) return 1;
-  if (self->chain_failed_) return reject ? 0 : 1;
-  if (self->options_.is_server) return 1;
-  // The chain is good: check the server's identity, as Node does only then.
-  absl::StatusOr<CertificateInfo> leaf = internal::InfoFromX509(X509_STORE_CTX_get_current_cert(store));
-  absl::Status identity = leaf.status();
-  if (leaf.ok()) {
-    identity = self->options_.check_server_identity
-                   ? self->options_.check_server_identity(self->identity_host_, *leaf)
-                   : CheckServerIdentity(self->identity_host_, *leaf);
-  }
-  if (identity.ok()) return 1;
-  if (NodeCode(identity).empty()) {
-    identity = MakeError(absl::StatusCode::kUnauthenticated, kErrCertAltnameInvalid, identity.message());
-  }
-  self->identity_status_ = identity;
-  if (!reject) return 1;
-  X509_STORE_CTX_set_error(store, X509_V_ERR_HOSTNAME_MISMATCH);
-  return 0;
-}
-
-void TlsConnection::Impl::InfoCallback(const SSL* ssl, int where, int ret) {
-  auto* self = static_cast<Impl*>(SSL_get_app_data(ssl));
-  if ((where & SSL_CB_ALERT) == 0 || (ret >> 8) != SSL3_AL_FATAL) return;
-  if ((where & SSL_CB_WRITE) != 0) self->sent_alert_ = ret & 0xff;
-  if ((where & SSL_CB_READ) != 0) self->received_alert_ = ret & 0xff;
-}
-
 // ---- The state machine ----
+
+bool TlsConnection::Impl::IsTransportEof(int err) const {
+  if (!transport_eof_ || !input_.empty()) return false;
+  return err == SSL_ERROR_WANT_READ || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) ||
+         (err == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+}
+
+void TlsConnection::Impl::Push(Event event) {
+  // While a new session waits for the application, Node holds everything
+  // but errors: 'secure' comes after the acknowledgement.
+  if (new_session_pending_ && event.type != EventType::kNewSession && event.type != EventType::kError) {
+    held_events_.push_back(std::move(event));
+    return;
+  }
+  events_.push_back(std::move(event));
+}
 
 void TlsConnection::Impl::Fail(absl::Status status) {
   if (state_ == State::kDone) return;
@@ -297,33 +171,27 @@ void TlsConnection::Impl::Fail(absl::Status status) {
   if (received_alert_ >= 0 && !AlertOf(status)) status = WithAlert(std::move(status), received_alert_);
   status_ = status;
   state_ = State::kDone;
+  handshake_deadline_ = close_deadline_ = absl::InfiniteFuture();
+  new_session_pending_ = false;  // the alert must get out
+  held_events_.clear();
   plaintext_out_.Release();
   input_.Release();
   events_.push_back(Event{EventType::kError, {}, std::move(status)});
 }
 
-absl::Status TlsConnection::Impl::HandshakeFailure() {
+absl::Status TlsConnection::Impl::OpenSslFailure(absl::Status if_empty) {
   internal::OpenSslFailure failure = internal::DrainFailure();
+  if (!pending_failure_.ok()) return pending_failure_;
   const int reason = ERR_GET_REASON(failure.primary);
   long verify = SSL_get_verify_result(ssl_.get());
   if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
     if (!identity_status_.ok()) return identity_status_;
     if (verify != X509_V_OK) return internal::VerifyError(verify);
   }
-  if (failure.primary == 0) {
-    return MakeError(absl::StatusCode::kAborted, kErrConnReset,
-                     "the peer ended the handshake without an alert");
-  }
+  if (failure.primary == 0) return if_empty;
   absl::StatusCode code = absl::StatusCode::kAborted;
   if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) code = absl::StatusCode::kUnauthenticated;
   return MakeError(code, internal::OpenSslCode(failure.primary), failure.detail);
-}
-
-absl::Status TlsConnection::Impl::RecordFailure(absl::string_view what) {
-  internal::OpenSslFailure failure = internal::DrainFailure();
-  return MakeError(absl::StatusCode::kAborted,
-                   failure.primary != 0 ? internal::OpenSslCode(failure.primary) : std::string(kErrInternal),
-                   failure.detail.empty() ? what : failure.detail);
 }
 
 void TlsConnection::Impl::DoHandshake() {
@@ -335,6 +203,8 @@ void TlsConnection::Impl::DoHandshake() {
     return;
   }
   int err = SSL_get_error(ssl_.get(), r);
+  // Suspended in a callback: the event is queued; the answer resumes us.
+  if (err == SSL_ERROR_WANT_CLIENT_HELLO_CB || err == SSL_ERROR_WANT_X509_LOOKUP) return;
   if (err == SSL_ERROR_WANT_READ && !(transport_eof_ && input_.empty())) return;
   if (IsTransportEof(err) || err == SSL_ERROR_ZERO_RETURN) {
     Fail(MakeError(absl::StatusCode::kUnavailable, kErrConnReset,
@@ -343,40 +213,61 @@ void TlsConnection::Impl::DoHandshake() {
                        : "Client network socket disconnected before secure TLS connection was established"));
     return;
   }
-  Fail(HandshakeFailure());
+  Fail(OpenSslFailure(MakeError(absl::StatusCode::kAborted, kErrConnReset,
+                                "the peer ended the handshake without an alert")));
+}
+
+bool TlsConnection::Impl::UpdateAuthorization() {
+  const bool checks = !options_.is_server || options_.request_cert;
+  if (!checks) return true;
+  OpenSslPtr<X509> peer(SSL_get1_peer_certificate(ssl_.get()));
+  long verify = SSL_get_verify_result(ssl_.get());
+  if (!peer) {
+    // Node reports a missing certificate with this code.
+    authorization_ = MakeError(absl::StatusCode::kUnauthenticated, "UNABLE_TO_GET_ISSUER_CERT",
+                               "peer did not return a certificate");
+  } else if (verify != X509_V_OK) {
+    authorization_ = internal::VerifyError(verify);
+  } else {
+    authorization_ = identity_status_;
+  }
+  authorized_ = authorization_.ok();
+  if (!authorized_ && options_.reject_unauthorized) {
+    Fail(authorization_);
+    return false;
+  }
+  return true;
 }
 
 void TlsConnection::Impl::OnHandshakeDone() {
   handshake_deadline_ = absl::InfiniteFuture();
   state_ = State::kOpen;
-  OpenSslPtr<X509> peer(SSL_get1_peer_certificate(ssl_.get()));
-  const bool checks = !options_.is_server || options_.request_cert;
-  if (checks) {
-    long verify = SSL_get_verify_result(ssl_.get());
-    if (!peer) {
-      // Node reports a missing certificate with this code.
-      authorization_ = MakeError(absl::StatusCode::kUnauthenticated, "UNABLE_TO_GET_ISSUER_CERT",
-                                 "peer did not return a certificate");
-    } else if (verify != X509_V_OK) {
-      authorization_ = internal::VerifyError(verify);
-    } else {
-      authorization_ = identity_status_;
-    }
-    authorized_ = authorization_.ok();
-    if (!authorized_ && options_.reject_unauthorized) {
-      Fail(authorization_);
-      return;
-    }
-  }
+  handshake_done_once_ = true;
+  waiting_ = Waiting::kNothing;
+  if (!UpdateAuthorization()) return;
   Push(EventType::kSecure);
+}
+
+void TlsConnection::Impl::OnRenegotiationDone() {
+  peer_finished_ = false;
+  renegotiating_ = false;
+  stats_.renegotiations++;
+  if (!UpdateAuthorization()) return;
+  Push(EventType::kRenegotiated);
 }
 
 void TlsConnection::Impl::ReadPlaintext() {
   ERR_clear_error();
+  SetVerifyTime();
   size_t n = 0;
   int r = SSL_read_ex(ssl_.get(), read_buf_.data(), read_buf_.size(), &n);
+  if (state_ == State::kDone) return;  // a callback ended the connection
+  if (peer_finished_ && SSL_is_init_finished(ssl_.get())) {
+    OnRenegotiationDone();
+    if (state_ == State::kDone) return;
+  }
   if (r == 1) {
-    events_.push_back(Event{EventType::kData, absl::MakeConstSpan(read_buf_.data(), n), absl::OkStatus()});
+    Push(Event{EventType::kData, absl::MakeConstSpan(read_buf_.data(), n), absl::OkStatus()});
     return;
   }
   int err = SSL_get_error(ssl_.get(), r);
@@ -397,17 +288,17 @@ void TlsConnection::Impl::ReadPlaintext() {
     if (state_ == State::kClosing) FinishClose();
     return;
   }
-  Fail(RecordFailure("TLS read failed"));
+  Fail(OpenSslFailure(MakeError(absl::StatusCode::kInternal, kErrInternal, "TLS read failed")));
 }
 
 void TlsConnection::Impl::EncryptPending(bool ignore_output_limit) {
   while (state_ == State::kOpen && !plaintext_out_.empty() &&
          (ignore_output_limit || output_.size() < options_.max_output_buffer)) {
     ERR_clear_error();
-    size_t chunk = std::min(plaintext_out_.size(), kMaxPlaintextRecord);
+    size_t chunk = std::min(plaintext_out_.size(), internal::kMaxPlaintextRecord);
     size_t written = 0;
     if (SSL_write_ex(ssl_.get(), plaintext_out_.data(), chunk, &written) != 1) {
-      Fail(RecordFailure("TLS write failed"));
+      Fail(OpenSslFailure(MakeError(absl::StatusCode::kInternal, kErrInternal, "TLS write failed")));
       return;
     }
     plaintext_out_.Consume(written);
@@ -436,7 +327,7 @@ void TlsConnection::Impl::Step() {
 
 void TlsConnection::Impl::FinishClose() {
   state_ = State::kDone;
-  close_deadline_ = absl::InfiniteFuture();
+  close_deadline_ = handshake_deadline_ = absl::InfiniteFuture();
   plaintext_out_.Release();
   input_.Release();
   Push(EventType::kClosed);
@@ -447,8 +338,7 @@ void TlsConnection::Impl::FinishClose() {
 TlsConnection::TlsConnection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TlsConnection::~TlsConnection() = default;
 
-absl::StatusOr<std::unique_ptr<TlsConnection>> TlsConnection::Create(ConnectionOptions options,
-                                                                     absl::Time now) {
+absl::StatusOr<std::unique_ptr<TlsConnection>> TlsConnection::Create(ConnectionOptions options, absl::Time now) {
   auto impl = std::make_unique<Impl>(std::move(options));
   absl::Status status = impl->Init(now);
   if (!status.ok()) return status;
@@ -468,13 +358,11 @@ absl::Status TlsConnection::CommitInput(size_t n) {
   if (!s.status_.ok()) return s.status_;
   if (n == 0) return absl::OkStatus();
   if (s.state_ == Impl::State::kDone || s.transport_eof_) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, kErrInvalidState,
-                     "CommitInput: the connection no longer takes input");
+    return InvalidState("CommitInput: the connection no longer takes input");
   }
   size_t space = s.options_.max_input_buffer - s.input_.size();
   if (n > space) {
-    return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
-                     absl::StrCat("CommitInput: ", n, " bytes committed but only ", space, " free"));
+    return InvalidOption(absl::StrCat("CommitInput: ", n, " bytes committed but only ", space, " free"));
   }
   s.input_.Commit(n);
   return absl::OkStatus();
@@ -496,8 +384,8 @@ std::optional<Event> TlsConnection::NextEvent(absl::Time now) {
   Impl& s = *impl_;
   s.now_ = now;
   if (s.events_.empty()) {
-    if (now >= s.handshake_deadline_ || now >= s.close_deadline_) OnTimer(now);
-    if (s.events_.empty()) s.Step();
+    if (now >= NextDeadline()) OnTimer(now);
+    if (s.events_.empty() && !s.new_session_pending_) s.Step();
   }
   if (s.events_.empty()) return std::nullopt;
   Event event = std::move(s.events_.front());
@@ -509,8 +397,7 @@ absl::StatusOr<size_t> TlsConnection::Write(absl::Span<const uint8_t> data) {
   Impl& s = *impl_;
   if (!s.status_.ok()) return s.status_;
   if (s.state_ == Impl::State::kClosing || s.state_ == Impl::State::kDone) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, "ERR_STREAM_WRITE_AFTER_END",
-                     "write after end");
+    return MakeError(absl::StatusCode::kFailedPrecondition, "ERR_STREAM_WRITE_AFTER_END", "write after end");
   }
   size_t room = s.options_.max_write_buffer - std::min(s.options_.max_write_buffer, s.plaintext_out_.size());
   size_t n = std::min(room, data.size());
@@ -523,13 +410,14 @@ absl::StatusOr<size_t> TlsConnection::Write(absl::string_view data) {
 }
 
 absl::InlinedVector<absl::Span<const uint8_t>, 2> TlsConnection::Output() {
-  impl_->EncryptPending(/*ignore_output_limit=*/false);
   absl::InlinedVector<absl::Span<const uint8_t>, 2> out;
+  if (impl_->new_session_pending_) return out;  // held until AckNewSession()
+  impl_->EncryptPending(/*ignore_output_limit=*/false);
   if (!impl_->output_.empty()) out.push_back(absl::MakeConstSpan(impl_->output_.data(), impl_->output_.size()));
   return out;
 }
 
-size_t TlsConnection::OutputSize() const { return impl_->output_.size(); }
+size_t TlsConnection::OutputSize() const { return impl_->new_session_pending_ ? 0 : impl_->output_.size(); }
 
 void TlsConnection::ConsumeOutput(size_t n) { impl_->output_.Consume(n); }
 
@@ -541,11 +429,9 @@ void TlsConnection::OnTimer(absl::Time now) {
   Impl& s = *impl_;
   s.now_ = now;
   if (s.state_ == Impl::State::kHandshaking && now >= s.handshake_deadline_) {
-    s.handshake_deadline_ = absl::InfiniteFuture();
     s.Fail(MakeError(absl::StatusCode::kDeadlineExceeded, kErrHandshakeTimeout, "TLS handshake timeout"));
   }
   if (s.state_ == Impl::State::kClosing && now >= s.close_deadline_) {
-    s.close_deadline_ = absl::InfiniteFuture();
     s.Fail(MakeError(absl::StatusCode::kDeadlineExceeded, kErrCloseTimeout,
                      "the peer did not answer close_notify in time"));
   }
@@ -557,7 +443,6 @@ void TlsConnection::Close(absl::Time now, bool wait_for_peer) {
   switch (s.state_) {
     case Impl::State::kStart:
     case Impl::State::kHandshaking:
-      s.handshake_deadline_ = absl::InfiniteFuture();
       s.FinishClose();
       return;
     case Impl::State::kOpen: {
@@ -641,7 +526,7 @@ std::optional<CipherInfo> TlsConnection::GetCipher() const {
 }
 
 std::string TlsConnection::protocol() const {
-  if (!SSL_is_init_finished(impl_->ssl_.get()) && !secure()) return "";
+  if (!secure() && !impl_->handshake_done_once_) return "";
   return SSL_get_version(impl_->ssl_.get());
 }
 
@@ -651,5 +536,246 @@ std::string TlsConnection::servername() const {
 }
 
 bool TlsConnection::is_session_reused() const { return SSL_session_reused(impl_->ssl_.get()) == 1; }
+
+// ---- Answers to suspensions ----
+
+absl::Status TlsConnection::AnswerSni(absl::StatusOr<std::shared_ptr<const SecureContext>> context) {
+  Impl& s = *impl_;
+  if (s.waiting_ != Impl::Waiting::kSni) return InvalidState("AnswerSni: no SNI request is waiting");
+  s.waiting_ = Impl::Waiting::kNothing;
+  if (!context.ok()) {
+    s.Fail(context.status());
+    return absl::OkStatus();
+  }
+  s.sni_answered_ = true;
+  s.sni_answer_ = *std::move(context);
+  return absl::OkStatus();
+}
+
+absl::Status TlsConnection::AnswerResumeSession(absl::StatusOr<std::string> session) {
+  Impl& s = *impl_;
+  if (s.waiting_ != Impl::Waiting::kResumeSession) {
+    return InvalidState("AnswerResumeSession: no session lookup is waiting");
+  }
+  s.waiting_ = Impl::Waiting::kNothing;
+  if (!session.ok()) {
+    s.Fail(session.status());
+    return absl::OkStatus();
+  }
+  s.resume_answered_ = true;
+  s.resume_answer_ = *std::move(session);
+  return absl::OkStatus();
+}
+
+absl::Status TlsConnection::AckNewSession(absl::Status stored) {
+  Impl& s = *impl_;
+  if (!s.new_session_pending_) return InvalidState("AckNewSession: no new session is waiting");
+  s.new_session_pending_ = false;
+  if (!stored.ok()) {
+    s.Fail(stored);
+    return absl::OkStatus();
+  }
+  for (Event& e : s.held_events_) s.events_.push_back(std::move(e));
+  s.held_events_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status TlsConnection::AnswerOcspRequest(absl::StatusOr<std::string> response) {
+  Impl& s = *impl_;
+  if (s.waiting_ != Impl::Waiting::kOcsp) return InvalidState("AnswerOcspRequest: no OCSP request is waiting");
+  s.waiting_ = Impl::Waiting::kNothing;
+  if (!response.ok()) {
+    s.Fail(response.status());
+    return absl::OkStatus();
+  }
+  s.ocsp_answered_ = true;
+  s.ocsp_answer_ = *std::move(response);
+  return absl::OkStatus();
+}
+
+// ---- Sessions and protocols ----
+
+std::string TlsConnection::GetSession() const {
+  SSL_SESSION* session = SSL_get_session(impl_->ssl_.get());  // borrowed
+  if (session == nullptr || SSL_SESSION_is_resumable(session) != 1) return "";
+  unsigned char* der = nullptr;
+  int len = i2d_SSL_SESSION(session, &der);
+  std::string out = len > 0 ? ToString(der, static_cast<size_t>(len)) : "";
+  OPENSSL_free(der);
+  return out;
+}
+
+std::string TlsConnection::GetTlsTicket() const {
+  SSL_SESSION* session = SSL_get_session(impl_->ssl_.get());  // borrowed
+  if (session == nullptr || !SSL_SESSION_has_ticket(session)) return "";
+  const unsigned char* ticket = nullptr;
+  size_t len = 0;
+  SSL_SESSION_get0_ticket(session, &ticket, &len);
+  return ToString(ticket, len);
+}
+
+std::string TlsConnection::alpn_protocol() const {
+  const unsigned char* p = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(impl_->ssl_.get(), &p, &len);
+  return ToString(p, len);
+}
+
+std::string TlsConnection::npn_protocol() const {
+  if (!impl_->options_.is_server) return impl_->npn_selected_;
+  const unsigned char* p = nullptr;
+  unsigned int len = 0;
+  SSL_get0_next_proto_negotiated(impl_->ssl_.get(), &p, &len);
+  return ToString(p, len);
+}
+
+// ---- Renegotiation, key update ----
+
+absl::Status TlsConnection::Renegotiate(const RenegotiateOptions& options) {
+  Impl& s = *impl_;
+  auto cannot = [](absl::string_view why) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "ERR_TLS_RENEGOTIATE",
+                     absl::StrCat("Attempt to renegotiate TLS session failed: ", why));
+  };
+  if (s.state_ != Impl::State::kOpen) return cannot("the connection is not secure");
+  if (s.renegotiating_) return cannot("a renegotiation is already under way");
+  SSL* ssl = s.ssl_.get();
+  const bool tls13 = SSL_version(ssl) >= TLS1_3_VERSION;
+  if (tls13 && !(s.options_.is_server && options.request_cert)) {
+    return cannot("TLS 1.3 has no renegotiation (use KeyUpdate, or request_cert on a server)");
+  }
+  if (s.options_.is_server) {
+    s.options_.request_cert = options.request_cert;
+    s.options_.reject_unauthorized = options.reject_unauthorized;
+    int mode = SSL_VERIFY_NONE;
+    if (options.request_cert) {
+      mode = SSL_VERIFY_PEER | (options.reject_unauthorized ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
+      if (tls13) mode |= SSL_VERIFY_POST_HANDSHAKE;
+    }
+    SSL_set_verify(ssl, mode, &Impl::VerifyCallback);
+  }
+  s.chain_failed_ = false;
+  s.identity_status_ = absl::OkStatus();
+  ERR_clear_error();
+  int started = tls13 ? SSL_verify_client_post_handshake(ssl) : SSL_renegotiate(ssl);
+  if (started != 1) {
+    std::string detail = internal::DrainErrors();
+    return cannot(detail.empty() ? "refused by OpenSSL" : detail);
+  }
+  s.renegotiating_ = true;
+  // Sends the HelloRequest, ClientHello or CertificateRequest now.
+  SSL_do_handshake(ssl);
+  ERR_clear_error();
+  return absl::OkStatus();
+}
+
+absl::Status TlsConnection::KeyUpdate(bool request_peer) {
+  Impl& s = *impl_;
+  if (s.state_ != Impl::State::kOpen || SSL_version(s.ssl_.get()) < TLS1_3_VERSION) {
+    return InvalidState("KeyUpdate: needs a secure TLS 1.3 connection");
+  }
+  ERR_clear_error();
+  if (SSL_key_update(s.ssl_.get(), request_peer ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED) != 1) {
+    return MakeError(absl::StatusCode::kInternal, kErrInternal,
+                     absl::StrCat("KeyUpdate: ", internal::DrainErrors()));
+  }
+  SSL_do_handshake(s.ssl_.get());  // sends the KeyUpdate message now
+  ERR_clear_error();
+  return absl::OkStatus();
+}
+
+// ---- More controls and information ----
+
+bool TlsConnection::SetMaxSendFragment(size_t size) {
+  if (size < 512 || size > 16384) return false;
+  return SSL_set_max_send_fragment(impl_->ssl_.get(), static_cast<long>(size)) == 1;
+}
+
+absl::StatusOr<std::string> TlsConnection::ExportKeyingMaterial(size_t length, absl::string_view label,
+                                                               std::optional<absl::string_view> context) const {
+  if (!secure()) return InvalidState("ExportKeyingMaterial: the connection is not secure");
+  if (length == 0 || length > 1 << 20) return InvalidOption("ExportKeyingMaterial: length must be 1..1048576");
+  std::string out(length, '\0');
+  ERR_clear_error();
+  if (SSL_export_keying_material(impl_->ssl_.get(), reinterpret_cast<unsigned char*>(out.data()), length,
+                                 label.data(), label.size(),
+                                 context ? reinterpret_cast<const unsigned char*>(context->data()) : nullptr,
+                                 context ? context->size() : 0, context.has_value() ? 1 : 0) != 1) {
+    return MakeError(absl::StatusCode::kInternal, kErrInternal,
+                     absl::StrCat("ExportKeyingMaterial: ", internal::DrainErrors()));
+  }
+  return out;
+}
+
+std::string TlsConnection::GetFinished() const {
+  unsigned char buf[EVP_MAX_MD_SIZE];
+  size_t len = SSL_get_finished(impl_->ssl_.get(), buf, sizeof(buf));
+  return ToString(buf, std::min(len, sizeof(buf)));
+}
+
+std::string TlsConnection::GetPeerFinished() const {
+  unsigned char buf[EVP_MAX_MD_SIZE];
+  size_t len = SSL_get_peer_finished(impl_->ssl_.get(), buf, sizeof(buf));
+  return ToString(buf, std::min(len, sizeof(buf)));
+}
+
+std::optional<EphemeralKeyInfo> TlsConnection::GetEphemeralKeyInfo() const {
+  if (impl_->options_.is_server || !secure()) return std::nullopt;
+  EVP_PKEY* raw = nullptr;
+  if (SSL_get_peer_tmp_key(impl_->ssl_.get(), &raw) != 1) return std::nullopt;
+  OpenSslPtr<EVP_PKEY> key(raw);  // SSL_get_peer_tmp_key hands us a reference
+  EphemeralKeyInfo info;
+  info.size = EVP_PKEY_get_bits(key.get());
+  switch (EVP_PKEY_get_base_id(key.get())) {
+    case EVP_PKEY_DH:
+      info.type = "DH";
+      break;
+    case EVP_PKEY_EC: {
+      info.type = "ECDH";
+      char group[80];
+      size_t group_len = 0;
+      if (EVP_PKEY_get_utf8_string_param(key.get(), "group", group, sizeof(group), &group_len) == 1) {
+        int nid = OBJ_txt2nid(group);
+        info.name = nid != NID_undef ? OBJ_nid2sn(nid) : group;
+      }
+      break;
+    }
+    case EVP_PKEY_X25519:
+      info = {"ECDH", "X25519", 253};
+      break;
+    case EVP_PKEY_X448:
+      info = {"ECDH", "X448", 448};
+      break;
+    default:
+      return std::nullopt;
+  }
+  return info;
+}
+
+std::vector<std::string> TlsConnection::GetSharedSigalgs() const {
+  std::vector<std::string> out;
+  SSL* ssl = impl_->ssl_.get();
+  int count = SSL_get_shared_sigalgs(ssl, 0, nullptr, nullptr, nullptr, nullptr, nullptr);
+  for (int i = 0; i < count; ++i) {
+    int sign = NID_undef, hash = NID_undef;
+    SSL_get_shared_sigalgs(ssl, i, &sign, &hash, nullptr, nullptr, nullptr);
+    // Node's spelling (GetSharedSigalgs in node_crypto): "<key>+<hash>".
+    std::string name;
+    switch (sign) {
+      case EVP_PKEY_RSA: name = "RSA+"; break;
+      case EVP_PKEY_RSA_PSS: name = "RSA-PSS+"; break;
+      case EVP_PKEY_DSA: name = "DSA+"; break;
+      case EVP_PKEY_ED25519: name = "Ed25519+"; break;
+      case EVP_PKEY_ED448: name = "Ed448+"; break;
+      case EVP_PKEY_EC: name = "ECDSA+"; break;
+      default: name = absl::StrCat(OBJ_nid2ln(sign) != nullptr ? OBJ_nid2ln(sign) : "UNDEF", "+"); break;
+    }
+    absl::StrAppend(&name, hash != NID_undef && OBJ_nid2sn(hash) != nullptr ? OBJ_nid2sn(hash) : "UNDEF");
+    out.push_back(std::move(name));
+  }
+  return out;
+}
+
+ConnectionStats TlsConnection::stats() const { return impl_->stats_; }
 
 }  // namespace tlsengine

@@ -43,6 +43,22 @@ enum class EventType {
   kTruncated,       // the transport ended without close_notify
   kClosed,          // our Close() finished; the engine is done
   kError,           // fatal; Event::status says why. Nothing follows.
+
+  // Suspensions: the handshake waits until the application answers with
+  // the named call, now or much later (Node's callbacks).
+  kSniRequest,      // server, sni_callback: Event::servername -> AnswerSni()
+  kResumeSession,   // server, session_cache: Event::session_id -> AnswerResumeSession()
+  kNewSession,      // server, session_cache: Event::session_id, ::session -> AckNewSession();
+                    // output and 'secure' are held until then, as in Node
+  kOcspRequest,     // server, ocsp_request: Event::certificate, ::issuer -> AnswerOcspRequest()
+
+  // Information.
+  kSession,         // client: a session to resume later (Event::session); in
+                    // TLS 1.3 it arrives after 'secure', with each ticket
+  kOcspResponse,    // client, request_ocsp: Event::ocsp_response ("" when none stapled)
+  kKeylog,          // keylog: one NSS key log line in Event::line (no newline)
+  kRenegotiated,    // a renegotiation (TLS 1.2) or post-handshake
+                    // authentication (TLS 1.3) completed
 };
 
 absl::string_view EventTypeName(EventType type);
@@ -54,6 +70,13 @@ struct Event {
   // kError: the error, with NodeCode() and, when one was sent or received,
   // AlertOf().
   absl::Status status;
+  std::string servername;     // kSniRequest
+  std::string session_id;     // kResumeSession, kNewSession
+  std::string session;        // kNewSession, kSession: serialized (DER) session
+  std::string certificate;    // kOcspRequest: our certificate, DER
+  std::string issuer;         // kOcspRequest: its issuer, DER ("" when unknown)
+  std::string ocsp_response;  // kOcspResponse: DER
+  std::string line;           // kKeylog
 };
 
 struct ConnectionOptions {
@@ -80,11 +103,74 @@ struct ConnectionOptions {
   absl::Duration handshake_timeout = absl::Seconds(120);
   // Close(): how long to wait for the peer's close_notify.
   absl::Duration close_timeout = absl::Seconds(5);
+
+  // ---- SNI (server) ----
+  // Node's server.addContext table: consulted by exact name, then wildcard,
+  // falling back to secure_context. Shared; may change while in use.
+  std::shared_ptr<SniContexts> sni_contexts;
+  // Node's SNICallback: every ClientHello with a servername raises
+  // kSniRequest instead of consulting sni_contexts.
+  bool sni_callback = false;
+
+  // ---- Application protocols ----
+  // ALPN (RFC 7301) and NPN, in priority order. A server whose ALPN list
+  // shares nothing with the client's ends the handshake with the
+  // no_application_protocol alert, as modern Node does.
+  std::vector<std::string> alpn_protocols;
+  std::vector<std::string> npn_protocols;  // TLS 1.2 and below only
+
+  // ---- Sessions ----
+  // Client: a session from an earlier kSession event or GetSession(), to
+  // resume (Node's `session`).
+  std::string session;
+  // Server: raise kNewSession / kResumeSession so the application keeps
+  // sessions in its own store (Node's 'newSession'/'resumeSession').
+  bool session_cache = false;
+
+  // ---- OCSP stapling ----
+  bool request_ocsp = false;  // client: ask for a stapled response
+  bool ocsp_request = false;  // server: raise kOcspRequest when asked
+
+  // ---- Renegotiation and post-handshake authentication ----
+  // Server: accept client-initiated TLS 1.2 renegotiation, at most
+  // client_reneg_limit times per client_reneg_window (Node's
+  // CLIENT_RENEG_LIMIT / CLIENT_RENEG_WINDOW); one more ends the connection
+  // with ERR_TLS_SESSION_ATTACK. Off by default (OpenSSL 3.0's default).
+  bool allow_client_renegotiation = false;
+  int client_reneg_limit = 3;
+  absl::Duration client_reneg_window = absl::Seconds(600);
+  // Client: offer TLS 1.3 post-handshake authentication (RFC 8446 §4.6.2),
+  // which Renegotiate({.request_cert = true}) on a TLS 1.3 server uses.
+  bool post_handshake_auth = true;
+
+  // Raise kKeylog events (for SSLKEYLOGFILE).
+  bool keylog = false;
+
   // Bounds on the engine's buffers, in bytes. The input buffer must hold at
   // least one maximal record (18437 bytes).
   size_t max_input_buffer = 64 * 1024;
   size_t max_output_buffer = 64 * 1024;
   size_t max_write_buffer = 64 * 1024;
+};
+
+// Node's renegotiate() options.
+struct RenegotiateOptions {
+  bool request_cert = false;
+  bool reject_unauthorized = true;
+};
+
+// Node's getEphemeralKeyInfo(): the peer's key-exchange key (client only).
+struct EphemeralKeyInfo {
+  std::string type;  // "ECDH" or "DH"
+  std::string name;  // "X25519", "prime256v1", ... (ECDH only)
+  int size = 0;      // bits
+};
+
+// Counters, for tests and monitoring.
+struct ConnectionStats {
+  uint64_t key_updates_sent = 0;
+  uint64_t key_updates_received = 0;
+  uint64_t renegotiations = 0;  // completed renegotiations / post-handshake auths
 };
 
 // Node's getCipher().
@@ -176,8 +262,54 @@ class TlsConnection {
   std::string servername() const;  // the SNI name sent (client) or received (server)
   bool is_session_reused() const;
 
- private:
+  // ---- Answers to suspensions (each: kFailedPrecondition with
+  // ERR_TLS_INVALID_STATE when nothing waits for it) ----
+  // kSniRequest: the context to use; nullptr keeps secure_context. An error
+  // ends the connection with it.
+  absl::Status AnswerSni(absl::StatusOr<std::shared_ptr<const SecureContext>> context);
+  // kResumeSession: the serialized session stored under the id, "" for none.
+  absl::Status AnswerResumeSession(absl::StatusOr<std::string> session);
+  // kNewSession: stored (or an error, which ends the connection).
+  absl::Status AckNewSession(absl::Status stored = absl::OkStatus());
+  // kOcspRequest: the DER response to staple, "" for none.
+  absl::Status AnswerOcspRequest(absl::StatusOr<std::string> response);
+
+  // ---- Sessions (Node's getSession(), getTLSTicket()) ----
+  std::string GetSession() const;    // serialized; "" before there is one
+  std::string GetTlsTicket() const;  // client: the ticket bytes; "" when none
+
+  // ---- Application protocols ----
+  std::string alpn_protocol() const;  // "" when none was agreed
+  std::string npn_protocol() const;   // "" when none was agreed
+
+  // ---- Renegotiation, key update ----
+  // TLS 1.2: renegotiates (a server may ask for the client's certificate).
+  // TLS 1.3 server with request_cert: post-handshake authentication. Ends
+  // with kRenegotiated (or kError). kFailedPrecondition with
+  // ERR_TLS_RENEGOTIATE when it cannot start (not secure, TLS 1.3 without
+  // request_cert, client without post-handshake support).
+  absl::Status Renegotiate(const RenegotiateOptions& options);
+  // TLS 1.3 KeyUpdate (RFC 8446 §4.6.3); request_peer asks the peer to
+  // update its keys too. kFailedPrecondition on TLS 1.2 or before 'secure'.
+  absl::Status KeyUpdate(bool request_peer);
+
+  // ---- More controls and information (Node's names) ----
+  // Records we send carry at most `size` bytes of plaintext; false (and no
+  // change) outside 512..16384.
+  bool SetMaxSendFragment(size_t size);
+  // RFC 5705 / RFC 8446 §7.5 exporter. kFailedPrecondition before 'secure'.
+  absl::StatusOr<std::string> ExportKeyingMaterial(size_t length, absl::string_view label,
+                                                   std::optional<absl::string_view> context = std::nullopt) const;
+  std::string GetFinished() const;      // our last Finished message; "" before
+  std::string GetPeerFinished() const;  // the peer's
+  std::optional<EphemeralKeyInfo> GetEphemeralKeyInfo() const;  // client only
+  std::vector<std::string> GetSharedSigalgs() const;  // "ECDSA+SHA256", "RSA-PSS+SHA256", ...
+  ConnectionStats stats() const;
+
+  // The engine's state; defined in core/internal (opaque to users).
   class Impl;
+
+ private:
   explicit TlsConnection(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

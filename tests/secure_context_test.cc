@@ -19,7 +19,9 @@ using testing::IdentityOptions;
 using testing::Key;
 using testing::MakeContext;
 using testing::ReadTestFile;
+using testing::ClientWith;
 using testing::ServerOptions;
+using testing::ServerWith;
 
 void ExpectBad(const SecureContextOptions& o, const std::string& code, const std::string& message_part) {
   absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(o);
@@ -33,19 +35,6 @@ SecureContextOptions Server(const std::string& identity = "server-rsa") {
   return IdentityOptions(identity);
 }
 
-ConnectionOptions ServerWith(const SecureContextOptions& o) {
-  ConnectionOptions so;
-  so.is_server = true;
-  so.secure_context = MakeContext(o);
-  return so;
-}
-
-ConnectionOptions ClientWith(SecureContextOptions o) {
-  ConnectionOptions co = ClientOptions();
-  if (!o.ca.has_value()) o.ca = std::vector<std::string>{Cert("ca1")};
-  co.secure_context = MakeContext(o);
-  return co;
-}
 
 // ---- Bad input: every one names the option and the cause ----
 

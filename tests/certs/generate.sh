@@ -8,6 +8,22 @@ cd "$(dirname "$0")"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# ocsp_response: a "good" OCSP response for server-rsa signed by int1 (made
+# by `openssl ocsp` acting as the responder), for the stapling tests.
+# `generate.sh ocsp` makes only this, from the committed certificates.
+ocsp_response() {
+  local serial
+  serial=$(openssl x509 -in server-rsa.pem -noout -serial | cut -d= -f2)
+  printf 'V\t20991231000000Z\t\t%s\tunknown\t/CN=localhost/O=tlsengine tests\n' "$serial" > "$work/ocsp-index.txt"
+  openssl ocsp -issuer int1.pem -cert server-rsa.pem -no_nonce -reqout "$work/ocsp-req.der"
+  openssl ocsp -index "$work/ocsp-index.txt" -rsigner int1.pem -rkey int1-key.pem -CA int1.pem \
+    -reqin "$work/ocsp-req.der" -respout server-rsa-ocsp.der -ndays 36500 >/dev/null
+}
+if [ "${1:-}" = ocsp ]; then
+  ocsp_response
+  exit 0
+fi
+
 GOOD_FROM=20200101000000Z
 GOOD_TO=20991231000000Z
 
@@ -125,6 +141,8 @@ openssl pkcs12 -export -in server-rsa.pem -inkey server-rsa-key.pem -certfile in
 # DH parameters: 2048 bits (good) and 1024 bits (accepted with a warning).
 openssl dhparam -out dhparam-2048.pem 2048 2>/dev/null
 openssl dhparam -out dhparam-1024.pem 1024 2>/dev/null
+
+ocsp_response
 
 rm -f ./*.old
 echo "test certificates written to $PWD"

@@ -1,6 +1,8 @@
 #include "tests/testlib/testlib.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -57,11 +59,31 @@ ConnectionOptions ClientOptions(const std::string& version) {
   return o;
 }
 
-bool Side::Saw(EventType type) const {
-  for (EventType e : events) {
-    if (e == type) return true;
+ConnectionOptions ServerWith(const SecureContextOptions& o) {
+  ConnectionOptions so;
+  so.is_server = true;
+  so.secure_context = MakeContext(o);
+  return so;
+}
+
+ConnectionOptions ClientWith(SecureContextOptions o) {
+  ConnectionOptions co = ClientOptions();
+  if (!o.ca.has_value()) o.ca = std::vector<std::string>{Cert("ca1")};
+  co.secure_context = MakeContext(o);
+  return co;
+}
+
+bool Side::Saw(EventType type) const { return Count(type) > 0; }
+
+int Side::Count(EventType type) const {
+  return static_cast<int>(std::count(events.begin(), events.end(), type));
+}
+
+Event Side::First(EventType type) const {
+  for (const Event& e : log) {
+    if (e.type == type) return e;
   }
-  return false;
+  return Event{};
 }
 
 EnginePair::EnginePair(ConnectionOptions server, ConnectionOptions client, absl::Time now) : now_(now) {
@@ -82,6 +104,10 @@ void EnginePair::Drain(Side& side) {
       side.received.append(reinterpret_cast<const char*>(ev->data.data()), ev->data.size());
     }
     if (ev->type == EventType::kError && side.error.ok()) side.error = ev->status;
+    Event copy = *ev;
+    copy.data = {};
+    side.log.push_back(std::move(copy));
+    if (side.hook) side.hook(*side.conn, *ev);
   }
 }
 

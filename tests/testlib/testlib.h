@@ -8,6 +8,7 @@
 #define TLSENGINE_TESTS_TESTLIB_TESTLIB_H_
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,13 +40,24 @@ std::shared_ptr<const SecureContext> MakeContext(const SecureContextOptions& opt
 ConnectionOptions ServerOptions(const std::string& identity = "server-rsa", const std::string& version = "");
 // A client trusting ca1 (no identity of its own), servername "localhost".
 ConnectionOptions ClientOptions(const std::string& version = "");
+// A server on a context made from `o`.
+ConnectionOptions ServerWith(const SecureContextOptions& o);
+// A client on a context made from `o` (trusting ca1 unless `o.ca` is set),
+// servername "localhost".
+ConnectionOptions ClientWith(SecureContextOptions o);
 
 struct Side {
   std::unique_ptr<TlsConnection> conn;
   std::vector<EventType> events;
+  std::vector<Event> log;  // every event, with `data` emptied (it is borrowed)
   std::string received;
   absl::Status error;  // the first error event
+  // Called for every event, after it is recorded: answers suspensions.
+  std::function<void(TlsConnection&, const Event&)> hook;
   bool Saw(EventType type) const;
+  // The first event of `type` (a default Event when none).
+  Event First(EventType type) const;
+  int Count(EventType type) const;
 };
 
 class EnginePair {
