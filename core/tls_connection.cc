@@ -539,32 +539,36 @@ bool TlsConnection::is_session_reused() const { return SSL_session_reused(impl_-
 
 // ---- Answers to suspensions ----
 
-absl::Status TlsConnection::AnswerSni(absl::StatusOr<std::shared_ptr<const SecureContext>> context) {
-  Impl& s = *impl_;
-  if (s.waiting_ != Impl::Waiting::kSni) return InvalidState("AnswerSni: no SNI request is waiting");
-  s.waiting_ = Impl::Waiting::kNothing;
-  if (!context.ok()) {
-    s.Fail(context.status());
+// Shared by the Answer* calls: `call` is valid only while `what` waits; an
+// error answer ends the connection with it, a value goes to `slot` for the
+// callback OpenSSL will invoke again.
+template <typename T>
+absl::Status TlsConnection::Impl::Answer(Waiting what, absl::string_view call, absl::StatusOr<T> answer,
+                                         bool& answered, T& slot) {
+  if (waiting_ != what) return InvalidState(absl::StrCat(call, ": nothing of the kind is waiting"));
+  waiting_ = Waiting::kNothing;
+  if (!answer.ok()) {
+    Fail(answer.status());
     return absl::OkStatus();
   }
-  s.sni_answered_ = true;
-  s.sni_answer_ = *std::move(context);
+  answered = true;
+  slot = *std::move(answer);
   return absl::OkStatus();
 }
 
+absl::Status TlsConnection::AnswerSni(absl::StatusOr<std::shared_ptr<const SecureContext>> context) {
+  return impl_->Answer(Impl::Waiting::kSni, "AnswerSni", std::move(context), impl_->sni_answered_,
+                       impl_->sni_answer_);
+}
+
 absl::Status TlsConnection::AnswerResumeSession(absl::StatusOr<std::string> session) {
-  Impl& s = *impl_;
-  if (s.waiting_ != Impl::Waiting::kResumeSession) {
-    return InvalidState("AnswerResumeSession: no session lookup is waiting");
-  }
-  s.waiting_ = Impl::Waiting::kNothing;
-  if (!session.ok()) {
-    s.Fail(session.status());
-    return absl::OkStatus();
-  }
-  s.resume_answered_ = true;
-  s.resume_answer_ = *std::move(session);
-  return absl::OkStatus();
+  return impl_->Answer(Impl::Waiting::kResumeSession, "AnswerResumeSession", std::move(session),
+                       impl_->resume_answered_, impl_->resume_answer_);
+}
+
+absl::Status TlsConnection::AnswerOcspRequest(absl::StatusOr<std::string> response) {
+  return impl_->Answer(Impl::Waiting::kOcsp, "AnswerOcspRequest", std::move(response), impl_->ocsp_answered_,
+                       impl_->ocsp_answer_);
 }
 
 absl::Status TlsConnection::AckNewSession(absl::Status stored) {
@@ -577,19 +581,6 @@ absl::Status TlsConnection::AckNewSession(absl::Status stored) {
   }
   for (Event& e : s.held_events_) s.events_.push_back(std::move(e));
   s.held_events_.clear();
-  return absl::OkStatus();
-}
-
-absl::Status TlsConnection::AnswerOcspRequest(absl::StatusOr<std::string> response) {
-  Impl& s = *impl_;
-  if (s.waiting_ != Impl::Waiting::kOcsp) return InvalidState("AnswerOcspRequest: no OCSP request is waiting");
-  s.waiting_ = Impl::Waiting::kNothing;
-  if (!response.ok()) {
-    s.Fail(response.status());
-    return absl::OkStatus();
-  }
-  s.ocsp_answered_ = true;
-  s.ocsp_answer_ = *std::move(response);
   return absl::OkStatus();
 }
 

@@ -91,6 +91,8 @@ TEST(SniTest, CallbackAnsweredLater) {
   ASSERT_TRUE(pair.Handshake().ok());
   EXPECT_EQ(PeerCn(pair), "other.example.com");
   EXPECT_EQ(NodeCode(pair.server().AnswerSni(nullptr)), "ERR_TLS_INVALID_STATE");
+  EXPECT_EQ(NodeCode(pair.server().AnswerResumeSession("")), "ERR_TLS_INVALID_STATE");
+  EXPECT_EQ(NodeCode(pair.server().AnswerOcspRequest("")), "ERR_TLS_INVALID_STATE");
 }
 
 TEST(SniTest, CallbackAnswerNullKeepsDefaultAndErrorEndsTheConnection) {

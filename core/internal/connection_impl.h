@@ -118,6 +118,9 @@ class TlsConnection::Impl {
   void SetVerifyTime() { X509_VERIFY_PARAM_set_time(SSL_get0_param(ssl_.get()), absl::ToTimeT(now_)); }
   // A renegotiation or post-handshake authentication completed.
   void OnRenegotiationDone();
+  // Takes the application's answer to the suspension `what`.
+  template <typename T>
+  absl::Status Answer(Waiting what, absl::string_view call, absl::StatusOr<T> answer, bool& answered, T& slot);
 
   // ---- Per-SSL callbacks (engine_callbacks.cc) ----
   static int VerifyCallback(int preverify_ok, X509_STORE_CTX* store);
