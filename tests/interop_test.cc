@@ -219,37 +219,30 @@ struct ServedConnection {
   bool secure = false;
 };
 
-ServedConnection ServeOne(Listener& listener, ConnectionOptions options, const std::string& reply_prefix,
+ServedConnection ServeOne(Listener& listener, const ConnectionOptions& options, const std::string& reply_prefix,
                           bool http = false) {
   ServedConnection result;
-  int fd = listener.Accept(kPeerTimeout);
-  if (fd < 0) {
-    result.status = absl::DeadlineExceededError("no client connected");
-    return result;
-  }
-  auto server = *TlsConnection::Create(std::move(options), absl::Now());
   bool replied = false;
-  result.status = RunOverSocket(
-      *server, fd,
+  result.status = testing::ServeOne(
+      listener, options,
       [&](TlsConnection& c, const Event& ev) {
-        if (ev.type == EventType::kSecure) {
-          result.secure = true;
-          result.protocol = c.protocol();
-          result.servername = c.servername();
+        if (ev.type == EventType::kSecure) result.secure = true;
+        if (ev.type != EventType::kData) return;
+        result.received.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
+        bool complete = absl::StrContains(result.received, http ? "\r\n\r\n" : "\n");
+        if (complete && !replied) {
+          replied = true;
+          std::string body = reply_prefix + (http ? "" : result.received);
+          c.Write(http ? absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", body.size(),
+                                      "\r\nConnection: close\r\n\r\n", body)
+                       : body)
+              .IgnoreError();
+          c.Close(absl::Now(), /*wait_for_peer=*/false);
         }
-        if (ev.type == EventType::kData) {
-          result.received.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
-          bool complete = http ? absl::StrContains(result.received, "\r\n\r\n") : absl::StrContains(result.received, "\n");
-          if (complete && !replied) {
-            replied = true;
-            std::string body = reply_prefix + (http ? "" : result.received);
-            c.Write(http ? absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", body.size(),
-                                        "\r\nConnection: close\r\n\r\n", body)
-                         : body)
-                .IgnoreError();
-            c.Close(absl::Now(), /*wait_for_peer=*/false);
-          }
-        }
+      },
+      [&](TlsConnection& c) {
+        result.protocol = c.protocol();
+        result.servername = c.servername();
       },
       kPeerTimeout);
   return result;

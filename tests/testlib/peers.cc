@@ -222,6 +222,21 @@ absl::Status RunOverSocket(TlsConnection& conn, int fd,
   return result;
 }
 
+absl::Status ServeOne(Listener& listener, const ConnectionOptions& options,
+                      const std::function<void(TlsConnection&, const Event&)>& on_event,
+                      const std::function<void(TlsConnection&)>& inspect, absl::Duration timeout) {
+  int fd = listener.Accept(timeout);
+  if (fd < 0) return absl::DeadlineExceededError("no client connected");
+  absl::StatusOr<std::unique_ptr<TlsConnection>> conn = TlsConnection::Create(options, absl::Now());
+  if (!conn.ok()) {
+    close(fd);
+    return conn.status();
+  }
+  absl::Status status = RunOverSocket(**conn, fd, on_event, timeout);
+  if (inspect) inspect(**conn);
+  return status;
+}
+
 std::string TestFilePath(const std::string& name) {
   char cwd[PATH_MAX];
   if (getcwd(cwd, sizeof(cwd)) == nullptr) return "tests/certs/" + name;

@@ -73,6 +73,14 @@ absl::Status RunOverSocket(TlsConnection& conn, int fd,
                            absl::Duration timeout,
                            const std::function<bool()>& done = nullptr);
 
+// Accepts one connection on `listener` (within `timeout`) and serves it
+// with a new engine made from `options`: `on_event` sees every event (it may
+// Write, Close or answer suspensions), `inspect` sees the engine at the end.
+// Returns RunOverSocket's status.
+absl::Status ServeOne(Listener& listener, const ConnectionOptions& options,
+                      const std::function<void(TlsConnection&, const Event&)>& on_event,
+                      const std::function<void(TlsConnection&)>& inspect, absl::Duration timeout);
+
 // Full path of tests/certs/NAME in the runfiles.
 std::string TestFilePath(const std::string& name);
 
