@@ -377,7 +377,7 @@ absl::Status SniContexts::Add(const std::string& hostname, std::shared_ptr<const
     return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
                      absl::StrCat("addContext: '", hostname, "': a wildcard must be the whole first label"));
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   (wildcard ? wildcard_[name.substr(2)] : exact_[name]) = std::move(context);
   return absl::OkStatus();
 }
@@ -385,7 +385,7 @@ absl::Status SniContexts::Add(const std::string& hostname, std::shared_ptr<const
 std::shared_ptr<const SecureContext> SniContexts::Find(const std::string& servername) const {
   std::string name = absl::AsciiStrToLower(servername);
   if (!name.empty() && name.back() == '.') name.pop_back();
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (auto it = exact_.find(name); it != exact_.end()) return it->second;
   size_t dot = name.find('.');
   if (dot == std::string::npos || dot == 0) return nullptr;

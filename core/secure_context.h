@@ -17,10 +17,9 @@
 #include <vector>
 
 #include <map>
+#include <mutex>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct bio_method_st BIO_METHOD;
@@ -108,9 +107,11 @@ class SniContexts {
   std::shared_ptr<const SecureContext> Find(const std::string& servername) const;
 
  private:
-  mutable absl::Mutex mu_;
-  std::map<std::string, std::shared_ptr<const SecureContext>> exact_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::shared_ptr<const SecureContext>> wildcard_ ABSL_GUARDED_BY(mu_);
+  // std::mutex rather than absl::Mutex: ThreadSanitizer sees pthread
+  // locking, and Debian's Abseil is not instrumented.
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const SecureContext>> exact_;     // guarded by mu_
+  std::map<std::string, std::shared_ptr<const SecureContext>> wildcard_;  // guarded by mu_
 };
 
 class SecureContext {

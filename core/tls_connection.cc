@@ -176,7 +176,9 @@ void TlsConnection::Impl::Fail(absl::Status status) {
   held_events_.clear();
   plaintext_out_.Release();
   input_.Release();
-  events_.push_back(Event{EventType::kError, {}, std::move(status)});
+  Event event = internal::MakeEvent(EventType::kError);
+  event.status = std::move(status);
+  events_.push_back(std::move(event));
 }
 
 absl::Status TlsConnection::Impl::OpenSslFailure(absl::Status if_empty) {
@@ -267,7 +269,9 @@ void TlsConnection::Impl::ReadPlaintext() {
     if (state_ == State::kDone) return;
   }
   if (r == 1) {
-    Push(Event{EventType::kData, absl::MakeConstSpan(read_buf_.data(), n), absl::OkStatus()});
+    Event event = internal::MakeEvent(EventType::kData);
+    event.data = absl::MakeConstSpan(read_buf_.data(), n);
+    Push(std::move(event));
     return;
   }
   int err = SSL_get_error(ssl_.get(), r);

@@ -64,7 +64,7 @@ enum class EventType {
 absl::string_view EventTypeName(EventType type);
 
 struct Event {
-  EventType type;
+  EventType type = EventType::kError;
   // kData: the plaintext, borrowed; valid until the next non-const call.
   absl::Span<const uint8_t> data;
   // kError: the error, with NodeCode() and, when one was sent or received,

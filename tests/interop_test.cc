@@ -369,7 +369,9 @@ TEST_P(ClientProgramTest, TalksToEngineServer) {
   EXPECT_EQ(served.servername, "localhost");
   EXPECT_TRUE(absl::StrContains(client.out(), GetParam().expect_in_stdout))
       << "rc " << rc << "\nstdout: " << client.out() << "\nstderr: " << client.err();
-  if (GetParam().http) EXPECT_TRUE(absl::StartsWith(served.received, "GET /hello HTTP/1.1\r\n")) << served.received;
+  if (GetParam().http) {
+    EXPECT_TRUE(absl::StartsWith(served.received, "GET /hello HTTP/1.1\r\n")) << served.received;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(All, ClientProgramTest, ::testing::ValuesIn(ClientPrograms()),

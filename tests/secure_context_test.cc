@@ -2,7 +2,6 @@
 #include "core/secure_context.h"
 
 #include <algorithm>
-#include <thread>
 
 #include "core/errors.h"
 #include "gtest/gtest.h"
@@ -302,28 +301,6 @@ TEST(SecureContextTest, GetCiphersIsLowerCaseWithoutRc4) {
     EXPECT_EQ(c.find_first_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), std::string::npos) << c;
     EXPECT_EQ(c.find("rc4"), std::string::npos) << c;
   }
-}
-
-TEST(SecureContextTest, OneContextSharedByConnectionsOnManyThreads) {
-  std::shared_ptr<const SecureContext> server_ctx = MakeContext(Server("server-ecdsa"));
-  std::shared_ptr<const SecureContext> client_ctx = MakeContext(IdentityOptions(""));
-  std::vector<std::thread> threads;
-  std::atomic<int> ok{0};
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 10; ++i) {
-        ConnectionOptions so, co;
-        so.is_server = true;
-        so.secure_context = server_ctx;
-        co.secure_context = client_ctx;
-        co.servername = "localhost";
-        EnginePair pair(so, co);
-        if (pair.Handshake().ok()) ok++;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(ok.load(), 40);
 }
 
 }  // namespace

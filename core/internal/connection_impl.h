@@ -62,6 +62,13 @@ class ByteBuffer {
   size_t end_ = 0;
 };
 
+// An event of `type` with nothing else set.
+inline Event MakeEvent(EventType type) {
+  Event event;
+  event.type = type;
+  return event;
+}
+
 // Makes the BIO method engines use over their own buffers (one per
 // SecureContext, never per connection: BIO types are a process-wide count).
 OpenSslPtr<BIO_METHOD> NewEngineBioMethod();
@@ -103,7 +110,7 @@ class TlsConnection::Impl {
   void EncryptPending(bool ignore_output_limit);
   void Fail(absl::Status status);
   void Push(Event event);
-  void Push(EventType type) { Push(Event{type, {}, absl::OkStatus()}); }
+  void Push(EventType type) { Push(internal::MakeEvent(type)); }
   void FinishClose();
   // Node's authorized/authorizationError from the verification results;
   // false when the connection had to fail because of them.

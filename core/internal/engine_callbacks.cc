@@ -134,7 +134,7 @@ int ClientHelloCallback(SSL* ssl, int* alert, void* /*arg*/) {
     if (self->options_.sni_callback) {
       if (!self->sni_answered_) {
         if (self->waiting_ != Impl::Waiting::kSni) {
-          Event event{EventType::kSniRequest, {}, absl::OkStatus()};
+          Event event = internal::MakeEvent(EventType::kSniRequest);
           event.servername = servername;
           self->Push(std::move(event));
           self->waiting_ = Impl::Waiting::kSni;
@@ -160,7 +160,7 @@ int ClientHelloCallback(SSL* ssl, int* alert, void* /*arg*/) {
                       ticket_len > 0;
     if (id_len > 0 && !has_ticket && !WillNegotiateTls13(ssl)) {
       if (self->waiting_ != Impl::Waiting::kResumeSession) {
-        Event event{EventType::kResumeSession, {}, absl::OkStatus()};
+        Event event = internal::MakeEvent(EventType::kResumeSession);
         event.session_id.assign(reinterpret_cast<const char*>(id), id_len);
         self->Push(std::move(event));
         self->waiting_ = Impl::Waiting::kResumeSession;
@@ -194,13 +194,13 @@ int NewSessionCallback(SSL* ssl, SSL_SESSION* session) {
     if (!self->options_.session_cache) return 0;
     unsigned int id_len = 0;
     const unsigned char* id = SSL_SESSION_get_id(session, &id_len);
-    Event event{EventType::kNewSession, {}, absl::OkStatus()};
+    Event event = internal::MakeEvent(EventType::kNewSession);
     event.session_id.assign(reinterpret_cast<const char*>(id), id_len);
     event.session = SerializeSession(session);
     self->Push(std::move(event));
     self->new_session_pending_ = true;
   } else {
-    Event event{EventType::kSession, {}, absl::OkStatus()};
+    Event event = internal::MakeEvent(EventType::kSession);
     event.session = SerializeSession(session);
     self->Push(std::move(event));
   }
@@ -237,7 +237,7 @@ int CertCallback(SSL* ssl, void* /*arg*/) {
   if (SSL_get_tlsext_status_type(ssl) != TLSEXT_STATUSTYPE_ocsp) return 1;
   if (self->waiting_ != Impl::Waiting::kOcsp) {
     X509* cert = SSL_get_certificate(ssl);  // borrowed
-    Event event{EventType::kOcspRequest, {}, absl::OkStatus()};
+    Event event = internal::MakeEvent(EventType::kOcspRequest);
     event.certificate = Der(cert);
     if (cert != nullptr) event.issuer = Der(FindIssuer(ssl, cert).get());
     self->Push(std::move(event));
@@ -260,7 +260,7 @@ int StatusCallback(SSL* ssl, void* /*arg*/) {
   if (self == nullptr) return 1;
   const unsigned char* response = nullptr;
   long len = SSL_get_tlsext_status_ocsp_resp(ssl, &response);  // borrowed
-  Event event{EventType::kOcspResponse, {}, absl::OkStatus()};
+  Event event = internal::MakeEvent(EventType::kOcspResponse);
   if (len > 0 && response != nullptr) event.ocsp_response.assign(reinterpret_cast<const char*>(response), len);
   self->Push(std::move(event));
   return 1;
@@ -318,14 +318,16 @@ int NpnSelectCallback(SSL* ssl, unsigned char** out, unsigned char* out_len, con
 void KeylogCallback(const SSL* ssl, const char* line) {
   Impl* self = Impl::From(ssl);
   if (self == nullptr || !self->options_.keylog) return;
-  Event event{EventType::kKeylog, {}, absl::OkStatus()};
+  Event event = internal::MakeEvent(EventType::kKeylog);
   event.line = line;
   self->Push(std::move(event));
 }
 
 // Node's ticket keys: 16 bytes name, 16 HMAC-SHA256 key, 16 AES-128-CBC key.
 // enc=1: encrypt with the first key. enc=0: find the key by name; 2 asks
-// OpenSSL to renew a ticket made with an older key.
+// OpenSSL to issue a new ticket: for one made with an older key, and always
+// in TLS 1.3, where clients use a ticket once (RFC 8446 §8.1) and OpenSSL
+// sends none after a resumption unless asked.
 int TicketKeyCallback(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                       EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc) {
   const internal::ContextData* data = DataOf(ssl);
@@ -351,7 +353,7 @@ int TicketKeyCallback(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP
     const std::string& key = data->ticket_keys[i];
     if (std::memcmp(key_name, key.data(), 16) != 0) continue;
     if (!use(key)) return -1;
-    return i == 0 ? 1 : 2;
+    return i == 0 && SSL_version(ssl) < TLS1_3_VERSION ? 1 : 2;
   }
   return 0;  // unknown key: a full handshake
 }
