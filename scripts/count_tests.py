@@ -4,7 +4,8 @@
 Prints one line, alone: "N passed, M failed" (", K skipped" when any were).
 A test target without a report (it did not build, or crashed before Bazel
 could write one) counts as one failed case, so a broken build never reads
-as a pass.
+as a pass. With --raw it prints "passed failed skipped" instead, for
+scripts/test to add several runs (plain, ASan, TSan) together.
 """
 import os
 import subprocess
@@ -20,7 +21,9 @@ def test_targets(patterns):
 
 
 def main():
-    patterns = sys.argv[1:] or ["//..."]
+    args = sys.argv[1:]
+    raw = "--raw" in args
+    patterns = [a for a in args if a != "--raw"] or ["//..."]
     passed = failed = skipped = 0
     for target in test_targets(patterns):
         package, name = target[2:].split(":")
@@ -39,6 +42,9 @@ def main():
                 skipped += 1
             else:
                 passed += 1
+    if raw:  # for scripts/test, which adds several runs together
+        print(passed, failed, skipped)
+        return 0
     line = f"{passed} passed, {failed} failed"
     if skipped:
         line += f", {skipped} skipped"
