@@ -169,7 +169,8 @@ int ConnectLoopback(int port) {
 
 absl::Status RunOverSocket(TlsConnection& conn, int fd,
                            const std::function<void(TlsConnection&, const Event&)>& on_event,
-                           absl::Duration timeout, const std::function<bool()>& done) {
+                           absl::Duration timeout, const std::function<bool()>& done,
+                           const std::function<void(absl::Span<const uint8_t>)>& on_input) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   const absl::Time deadline = absl::Now() + timeout;
@@ -204,6 +205,7 @@ absl::Status RunOverSocket(TlsConnection& conn, int fd,
       if (space.empty()) continue;
       ssize_t n = recv(fd, space.data(), space.size(), 0);
       if (n > 0) {
+        if (on_input) on_input(space.first(static_cast<size_t>(n)));
         conn.CommitInput(static_cast<size_t>(n)).IgnoreError();
       } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
         read_eof = true;

@@ -66,12 +66,14 @@ int ConnectLoopback(int port);
 // Drives `conn` over the connected socket `fd` (owned: closed at the end)
 // until the engine is finished, the peer closes, or `timeout` passes. Every
 // event goes to `on_event`, which may Write() or Close(); `done` stops the
-// loop early when it returns true. Returns the engine's status, or
-// kDeadlineExceeded on timeout.
+// loop early when it returns true; `on_input`, if given, sees every piece
+// read from the socket (the fuzz corpus recorder uses it). Returns the
+// engine's status, or kDeadlineExceeded on timeout.
 absl::Status RunOverSocket(TlsConnection& conn, int fd,
                            const std::function<void(TlsConnection&, const Event&)>& on_event,
                            absl::Duration timeout,
-                           const std::function<bool()>& done = nullptr);
+                           const std::function<bool()>& done = nullptr,
+                           const std::function<void(absl::Span<const uint8_t>)>& on_input = nullptr);
 
 // Accepts one connection on `listener` (within `timeout`) and serves it
 // with a new engine made from `options`: `on_event` sees every event (it may

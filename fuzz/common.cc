@@ -1,0 +1,269 @@
+#include "fuzz/common.h"
+
+#include <openssl/rand.h>
+
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace tlsengine {
+namespace fuzz {
+namespace {
+
+// ---- Deterministic randomness: splitmix64 per stream ----
+
+constexpr int kStreams = 3;
+uint64_t g_state[kStreams];
+int g_stream = 0;
+absl::Time g_now;
+uint64_t g_digest = 0;
+// The "application's" session store of AnswerSuspension, emptied per input.
+std::map<std::string, std::string> g_sessions;
+// This input's contexts (see Context()).
+std::map<Fixture, std::shared_ptr<const SecureContext>> g_contexts;
+std::shared_ptr<SniContexts> g_sni;
+std::function<void(const Event&)> g_observer;
+
+uint64_t NextRandom() {
+  uint64_t z = (g_state[g_stream] += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+int RandomBytes(unsigned char* buf, int num) {
+  for (int i = 0; i < num; i += 8) {
+    uint64_t r = NextRandom();
+    for (int j = 0; j < 8 && i + j < num; ++j) buf[i + j] = static_cast<unsigned char>(r >> (8 * j));
+  }
+  return 1;
+}
+
+int RandomStatus() { return 1; }
+
+const RAND_METHOD kDeterministicRandom = {
+    nullptr, RandomBytes, nullptr, nullptr, RandomBytes, RandomStatus,
+};
+
+void InstallOnce() {
+  static const bool installed = [] {
+    RAND_set_rand_method(&kDeterministicRandom);
+    return true;
+  }();
+  (void)installed;
+}
+
+absl::Time Epoch() { return absl::FromUnixSeconds(1906502400); }  // 2030-06-01, as TestNow()
+
+}  // namespace
+
+void UseStream(Stream stream) {
+  InstallOnce();
+  g_stream = static_cast<int>(stream);
+}
+
+void ResetDeterminism() {
+  InstallOnce();
+  for (int i = 0; i < kStreams; ++i) g_state[i] = 0x1234567890ABCDEFull * (i + 1);
+  g_stream = 0;
+  g_now = Epoch();
+  g_digest = 1469598103934665603ull;
+  g_sessions.clear();
+  g_contexts.clear();
+  g_sni.reset();
+}
+
+absl::Time Now() { return g_now == absl::Time() ? Epoch() : g_now; }
+void Advance(absl::Duration d) { g_now = Now() + d; }
+
+void RecordOutput(absl::Span<const uint8_t> bytes) {
+  for (uint8_t b : bytes) g_digest = (g_digest ^ b) * 1099511628211ull;  // FNV-1a
+}
+
+uint64_t OutputDigest() { return g_digest; }
+
+// ---- Input ----
+
+uint8_t Input::Byte() { return empty() ? 0 : data_[pos_++]; }
+
+uint16_t Input::U16() {
+  uint16_t hi = Byte();
+  return static_cast<uint16_t>((hi << 8) | Byte());
+}
+
+absl::string_view Input::Bytes(size_t n) {
+  n = std::min(n, remaining());
+  absl::string_view out(reinterpret_cast<const char*>(data_ + pos_), n);
+  pos_ += n;
+  return out;
+}
+
+void AppendChunk(std::string* out, absl::string_view chunk) {
+  for (size_t at = 0; at < chunk.size() || (at == 0 && chunk.empty()); at += 65535) {
+    size_t n = std::min<size_t>(65535, chunk.size() - at);
+    out->push_back(static_cast<char>(n >> 8));
+    out->push_back(static_cast<char>(n & 0xff));
+    out->append(chunk.data() + at, n);
+    if (chunk.empty()) break;
+  }
+}
+
+// ---- Fixtures ----
+
+std::string ReadCert(const std::string& name) {
+  static std::map<std::string, std::string>* cache = new std::map<std::string, std::string>();
+  auto it = cache->find(name);
+  if (it != cache->end()) return it->second;
+  const char* dir = std::getenv("TLSENGINE_CERTS");
+  std::ifstream in(std::string(dir != nullptr ? dir : "tests/certs") + "/" + name, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "fuzz: cannot read test certificate %s (set TLSENGINE_CERTS)\n", name.c_str());
+    std::abort();
+  }
+  std::ostringstream s;
+  s << in.rdbuf();
+  return (*cache)[name] = s.str();
+}
+
+std::shared_ptr<const SecureContext> Context(Fixture fixture) {
+  auto it = g_contexts.find(fixture);
+  if (it != g_contexts.end()) return it->second;
+  static const struct {
+    const char* identity;
+    const char* version;
+  } kFixtures[] = {
+      {"server-rsa", ""}, {"server-ecdsa", ""}, {"server-rsa", "TLSv1.2"}, {"other-name", ""},
+      {"wildcard", ""},   {"", ""},             {"client", ""},             {"", "TLSv1.2"},
+  };
+  const auto& f = kFixtures[static_cast<int>(fixture)];
+  SecureContextOptions o;
+  if (*f.identity != '\0') {
+    o.key = {ReadCert(std::string(f.identity) + "-key.pem")};
+    o.cert = {ReadCert(std::string(f.identity) + "-chain.pem")};
+  }
+  o.ca = std::vector<std::string>{ReadCert("ca1.pem")};
+  if (*f.version != '\0') o.min_version = o.max_version = f.version;
+  o.npn_protocols = {"http/1.1"};
+  // Each fixture from its own seed: the same keys whatever the order.
+  int saved_stream = g_stream;
+  uint64_t saved_setup = g_state[0];
+  g_stream = 0;
+  g_state[0] = 0xC0FFEEull + static_cast<uint64_t>(fixture);
+  auto ctx = SecureContext::Create(o);
+  g_state[0] = saved_setup;
+  g_stream = saved_stream;
+  if (!ctx.ok()) {
+    std::fprintf(stderr, "fuzz: %s\n", ctx.status().ToString().c_str());
+    std::abort();
+  }
+  return g_contexts[fixture] = *ctx;
+}
+
+std::shared_ptr<SniContexts> SniTable() {
+  if (!g_sni) {
+    g_sni = std::make_shared<SniContexts>();
+    g_sni->Add("other.example.com", Context(Fixture::kOtherName)).IgnoreError();
+    g_sni->Add("*.example.com", Context(Fixture::kWildcard)).IgnoreError();
+  }
+  return g_sni;
+}
+
+ServerConfig MakeServerConfig(uint8_t a, uint8_t b) {
+  ServerConfig c;
+  ConnectionOptions& o = c.options;
+  o.is_server = true;
+  o.secure_context = Context((a & 3) == 1   ? Fixture::kServerTls12
+                             : (a & 3) == 2 ? Fixture::kServerEcdsa
+                                            : Fixture::kServerRsa);
+  if (a & 4) o.alpn_protocols = {"h2", "http/1.1"};
+  if (a & 8) o.sni_contexts = SniTable();
+  o.sni_callback = (a & 16) != 0;
+  o.request_cert = (a & 32) != 0;
+  o.session_cache = (a & 64) != 0;
+  o.ocsp_request = (a & 128) != 0;
+  c.async_answers = (b & 1) != 0;
+  o.reject_unauthorized = (b & 2) != 0;
+  o.keylog = (b & 4) != 0;
+  o.allow_client_renegotiation = (b & 8) != 0;
+  o.client_reneg_limit = (b >> 4) & 3;
+  return c;
+}
+
+ClientConfig MakeClientConfig(uint8_t a, uint8_t b) {
+  ClientConfig c;
+  ConnectionOptions& o = c.options;
+  o.secure_context = Context((a & 3) == 1   ? Fixture::kClientTls12
+                             : (a & 3) == 2 ? Fixture::kClientWithCert
+                                            : Fixture::kClient);
+  static const char* const kNames[] = {"localhost", "other.example.com", "", "a.example.com"};
+  o.servername = kNames[(a >> 2) & 3];
+  if (o.servername.empty()) o.host = "127.0.0.1";
+  if (a & 16) o.alpn_protocols = {"http/1.1", "h2"};
+  o.request_ocsp = (a & 32) != 0;
+  o.reject_unauthorized = (a & 64) != 0;
+  o.keylog = (a & 128) != 0;
+  o.post_handshake_auth = (b & 1) != 0;
+  return c;
+}
+
+void AnswerSuspension(TlsConnection& conn, const Event& event) {
+  std::map<std::string, std::string>* sessions = &g_sessions;
+  switch (event.type) {
+    case EventType::kSniRequest:
+      conn.AnswerSni(SniTable()->Find(event.servername)).IgnoreError();
+      break;
+    case EventType::kResumeSession: {
+      auto it = sessions->find(event.session_id);
+      conn.AnswerResumeSession(it == sessions->end() ? "" : it->second).IgnoreError();
+      break;
+    }
+    case EventType::kNewSession:
+      if (sessions->size() < 64) (*sessions)[event.session_id] = event.session;
+      conn.AckNewSession().IgnoreError();
+      break;
+    case EventType::kOcspRequest: {
+      static const std::string* response = new std::string(ReadCert("server-rsa-ocsp.der"));
+      conn.AnswerOcspRequest(*response).IgnoreError();
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void SetEventObserver(std::function<void(const Event&)> observer) { g_observer = std::move(observer); }
+
+std::string PollAndDrain(TlsConnection& conn, std::vector<Event>* pending) {
+  while (std::optional<Event> ev = conn.NextEvent(Now())) {
+    if (g_observer) g_observer(*ev);
+    bool suspension = ev->type == EventType::kSniRequest || ev->type == EventType::kResumeSession ||
+                      ev->type == EventType::kNewSession || ev->type == EventType::kOcspRequest;
+    if (suspension && pending != nullptr) {
+      Event copy = *ev;
+      copy.data = {};
+      pending->push_back(std::move(copy));
+    } else if (suspension) {
+      AnswerSuspension(conn, *ev);
+    }
+  }
+  std::string out;
+  for (auto span = conn.Output(); !span.empty(); span = conn.Output()) {
+    RecordOutput(span[0]);
+    out.append(reinterpret_cast<const char*>(span[0].data()), span[0].size());
+    conn.ConsumeOutput(span[0].size());
+  }
+  return out;
+}
+
+}  // namespace fuzz
+}  // namespace tlsengine
+
+// OpenSSL's own clock, for reproducible session times and ticket ages (as
+// OpenSSL's fuzz/server.c does). Linked only into fuzz binaries.
+extern "C" time_t time(time_t* t) {
+  time_t now = absl::ToTimeT(tlsengine::fuzz::Now());
+  if (t != nullptr) *t = now;
+  return now;
+}

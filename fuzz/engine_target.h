@@ -1,0 +1,46 @@
+// The loop shared by server_engine and client_engine: an engine fed the
+// peer's flights, one chunk at a time.
+#ifndef TLSENGINE_FUZZ_ENGINE_TARGET_H_
+#define TLSENGINE_FUZZ_ENGINE_TARGET_H_
+
+#include <cstdlib>
+
+#include "fuzz/common.h"
+
+namespace tlsengine {
+namespace fuzz {
+
+// Runs `conn` over the chunks left in `in`. Suspensions are answered at
+// once, or (async) before the next chunk. Checks the engine's promises: no
+// event after the error, input never above its bound.
+inline void RunEngine(TlsConnection& conn, Input& in, bool async_answers, size_t max_input) {
+  std::vector<Event> pending;
+  PollAndDrain(conn, async_answers ? &pending : nullptr);
+  while (!in.empty() && !conn.finished()) {
+    for (const Event& e : pending) AnswerSuspension(conn, e);
+    pending.clear();
+    absl::string_view chunk = in.Chunk();
+    while (!chunk.empty() && !conn.finished()) {
+      absl::Span<uint8_t> space = conn.InputSpace();
+      if (space.size() > max_input) std::abort();
+      size_t n = std::min(space.size(), chunk.size());
+      if (n == 0) break;  // backpressure: the engine needs polling first
+      std::memcpy(space.data(), chunk.data(), n);
+      if (!conn.CommitInput(n).ok()) break;
+      chunk.remove_prefix(n);
+      PollAndDrain(conn, async_answers ? &pending : nullptr);
+    }
+    Advance(absl::Seconds(1));
+    if (Now() >= conn.NextDeadline()) conn.OnTimer(Now());
+    PollAndDrain(conn, async_answers ? &pending : nullptr);
+  }
+  for (const Event& e : pending) AnswerSuspension(conn, e);
+  conn.OnTransportEof();
+  PollAndDrain(conn);
+  if (conn.finished() && conn.NextEvent(Now()).has_value()) std::abort();  // nothing after the end
+}
+
+}  // namespace fuzz
+}  // namespace tlsengine
+
+#endif  // TLSENGINE_FUZZ_ENGINE_TARGET_H_
