@@ -382,6 +382,49 @@ TEST_P(ClientAuthLaterTest, EngineServerAsksSClientForItsCertificate) {
 INSTANTIATE_TEST_SUITE_P(Versions, ClientAuthLaterTest, ::testing::Values("TLSv1.2", "TLSv1.3"),
                          [](const auto& info) { return info.param == "TLSv1.2" ? "Tls12" : "Tls13"; });
 
+// ---- GnuTLS as the server ----
+
+TEST(GnutlsServInteropTest, EngineClientGetsAlpnAndStapledOcspFromGnutlsServ) {
+  int port;
+  {
+    Listener probe;  // a free port for gnutls-serv, released at once
+    port = probe.port();
+  }
+  Subprocess server;
+  ASSERT_TRUE(server
+                  .Start({"gnutls-serv", "--echo", "-p", std::to_string(port), "--x509certfile",
+                          TestFilePath("server-rsa-chain.pem"), "--x509keyfile", TestFilePath("server-rsa-key.pem"),
+                          "--alpn=h2", "--ocsp-response=" + TestFilePath("server-rsa-ocsp.der"),
+                          "--ignore-ocsp-response-errors"})
+                  .ok());
+  ASSERT_TRUE(server.WaitForLine("listening", kTimeout).ok()) << server.out() << server.err();
+  int fd = -1;
+  for (int i = 0; i < 50 && fd < 0; ++i) {
+    fd = ConnectLoopback(port);
+    if (fd < 0) absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_GE(fd, 0);
+  ConnectionOptions co = ClientOptions();
+  co.alpn_protocols = {"http/1.1", "h2"};
+  co.request_ocsp = true;
+  auto client = *TlsConnection::Create(co, absl::Now());
+  std::string got, ocsp;
+  absl::Status s = RunOverSocket(
+      *client, fd,
+      [&](TlsConnection& c, const Event& ev) {
+        if (ev.type == EventType::kSecure) c.Write("echo me\n").IgnoreError();
+        if (ev.type == EventType::kOcspResponse) ocsp = ev.ocsp_response;
+        if (ev.type == EventType::kData) got.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
+      },
+      kTimeout, [&] { return absl::StrContains(got, "echo me"); });
+  server.Kill();
+  ASSERT_TRUE(s.ok()) << s << server.out() << server.err();
+  EXPECT_TRUE(client->authorized()) << client->authorization_status();
+  EXPECT_EQ(client->alpn_protocol(), "h2");
+  EXPECT_EQ(ocsp, ReadTestFile("server-rsa-ocsp.der"));
+  EXPECT_EQ(got, "echo me\n");
+}
+
 // ---- Key log ----
 
 TEST(KeylogInteropTest, LinesMatchSServersKeylogFile) {

@@ -89,13 +89,15 @@ void Subprocess::ReadAvailable(int timeout_ms) {
 absl::StatusOr<std::string> Subprocess::WaitForLine(const std::string& needle, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
-    size_t nl;
-    while ((nl = out_.find('\n', line_start_)) != std::string::npos) {
-      std::string line = out_.substr(line_start_, nl - line_start_);
-      line_start_ = nl + 1;
-      if (line.find(needle) != std::string::npos) return line;
+    for (auto [text, start] : {std::pair{&out_, &line_start_}, std::pair{&err_, &err_line_start_}}) {
+      size_t nl;
+      while ((nl = text->find('\n', *start)) != std::string::npos) {
+        std::string line = text->substr(*start, nl - *start);
+        *start = nl + 1;
+        if (line.find(needle) != std::string::npos) return line;
+      }
     }
-    if (out_fd_ < 0) break;
+    if (out_fd_ < 0 && err_fd_ < 0) break;
     ReadAvailable(50);
   }
   return absl::DeadlineExceededError(

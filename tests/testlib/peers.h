@@ -29,7 +29,8 @@ class Subprocess {
   absl::Status Start(const std::vector<std::string>& argv, const std::string& dir = "");
   absl::Status WriteStdin(const std::string& data);
   void CloseStdin();
-  // Reads stdout until a line containing `needle` arrives; returns that line.
+  // Reads until a line containing `needle` arrives on stdout or stderr;
+  // returns that line.
   absl::StatusOr<std::string> WaitForLine(const std::string& needle, absl::Duration timeout);
   // Waits for exit (killing the child after `timeout`); returns the exit code
   // (128 + signal when killed). Collects the rest of stdout and stderr.
@@ -43,7 +44,7 @@ class Subprocess {
   pid_t pid_ = -1;
   int in_ = -1, out_fd_ = -1, err_fd_ = -1;
   std::string out_, err_;
-  size_t line_start_ = 0;
+  size_t line_start_ = 0, err_line_start_ = 0;
 };
 
 // A TCP listener on 127.0.0.1 with a kernel-chosen port.
