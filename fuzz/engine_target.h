@@ -40,6 +40,28 @@ inline void RunEngine(TlsConnection& conn, Input& in, bool async_answers, size_t
   if (conn.finished() && conn.NextEvent(Now()).has_value()) std::abort();  // nothing after the end
 }
 
+// The whole of server_engine and client_engine (and their seed test): the
+// first two bytes choose the configuration, the rest are the peer's chunks.
+inline int RunEngineTarget(const uint8_t* data, size_t size, bool server) {
+  ResetDeterminism();
+  UseStream(server ? Stream::kServer : Stream::kClient);
+  Input in(data, size);
+  uint8_t a = in.Byte(), b = in.Byte();
+  ConnectionOptions options;
+  bool async_answers = false;
+  if (server) {
+    ServerConfig config = MakeServerConfig(a, b);
+    options = config.options;
+    async_answers = config.async_answers;
+  } else {
+    options = MakeClientConfig(a, b).options;
+  }
+  auto conn = TlsConnection::Create(options, Now());
+  if (!conn.ok()) std::abort();  // the fixed configurations are valid
+  RunEngine(**conn, in, async_answers, options.max_input_buffer);
+  return 0;
+}
+
 }  // namespace fuzz
 }  // namespace tlsengine
 

@@ -50,18 +50,12 @@ struct Outcome {
 
 Outcome Replay(const std::string& seed, bool server) {
   Outcome outcome;
-  ResetDeterminism();
-  UseStream(server ? Stream::kServer : Stream::kClient);
-  Input in(reinterpret_cast<const uint8_t*>(seed.data()), seed.size());
-  uint8_t a = in.Byte(), b = in.Byte();
-  ConnectionOptions options = server ? MakeServerConfig(a, b).options : MakeClientConfig(a, b).options;
-  auto conn = *TlsConnection::Create(options, Now());
   SetEventObserver([&outcome](const Event& e) {
     if (e.type == EventType::kSecure) outcome.secure = true;
     if (e.type == EventType::kData) outcome.data.append(reinterpret_cast<const char*>(e.data.data()), e.data.size());
     if (e.type == EventType::kError && outcome.error.ok()) outcome.error = e.status;
   });
-  RunEngine(*conn, in, server && MakeServerConfig(a, b).async_answers, options.max_input_buffer);
+  RunEngineTarget(reinterpret_cast<const uint8_t*>(seed.data()), seed.size(), server);
   SetEventObserver(nullptr);
   return outcome;
 }

@@ -691,6 +691,7 @@ TEST_P(VersionTest, ExportedKeyingMaterialAndFinishedMessagesAgree) {
   EXPECT_NE(pair.client().GetFinished(), pair.server().GetFinished());
 }
 
+// Also the test that `dhparam` enables DHE suites.
 TEST(InfoTest, EphemeralKeyInfoShowsForwardSecrecy) {
   EnginePair x25519(ServerOptions("server-ecdsa"), ClientOptions());
   ASSERT_TRUE(x25519.Handshake().ok());

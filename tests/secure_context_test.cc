@@ -204,18 +204,6 @@ TEST(SecureContextTest, EmptyCaTrustsNothingAndMissingCaUsesTheSystemStore) {
   EXPECT_EQ(NodeCode(pair2.Handshake()), "UNABLE_TO_GET_ISSUER_CERT_LOCALLY");
 }
 
-TEST(SecureContextTest, DhparamEnablesDheSuites) {
-  SecureContextOptions o = Server();
-  o.dhparam = ReadTestFile("dhparam-2048.pem");
-  SecureContextOptions dhe_only;
-  dhe_only.max_version = "TLSv1.2";
-  dhe_only.ciphers = "DHE-RSA-AES128-GCM-SHA256";
-  EnginePair pair(ServerWith(o), ClientWith(dhe_only));
-  ASSERT_TRUE(pair.Handshake().ok());
-  EXPECT_EQ(pair.client().GetCipher()->name, "DHE-RSA-AES128-GCM-SHA256");
-  EXPECT_TRUE(MakeContext(o)->warnings().empty());
-}
-
 TEST(SecureContextErrors, DhparamBelow2048Bits) {
   SecureContextOptions o;
   o.dhparam = ReadTestFile("dhparam-1024.pem");
