@@ -2,6 +2,7 @@
 // s_server (-servername, -alpn, -nextprotoneg, -sess_out/-sess_in,
 // -reconnect, -status/-status_file, renegotiation with "R", -enable_pha,
 // -keylogfile) and gnutls-cli (--alpn, --resume, --save-ocsp).
+#include <atomic>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -348,7 +349,7 @@ TEST(RenegotiationInteropTest, SClientRenegotiationsAreLimited) {
   Listener listener;
   Subprocess client;
   ASSERT_TRUE(client.Start(SClient(listener.port(), {"-tls1_2"})).ok());
-  int renegotiations = 0;
+  std::atomic<int> renegotiations{0};
   absl::Status served;
   std::thread server([&] {
     served = testing::ServeOne(
@@ -357,14 +358,20 @@ TEST(RenegotiationInteropTest, SClientRenegotiationsAreLimited) {
         kTimeout);
   });
   // Node's documentation: connect with s_client and tap R<CR> a few times.
+  // Each R waits for the previous renegotiation, so that two never arrive
+  // in one read (s_client would renegotiate once for both).
+  absl::SleepFor(absl::Milliseconds(300));
   for (int i = 0; i < 4; ++i) {
-    absl::SleepFor(absl::Milliseconds(400));
     client.WriteStdin("R\n").IgnoreError();
+    for (absl::Time deadline = absl::Now() + absl::Seconds(10); i < 3 && renegotiations.load() <= i &&
+                                                                absl::Now() < deadline;) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
   }
   server.join();
   client.CloseStdin();
   client.Wait(absl::Seconds(10));
-  EXPECT_EQ(renegotiations, 3);
+  EXPECT_EQ(renegotiations.load(), 3);
   EXPECT_EQ(NodeCode(served), "ERR_TLS_SESSION_ATTACK") << served << "\n" << client.out() << client.err();
   EXPECT_TRUE(absl::StrContains(client.out() + client.err(), "RENEGOTIATING")) << client.out();
 }
