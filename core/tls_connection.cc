@@ -543,36 +543,40 @@ bool TlsConnection::is_session_reused() const { return SSL_session_reused(impl_-
 
 // ---- Answers to suspensions ----
 
-// Shared by the Answer* calls: `call` is valid only while `what` waits; an
-// error answer ends the connection with it, a value goes to `slot` for the
-// callback OpenSSL will invoke again.
+// Shared by the Answer* calls: `call` is valid only while `what` waits. A
+// value goes to `slot` for the callback OpenSSL will invoke again; an error
+// goes to pending_failure_, and that callback then fails the handshake, so
+// the peer gets an alert and the connection ends with the application's
+// error.
 template <typename T>
 absl::Status TlsConnection::Impl::Answer(Waiting what, absl::string_view call, absl::StatusOr<T> answer,
-                                         bool& answered, T& slot) {
+                                         bool& answered, T& slot, int alert) {
   if (waiting_ != what) return InvalidState(absl::StrCat(call, ": nothing of the kind is waiting"));
   waiting_ = Waiting::kNothing;
+  answered = true;
   if (!answer.ok()) {
-    Fail(answer.status());
+    pending_failure_ = answer.status();
+    pending_alert_ = alert;
     return absl::OkStatus();
   }
-  answered = true;
   slot = *std::move(answer);
   return absl::OkStatus();
 }
 
 absl::Status TlsConnection::AnswerSni(absl::StatusOr<std::shared_ptr<const SecureContext>> context) {
   return impl_->Answer(Impl::Waiting::kSni, "AnswerSni", std::move(context), impl_->sni_answered_,
-                       impl_->sni_answer_);
+                       impl_->sni_answer_, SSL_AD_UNRECOGNIZED_NAME);
 }
 
 absl::Status TlsConnection::AnswerResumeSession(absl::StatusOr<std::string> session) {
   return impl_->Answer(Impl::Waiting::kResumeSession, "AnswerResumeSession", std::move(session),
-                       impl_->resume_answered_, impl_->resume_answer_);
+                       impl_->resume_answered_, impl_->resume_answer_, SSL_AD_INTERNAL_ERROR);
 }
 
 absl::Status TlsConnection::AnswerOcspRequest(absl::StatusOr<std::string> response) {
+  // OpenSSL sends internal_error when the certificate callback fails.
   return impl_->Answer(Impl::Waiting::kOcsp, "AnswerOcspRequest", std::move(response), impl_->ocsp_answered_,
-                       impl_->ocsp_answer_);
+                       impl_->ocsp_answer_, SSL_AD_INTERNAL_ERROR);
 }
 
 absl::Status TlsConnection::AckNewSession(absl::Status stored) {

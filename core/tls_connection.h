@@ -263,9 +263,10 @@ class TlsConnection {
   bool is_session_reused() const;
 
   // ---- Answers to suspensions (each: kFailedPrecondition with
-  // ERR_TLS_INVALID_STATE when nothing waits for it) ----
-  // kSniRequest: the context to use; nullptr keeps secure_context. An error
-  // ends the connection with it.
+  // ERR_TLS_INVALID_STATE when nothing waits for it). An error answer ends
+  // the handshake with that error, after sending the client an alert
+  // (unrecognized_name for SNI, internal_error otherwise). ----
+  // kSniRequest: the context to use; nullptr keeps secure_context.
   absl::Status AnswerSni(absl::StatusOr<std::shared_ptr<const SecureContext>> context);
   // kResumeSession: the serialized session stored under the id, "" for none.
   absl::Status AnswerResumeSession(absl::StatusOr<std::string> session);

@@ -113,7 +113,11 @@ TEST(SniTest, CallbackAnswerNullKeepsDefaultAndErrorEndsTheConnection) {
   };
   refuse.Handshake().IgnoreError();
   EXPECT_EQ(NodeCode(refuse.server_side().error), "ERR_UNKNOWN_HOST");
+  EXPECT_EQ(refuse.server_side().error.message(), "no such host");
   EXPECT_FALSE(refuse.client().secure());
+  // The client is told why: unrecognized_name.
+  EXPECT_EQ(AlertOf(refuse.client_side().error), 112);
+  EXPECT_EQ(NodeCode(refuse.client_side().error), "ERR_SSL_TLSV1_UNRECOGNIZED_NAME");
 }
 
 TEST(SniTest, NoSniMeansNoCallback) {
@@ -428,6 +432,7 @@ TEST(ExternalCacheTest, ResumeAnsweredLaterAndLookupErrors) {
   failing.Handshake().IgnoreError();
   EXPECT_EQ(NodeCode(failing.server_side().error), "ECACHEDOWN");
   EXPECT_FALSE(failing.client().secure());
+  EXPECT_EQ(AlertOf(failing.client_side().error), 80);  // internal_error
 }
 
 TEST(ExternalCacheTest, Tls13ClientsDoNotTriggerResumeSession) {
@@ -492,6 +497,7 @@ TEST_P(VersionTest, OcspWithoutAResponseAndWithoutARequest) {
   };
   failing.Handshake().IgnoreError();
   EXPECT_EQ(NodeCode(failing.server_side().error), "EOCSPDOWN");
+  EXPECT_EQ(AlertOf(failing.client_side().error), 80);  // internal_error
 }
 
 // ---- Renegotiation (TLS 1.2) and post-handshake authentication (TLS 1.3) ----

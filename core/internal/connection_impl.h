@@ -125,9 +125,11 @@ class TlsConnection::Impl {
   void SetVerifyTime() { X509_VERIFY_PARAM_set_time(SSL_get0_param(ssl_.get()), absl::ToTimeT(now_)); }
   // A renegotiation or post-handshake authentication completed.
   void OnRenegotiationDone();
-  // Takes the application's answer to the suspension `what`.
+  // Takes the application's answer to the suspension `what`; an error will
+  // be sent to the peer as `alert`.
   template <typename T>
-  absl::Status Answer(Waiting what, absl::string_view call, absl::StatusOr<T> answer, bool& answered, T& slot);
+  absl::Status Answer(Waiting what, absl::string_view call, absl::StatusOr<T> answer, bool& answered, T& slot,
+                      int alert);
 
   // ---- Per-SSL callbacks (engine_callbacks.cc) ----
   static int VerifyCallback(int preverify_ok, X509_STORE_CTX* store);
@@ -172,9 +174,11 @@ class TlsConnection::Impl {
   bool ocsp_answered_ = false;
   std::string ocsp_answer_;
   bool new_session_pending_ = false;
-  // Set by a callback that must fail the handshake (renegotiation limit);
-  // reported instead of OpenSSL's generic error.
+  // Set by a callback that must fail the handshake (renegotiation limit) or
+  // by an error answer; reported instead of OpenSSL's generic error, after
+  // pending_alert_ went to the peer.
   absl::Status pending_failure_;
+  int pending_alert_ = SSL_AD_INTERNAL_ERROR;
 
   // Sessions, protocols, renegotiation.
   std::string last_session_;  // client: serialized, from the newest ticket

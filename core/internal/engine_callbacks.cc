@@ -117,10 +117,16 @@ int ClientHelloCallback(SSL* ssl, int* alert, void* /*arg*/) {
     if (++self->reneg_count_ > self->options_.client_reneg_limit) {
       self->pending_failure_ = MakeError(absl::StatusCode::kAborted, "ERR_TLS_SESSION_ATTACK",
                                          "TLS session renegotiation attack detected");
-      *alert = SSL_AD_HANDSHAKE_FAILURE;
+      self->pending_alert_ = *alert = SSL_AD_HANDSHAKE_FAILURE;
       return SSL_CLIENT_HELLO_ERROR;
     }
     return SSL_CLIENT_HELLO_SUCCESS;
+  }
+  // The application refused (AnswerSni or AnswerResumeSession with an
+  // error): fail here so the client gets an alert.
+  if (!self->pending_failure_.ok()) {
+    *alert = self->pending_alert_;
+    return SSL_CLIENT_HELLO_ERROR;
   }
   // SNI: Node's SNICallback, or the addContext table.
   const unsigned char* ext = nullptr;
@@ -233,7 +239,9 @@ OpenSslPtr<X509> FindIssuer(SSL* ssl, X509* cert) {
 // response (Node's OCSPRequest), before the certificate goes out.
 int CertCallback(SSL* ssl, void* /*arg*/) {
   Impl* self = Impl::From(ssl);
-  if (self == nullptr || !SSL_is_server(ssl) || !self->options_.ocsp_request || self->ocsp_answered_) return 1;
+  if (self == nullptr || !SSL_is_server(ssl) || !self->options_.ocsp_request) return 1;
+  // The application's OCSP fetch failed: OpenSSL sends internal_error.
+  if (self->ocsp_answered_) return self->pending_failure_.ok() ? 1 : 0;
   if (SSL_get_tlsext_status_type(ssl) != TLSEXT_STATUSTYPE_ocsp) return 1;
   if (self->waiting_ != Impl::Waiting::kOcsp) {
     X509* cert = SSL_get_certificate(ssl);  // borrowed
