@@ -120,6 +120,7 @@ constexpr char kLegacyCbcCiphers[] =
 
 absl::Status ApplyCiphers(SSL_CTX* ctx, const SecureContextOptions& o, int min_version) {
   std::vector<std::string> legacy, suites;
+  OpenSslPtr<SSL_CTX> scratch;  // one, made on demand: SSL_CTX_new is costly
   for (absl::string_view element : absl::StrSplit(o.ciphers, absl::ByAnyChar(": ,"), absl::SkipEmpty())) {
     if (absl::StartsWith(element, "TLS_")) {
       suites.emplace_back(element);
@@ -129,7 +130,7 @@ absl::Status ApplyCiphers(SSL_CTX* ctx, const SecureContextOptions& o, int min_v
     absl::string_view name = element;
     if (absl::StartsWith(name, "@") || absl::StartsWith(name, "!") || absl::StartsWith(name, "-")) continue;
     absl::ConsumePrefix(&name, "+");
-    OpenSslPtr<SSL_CTX> scratch(SSL_CTX_new(TLS_method()));
+    if (!scratch) scratch.reset(SSL_CTX_new(TLS_method()));
     if (!scratch || SSL_CTX_set_cipher_list(scratch.get(), std::string(name).c_str()) != 1) {
       return BadOption("ciphers", absl::StrCat("no cipher match for '", element, "'"));
     }

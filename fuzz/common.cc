@@ -1,6 +1,8 @@
 #include "fuzz/common.h"
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include <cstdlib>
 #include <ctime>
@@ -21,9 +23,32 @@ absl::Time g_now;
 uint64_t g_digest = 0;
 // The "application's" session store of AnswerSuspension, emptied per input.
 std::map<std::string, std::string> g_sessions;
-// This input's contexts (see Context()).
-std::map<Fixture, std::shared_ptr<const SecureContext>> g_contexts;
+// The contexts (see Context()), made once, and the RSA keys they started
+// with, of which each input gets a fresh copy.
+struct KeyFree {
+  void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
+};
+struct CachedContext {
+  std::shared_ptr<const SecureContext> context;
+  std::unique_ptr<EVP_PKEY, KeyFree> pristine_rsa_key;  // null unless RSA
+};
+std::map<Fixture, CachedContext> g_contexts;
 std::shared_ptr<SniContexts> g_sni;
+
+// RSA blinding keeps random state inside the key object and refreshes it
+// from the random stream every 32 private operations, so a key shared by
+// inputs makes the same input draw different numbers on different runs.
+// EVP_PKEY_dup copies the key but not that state: each input signs with a
+// fresh copy. (Rebuilding the contexts per input also works, as OpenSSL's
+// own fuzzers do, but costs 16 times the executions per second here.)
+void FreshKeys() {
+  for (auto& [fixture, cached] : g_contexts) {
+    if (!cached.pristine_rsa_key) continue;
+    std::unique_ptr<EVP_PKEY, KeyFree> copy(EVP_PKEY_dup(cached.pristine_rsa_key.get()));
+    // The context takes its own reference; fuzzing is single-threaded.
+    if (!copy || SSL_CTX_use_PrivateKey(cached.context->native_handle(), copy.get()) != 1) std::abort();
+  }
+}
 std::function<void(const Event&)> g_observer;
 
 uint64_t NextRandom() {
@@ -71,8 +96,7 @@ void ResetDeterminism() {
   g_now = Epoch();
   g_digest = 1469598103934665603ull;
   g_sessions.clear();
-  g_contexts.clear();
-  g_sni.reset();
+  FreshKeys();
 }
 
 absl::Time Now() { return g_now == absl::Time() ? Epoch() : g_now; }
@@ -129,7 +153,7 @@ std::string ReadCert(const std::string& name) {
 
 std::shared_ptr<const SecureContext> Context(Fixture fixture) {
   auto it = g_contexts.find(fixture);
-  if (it != g_contexts.end()) return it->second;
+  if (it != g_contexts.end()) return it->second.context;
   static const struct {
     const char* identity;
     const char* version;
@@ -158,7 +182,16 @@ std::shared_ptr<const SecureContext> Context(Fixture fixture) {
     std::fprintf(stderr, "fuzz: %s\n", ctx.status().ToString().c_str());
     std::abort();
   }
-  return g_contexts[fixture] = *ctx;
+  CachedContext& cached = g_contexts[fixture];
+  cached.context = *ctx;
+  EVP_PKEY* key = SSL_CTX_get0_privatekey((*ctx)->native_handle());  // borrowed
+  if (key != nullptr && EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) {
+    cached.pristine_rsa_key.reset(EVP_PKEY_dup(key));
+    // The first input must not sign with the original either: it has not
+    // been used yet, but only a copy behaves like every later input's key.
+    FreshKeys();
+  }
+  return cached.context;
 }
 
 std::shared_ptr<SniContexts> SniTable() {

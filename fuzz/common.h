@@ -82,11 +82,10 @@ enum class Fixture {
   kClientWithCert,
   kClientTls12,
 };
-// The contexts are made afresh for each input (on first use after
-// ResetDeterminism), each from its own fixed random seed, so ticket keys
-// and key objects never carry state from one input to the next (RSA
-// blinding, for one, caches random state in the key). OpenSSL's own fuzzers
-// rebuild their contexts per input for the same reason.
+// A context made once (on first use), from its own fixed random seed, so
+// that the recorder and every target get the same ticket keys whatever the
+// order. Its RSA key is replaced by a fresh copy at each ResetDeterminism:
+// RSA blinding caches random state in the key (see common.cc).
 std::shared_ptr<const SecureContext> Context(Fixture fixture);
 // The addContext table: other.example.com and *.example.com.
 std::shared_ptr<SniContexts> SniTable();
