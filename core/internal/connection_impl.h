@@ -148,7 +148,6 @@ class TlsConnection::Impl {
   ByteBuffer output_;
   ByteBuffer plaintext_out_;
   std::vector<uint8_t> read_buf_;
-  size_t max_fragment_ = internal::kMaxPlaintextRecord;
   bool transport_eof_ = false;
   bool peer_closed_ = false;
   absl::Time now_;
@@ -181,7 +180,6 @@ class TlsConnection::Impl {
   int pending_alert_ = SSL_AD_INTERNAL_ERROR;
 
   // Sessions, protocols, renegotiation.
-  std::string last_session_;  // client: serialized, from the newest ticket
   std::string npn_selected_;  // client: what we chose ("" when no overlap)
   bool handshake_done_once_ = false;
   bool renegotiating_ = false;  // we started a renegotiation / PHA
