@@ -141,10 +141,7 @@ void FillKeyInfo(X509* cert, CertificateInfo* info) {
   EVP_PKEY* key = X509_get0_pubkey(cert);  // borrowed
   if (key == nullptr) return;
   info->bits = EVP_PKEY_get_bits(key);
-  unsigned char* der = nullptr;
-  int len = i2d_PUBKEY(key, &der);
-  if (len > 0) info->pubkey.assign(reinterpret_cast<char*>(der), len);
-  OPENSSL_free(der);
+  info->pubkey = internal::ToDer(i2d_PUBKEY, key);
   if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) {
     BIGNUM* n = nullptr;
     BIGNUM* e = nullptr;
@@ -193,14 +190,11 @@ absl::StatusOr<CertificateInfo> InfoFromX509(X509* cert) {
     }
     EXTENDED_KEY_USAGE_free(eku);
   }
-  unsigned char* der = nullptr;
-  int len = i2d_X509(cert, &der);
-  if (len <= 0) {
+  info.raw = internal::ToDer(i2d_X509, cert);
+  if (info.raw.empty()) {
     return MakeError(absl::StatusCode::kInternal, kErrInternal,
-                     absl::StrCat("certificate: cannot encode: ", DrainErrors()));
+                     absl::StrCat("certificate: cannot encode: ", internal::DrainErrors()));
   }
-  info.raw.assign(reinterpret_cast<char*>(der), len);
-  OPENSSL_free(der);
   return info;
 }
 

@@ -336,18 +336,12 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
 
   for (const std::string& key : options.ticket_keys) {
     if (key.size() != 48) {
-      return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
-                       absl::StrCat("ticket_keys: Ticket keys length must be 48 bytes, got ", key.size()));
+      return BadOption("ticket_keys", absl::StrCat("Ticket keys length must be 48 bytes, got ", key.size()));
     }
   }
   result->data_->ticket_keys = options.ticket_keys;
-  for (const std::string& p : options.npn_protocols) {
-    if (p.empty() || p.size() > 255) {
-      return BadOption("npn_protocols", absl::StrCat("each protocol must be 1 to 255 bytes, got '", p, "'"));
-    }
-    result->data_->npn_wire.push_back(static_cast<char>(p.size()));
-    result->data_->npn_wire.append(p);
-  }
+  TLSENGINE_ASSIGN_OR_RETURN(result->data_->npn_wire,
+                             internal::ProtocolListWire("npn_protocols", options.npn_protocols));
   if (options.secure_options != 0) SSL_CTX_set_options(ctx, options.secure_options);
   internal::InstallEngineCallbacks(ctx, result->data_.get());
 

@@ -49,19 +49,6 @@ absl::Status InvalidState(absl::string_view message) {
   return MakeError(absl::StatusCode::kFailedPrecondition, kErrInvalidState, message);
 }
 
-// ALPN's wire form (RFC 7301 §3.1): each protocol prefixed by its length.
-absl::StatusOr<std::string> ProtocolListWire(absl::string_view option, const std::vector<std::string>& protocols) {
-  std::string wire;
-  for (const std::string& p : protocols) {
-    if (p.empty() || p.size() > 255) {
-      return InvalidOption(absl::StrCat(option, ": each protocol must be 1 to 255 bytes, got '", p, "'"));
-    }
-    wire.push_back(static_cast<char>(p.size()));
-    wire.append(p);
-  }
-  return wire;
-}
-
 std::string ToString(const unsigned char* data, size_t len) {
   return std::string(reinterpret_cast<const char*>(data), len);
 }
@@ -87,7 +74,7 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
   if (options_.client_reneg_limit < 0 || options_.client_reneg_window <= absl::ZeroDuration()) {
     return InvalidOption("client_reneg_limit: must be >= 0, client_reneg_window positive");
   }
-  absl::StatusOr<std::string> alpn = ProtocolListWire("alpn_protocols", options_.alpn_protocols);
+  absl::StatusOr<std::string> alpn = internal::ProtocolListWire("alpn_protocols", options_.alpn_protocols);
   if (!alpn.ok()) return alpn.status();
   alpn_wire_ = *alpn;
 
@@ -597,11 +584,7 @@ absl::Status TlsConnection::AckNewSession(absl::Status stored) {
 std::string TlsConnection::GetSession() const {
   SSL_SESSION* session = SSL_get_session(impl_->ssl_.get());  // borrowed
   if (session == nullptr || SSL_SESSION_is_resumable(session) != 1) return "";
-  unsigned char* der = nullptr;
-  int len = i2d_SSL_SESSION(session, &der);
-  std::string out = len > 0 ? ToString(der, static_cast<size_t>(len)) : "";
-  OPENSSL_free(der);
-  return out;
+  return internal::ToDer(i2d_SSL_SESSION, session);
 }
 
 std::string TlsConnection::GetTlsTicket() const {

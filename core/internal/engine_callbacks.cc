@@ -59,22 +59,6 @@ long BioCtrl(BIO* bio, int cmd, long /*num*/, void* /*ptr*/) {
   }
 }
 
-std::string Der(X509* cert) {
-  unsigned char* der = nullptr;
-  int len = cert != nullptr ? i2d_X509(cert, &der) : 0;
-  std::string out = len > 0 ? std::string(reinterpret_cast<char*>(der), static_cast<size_t>(len)) : "";
-  OPENSSL_free(der);
-  return out;
-}
-
-std::string SerializeSession(SSL_SESSION* session) {
-  unsigned char* der = nullptr;
-  int len = i2d_SSL_SESSION(session, &der);
-  std::string out = len > 0 ? std::string(reinterpret_cast<char*>(der), static_cast<size_t>(len)) : "";
-  OPENSSL_free(der);
-  return out;
-}
-
 // The host name in a ClientHello's server_name extension (RFC 6066 §3).
 std::string ParseServerName(const unsigned char* p, size_t len) {
   if (len < 2 || ((size_t{p[0]} << 8) | p[1]) + 2 != len) return "";
@@ -202,12 +186,12 @@ int NewSessionCallback(SSL* ssl, SSL_SESSION* session) {
     const unsigned char* id = SSL_SESSION_get_id(session, &id_len);
     Event event = internal::MakeEvent(EventType::kNewSession);
     event.session_id.assign(reinterpret_cast<const char*>(id), id_len);
-    event.session = SerializeSession(session);
+    event.session = internal::ToDer(i2d_SSL_SESSION, session);
     self->Push(std::move(event));
     self->new_session_pending_ = true;
   } else {
     Event event = internal::MakeEvent(EventType::kSession);
-    event.session = SerializeSession(session);
+    event.session = internal::ToDer(i2d_SSL_SESSION, session);
     self->Push(std::move(event));
   }
   return 0;  // we keep no reference
@@ -246,8 +230,8 @@ int CertCallback(SSL* ssl, void* /*arg*/) {
   if (self->waiting_ != Impl::Waiting::kOcsp) {
     X509* cert = SSL_get_certificate(ssl);  // borrowed
     Event event = internal::MakeEvent(EventType::kOcspRequest);
-    event.certificate = Der(cert);
-    if (cert != nullptr) event.issuer = Der(FindIssuer(ssl, cert).get());
+    event.certificate = internal::ToDer(i2d_X509, cert);
+    if (cert != nullptr) event.issuer = internal::ToDer(i2d_X509, FindIssuer(ssl, cert).get());
     self->Push(std::move(event));
     self->waiting_ = Impl::Waiting::kOcsp;
   }

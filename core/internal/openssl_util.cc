@@ -1,6 +1,7 @@
 #include "core/internal/openssl_util.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/errors.h"
 
 namespace tlsengine {
 namespace internal {
@@ -52,6 +53,19 @@ std::string ColonHex(const unsigned char* data, size_t len) {
     out.push_back(kHex[data[i] & 0xf]);
   }
   return out;
+}
+
+absl::StatusOr<std::string> ProtocolListWire(absl::string_view option, const std::vector<std::string>& protocols) {
+  std::string wire;
+  for (const std::string& p : protocols) {
+    if (p.empty() || p.size() > 255) {
+      return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
+                       absl::StrCat(option, ": each protocol must be 1 to 255 bytes, got '", p, "'"));
+    }
+    wire.push_back(static_cast<char>(p.size()));
+    wire.append(p);
+  }
+  return wire;
 }
 
 }  // namespace internal

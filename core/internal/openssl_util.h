@@ -15,8 +15,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace tlsengine {
@@ -79,6 +81,23 @@ OpenSslFailure DrainFailure();
 
 // Uppercase hex of `data` with ':' between bytes, as Node prints fingerprints.
 std::string ColonHex(const unsigned char* data, size_t len);
+
+// The DER encoding of `object` through OpenSSL's `i2d` function for its
+// type (i2d_X509, i2d_PUBKEY, i2d_SSL_SESSION); "" when it is null or
+// cannot be encoded.
+template <typename T>
+std::string ToDer(int (*i2d)(const T*, unsigned char**), const T* object) {
+  unsigned char* der = nullptr;
+  int len = object != nullptr ? i2d(object, &der) : 0;
+  std::string out = len > 0 ? std::string(reinterpret_cast<char*>(der), static_cast<size_t>(len)) : "";
+  OPENSSL_free(der);
+  return out;
+}
+
+// The wire form of an ALPN or NPN protocol list (RFC 7301 §3.1): each name
+// prefixed by its length. kInvalidArgument, naming `option`, for a name that
+// is empty or longer than 255 bytes.
+absl::StatusOr<std::string> ProtocolListWire(absl::string_view option, const std::vector<std::string>& protocols);
 
 }  // namespace internal
 }  // namespace tlsengine
