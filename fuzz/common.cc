@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -264,6 +265,22 @@ void AnswerSuspension(TlsConnection& conn, const Event& event) {
     default:
       break;
   }
+}
+
+std::string FeedAndPoll(TlsConnection& conn, absl::string_view bytes, size_t max_input,
+                        std::vector<Event>* pending) {
+  std::string out;
+  while (!bytes.empty() && !conn.finished()) {
+    absl::Span<uint8_t> space = conn.InputSpace();
+    if (space.size() > max_input) std::abort();
+    size_t n = std::min(space.size(), bytes.size());
+    if (n == 0) break;  // backpressure: the engine needs polling first
+    std::memcpy(space.data(), bytes.data(), n);
+    if (!conn.CommitInput(n).ok()) break;
+    bytes.remove_prefix(n);
+    out += PollAndDrain(conn, pending);
+  }
+  return out;
 }
 
 void SetEventObserver(std::function<void(const Event&)> observer) { g_observer = std::move(observer); }

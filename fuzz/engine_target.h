@@ -4,6 +4,7 @@
 #define TLSENGINE_FUZZ_ENGINE_TARGET_H_
 
 #include <cstdlib>
+#include <vector>
 
 #include "fuzz/common.h"
 
@@ -19,17 +20,7 @@ inline void RunEngine(TlsConnection& conn, Input& in, bool async_answers, size_t
   while (!in.empty() && !conn.finished()) {
     for (const Event& e : pending) AnswerSuspension(conn, e);
     pending.clear();
-    absl::string_view chunk = in.Chunk();
-    while (!chunk.empty() && !conn.finished()) {
-      absl::Span<uint8_t> space = conn.InputSpace();
-      if (space.size() > max_input) std::abort();
-      size_t n = std::min(space.size(), chunk.size());
-      if (n == 0) break;  // backpressure: the engine needs polling first
-      std::memcpy(space.data(), chunk.data(), n);
-      if (!conn.CommitInput(n).ok()) break;
-      chunk.remove_prefix(n);
-      PollAndDrain(conn, async_answers ? &pending : nullptr);
-    }
+    FeedAndPoll(conn, in.Chunk(), max_input, async_answers ? &pending : nullptr);
     Advance(absl::Seconds(1));
     if (Now() >= conn.NextDeadline()) conn.OnTimer(Now());
     PollAndDrain(conn, async_answers ? &pending : nullptr);

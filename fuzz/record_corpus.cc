@@ -45,19 +45,10 @@ std::string Drain(TlsConnection& conn, fuzz::Stream stream) {
   return fuzz::PollAndDrain(conn);
 }
 
-// Feeds `bytes` to `conn` as the targets do (poll after each piece) and
-// returns what it wrote meanwhile.
+// Feeds `bytes` to `conn` as the targets do and returns what it wrote.
 std::string Deliver(TlsConnection& conn, fuzz::Stream stream, absl::string_view bytes) {
   fuzz::UseStream(stream);
-  std::string out;
-  while (!bytes.empty() && !conn.finished()) {
-    absl::StatusOr<size_t> n =
-        conn.Feed(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
-    if (!n.ok() || *n == 0) break;
-    bytes.remove_prefix(*n);
-    out += fuzz::PollAndDrain(conn);
-  }
-  return out;
+  return fuzz::FeedAndPoll(conn, bytes, ConnectionOptions().max_input_buffer);
 }
 
 struct PairSeeds {
