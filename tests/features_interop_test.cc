@@ -48,19 +48,8 @@ std::vector<std::string> SClient(int port, std::vector<std::string> extra) {
 absl::Status ServePong(Listener& listener, const ConnectionOptions& options,
                        const std::function<void(TlsConnection&, const Event&)>& extra = nullptr,
                        const std::function<void(TlsConnection&)>& inspect = nullptr) {
-  std::string got;
-  return testing::ServeOne(
-      listener, options,
-      [&](TlsConnection& c, const Event& ev) {
-        if (extra) extra(c, ev);
-        if (ev.type != EventType::kData) return;
-        got.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
-        if (absl::StrContains(got, "\n")) {
-          c.Write("pong\n").IgnoreError();
-          c.Close(absl::Now());
-        }
-      },
-      inspect, kTimeout);
+  return testing::ServeRequest(
+      listener, options, "\n", [](const std::string&) { return std::string("pong\n"); }, extra, inspect, kTimeout);
 }
 
 // Runs `client` against the engine server: writes `input`, serves, waits.

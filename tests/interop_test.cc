@@ -222,29 +222,19 @@ struct ServedConnection {
 ServedConnection ServeOne(Listener& listener, const ConnectionOptions& options, const std::string& reply_prefix,
                           bool http = false) {
   ServedConnection result;
-  bool replied = false;
-  result.status = testing::ServeOne(
-      listener, options,
-      [&](TlsConnection& c, const Event& ev) {
-        if (ev.type == EventType::kSecure) result.secure = true;
-        if (ev.type != EventType::kData) return;
-        result.received.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
-        bool complete = absl::StrContains(result.received, http ? "\r\n\r\n" : "\n");
-        if (complete && !replied) {
-          replied = true;
-          std::string body = reply_prefix + (http ? "" : result.received);
-          c.Write(http ? absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", body.size(),
-                                      "\r\nConnection: close\r\n\r\n", body)
-                       : body)
-              .IgnoreError();
-          c.Close(absl::Now(), /*wait_for_peer=*/false);
-        }
+  result.status = testing::ServeRequest(
+      listener, options, http ? "\r\n\r\n" : "\n",
+      [&](const std::string& received) {
+        if (!http) return reply_prefix + received;
+        return absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", reply_prefix.size(),
+                            "\r\nConnection: close\r\n\r\n", reply_prefix);
       },
+      [&](TlsConnection&, const Event& ev) { result.secure |= ev.type == EventType::kSecure; },
       [&](TlsConnection& c) {
         result.protocol = c.protocol();
         result.servername = c.servername();
       },
-      kPeerTimeout);
+      kPeerTimeout, &result.received);
   return result;
 }
 

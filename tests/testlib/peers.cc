@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -238,6 +239,29 @@ absl::Status ServeOne(Listener& listener, const ConnectionOptions& options,
   }
   absl::Status status = RunOverSocket(**conn, fd, on_event, timeout);
   if (inspect) inspect(**conn);
+  return status;
+}
+
+absl::Status ServeRequest(Listener& listener, const ConnectionOptions& options, absl::string_view terminator,
+                          const std::function<std::string(const std::string& received)>& reply,
+                          const std::function<void(TlsConnection&, const Event&)>& extra,
+                          const std::function<void(TlsConnection&)>& inspect, absl::Duration timeout,
+                          std::string* received) {
+  std::string got;
+  bool replied = false;
+  absl::Status status = ServeOne(
+      listener, options,
+      [&](TlsConnection& c, const Event& ev) {
+        if (extra) extra(c, ev);
+        if (ev.type != EventType::kData || replied) return;
+        got.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
+        if (!absl::StrContains(got, terminator)) return;
+        replied = true;
+        c.Write(reply(got)).IgnoreError();
+        c.Close(absl::Now());
+      },
+      inspect, timeout);
+  if (received != nullptr) *received = got;
   return status;
 }
 

@@ -84,6 +84,17 @@ absl::Status ServeOne(Listener& listener, const ConnectionOptions& options,
                       const std::function<void(TlsConnection&, const Event&)>& on_event,
                       const std::function<void(TlsConnection&)>& inspect, absl::Duration timeout);
 
+// ServeOne for a request-reply peer: once what arrived contains
+// `terminator` ("\n" for a line, "\r\n\r\n" for HTTP headers), writes
+// reply(what arrived) and closes with close_notify. `extra` sees every
+// event first (it may answer suspensions); `received`, if given, gets what
+// arrived.
+absl::Status ServeRequest(Listener& listener, const ConnectionOptions& options, absl::string_view terminator,
+                          const std::function<std::string(const std::string& received)>& reply,
+                          const std::function<void(TlsConnection&, const Event&)>& extra,
+                          const std::function<void(TlsConnection&)>& inspect, absl::Duration timeout,
+                          std::string* received = nullptr);
+
 // Full path of tests/certs/NAME in the runfiles.
 std::string TestFilePath(const std::string& name);
 
