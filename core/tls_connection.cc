@@ -93,7 +93,9 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
   SSL_set_app_data(ssl_.get(), this);
   SSL_set_info_callback(ssl_.get(), &Impl::InfoCallback);
   SSL_set_msg_callback(ssl_.get(), &Impl::MessageCallback);
-  read_buf_.resize(internal::kMaxPlaintextRecord);
+  // Plaintext waiting for a renegotiation is retried from wherever the write
+  // buffer has moved to.
+  SSL_set_mode(ssl_.get(), SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 
   if (options_.is_server) {
     SSL_set_accept_state(ssl_.get());
@@ -137,19 +139,32 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
 // ---- The state machine ----
 
 bool TlsConnection::Impl::IsTransportEof(int err) const {
-  if (!transport_eof_ || !input_.empty()) return false;
+  if (!transport_eof_ || !input_.empty() || read_stalled_) return false;
   return err == SSL_ERROR_WANT_READ || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) ||
          (err == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+}
+
+bool TlsConnection::Impl::MayRead() {
+  if (events_.empty() && output_.size() < options_.max_output_buffer && pending_failure_.ok()) return true;
+  read_stalled_ = true;
+  return false;
 }
 
 void TlsConnection::Impl::Push(Event event) {
   // While a new session waits for the application, Node holds everything
   // but errors: 'secure' comes after the acknowledgement.
-  if (new_session_pending_ && event.type != EventType::kNewSession && event.type != EventType::kError) {
+  if (new_sessions_pending_ > 0 && event.type != EventType::kNewSession && event.type != EventType::kError) {
     held_events_.push_back(std::move(event));
     return;
   }
   events_.push_back(std::move(event));
+}
+
+void TlsConnection::Impl::ReleaseIdleBuffers() {
+  if (input_.empty()) input_.Release();
+  if (output_.empty()) output_.Release();
+  if (plaintext_out_.empty()) plaintext_out_.Release();
+  read_buf_.Release();
 }
 
 void TlsConnection::Impl::Fail(absl::Status status) {
@@ -159,10 +174,11 @@ void TlsConnection::Impl::Fail(absl::Status status) {
   status_ = status;
   state_ = State::kDone;
   handshake_deadline_ = close_deadline_ = absl::InfiniteFuture();
-  new_session_pending_ = false;  // the alert must get out
+  new_sessions_pending_ = 0;  // the alert must get out
   held_events_.clear();
   plaintext_out_.Release();
   input_.Release();
+  ERR_clear_error();
   Event event = internal::MakeEvent(EventType::kError);
   event.status = std::move(status);
   events_.push_back(std::move(event));
@@ -186,6 +202,7 @@ absl::Status TlsConnection::Impl::OpenSslFailure(absl::Status if_empty) {
 void TlsConnection::Impl::DoHandshake() {
   ERR_clear_error();
   SetVerifyTime();
+  read_stalled_ = false;
   int r = SSL_do_handshake(ssl_.get());
   if (r == 1) {
     OnHandshakeDone();
@@ -194,7 +211,11 @@ void TlsConnection::Impl::DoHandshake() {
   int err = SSL_get_error(ssl_.get(), r);
   // Suspended in a callback: the event is queued; the answer resumes us.
   if (err == SSL_ERROR_WANT_CLIENT_HELLO_CB || err == SSL_ERROR_WANT_X509_LOOKUP) return;
-  if (err == SSL_ERROR_WANT_READ && !(transport_eof_ && input_.empty())) return;
+  if (err == SSL_ERROR_WANT_READ && read_stalled_ && !pending_failure_.ok()) {
+    Fail(pending_failure_);
+    return;
+  }
+  if (err == SSL_ERROR_WANT_READ && (read_stalled_ || !(transport_eof_ && input_.empty()))) return;
   if (IsTransportEof(err) || err == SSL_ERROR_ZERO_RETURN) {
     Fail(MakeError(absl::StatusCode::kUnavailable, kErrConnReset,
                    options_.is_server
@@ -235,42 +256,71 @@ void TlsConnection::Impl::OnHandshakeDone() {
   waiting_ = Waiting::kNothing;
   if (!UpdateAuthorization()) return;
   Push(EventType::kSecure);
+  // End() during the handshake: what was written goes out, then close_notify.
+  MaybeSendCloseNotify();
 }
 
 void TlsConnection::Impl::OnRenegotiationDone() {
   peer_finished_ = false;
   renegotiating_ = false;
+  reneg_clock_pending_ = false;
+  handshake_deadline_ = absl::InfiniteFuture();
   stats_.renegotiations++;
   if (!UpdateAuthorization()) return;
   Push(EventType::kRenegotiated);
 }
 
+bool TlsConnection::Impl::CountPeerRenegotiation() {
+  const absl::Time previous = last_handshake_start_;
+  last_handshake_start_ = now_;
+  reneg_count_ = now_ - previous >= options_.client_reneg_window ? 1 : reneg_count_ + 1;
+  if (reneg_count_ <= options_.client_reneg_limit) return true;
+  if (pending_failure_.ok()) {
+    pending_failure_ = MakeError(absl::StatusCode::kAborted, "ERR_TLS_SESSION_ATTACK",
+                                 "TLS session renegotiation attack detected");
+    pending_alert_ = SSL_AD_HANDSHAKE_FAILURE;
+  }
+  return false;
+}
+
 void TlsConnection::Impl::ReadPlaintext() {
   ERR_clear_error();
   SetVerifyTime();
+  read_stalled_ = false;
+  write_blocked_ = false;  // whatever the handshake waited for may be here
   size_t n = 0;
-  int r = SSL_read_ex(ssl_.get(), read_buf_.data(), read_buf_.size(), &n);
+  absl::Span<uint8_t> buf = read_buf_.Reserve(internal::kMaxPlaintextRecord);
+  int r = SSL_read_ex(ssl_.get(), buf.data(), buf.size(), &n);
   if (state_ == State::kDone) return;  // a callback ended the connection
+  if (!pending_failure_.ok()) {
+    // A limit a callback counted (key updates, refused renegotiations).
+    Fail(pending_failure_);
+    return;
+  }
   if (peer_finished_ && SSL_is_init_finished(ssl_.get())) {
     OnRenegotiationDone();
     if (state_ == State::kDone) return;
   }
   if (r == 1) {
+    key_update_requests_ = 0;
+    session_events_ = 0;
     Event event = internal::MakeEvent(EventType::kData);
-    event.data = absl::MakeConstSpan(read_buf_.data(), n);
+    event.data = absl::MakeConstSpan(buf.data(), n);
     Push(std::move(event));
     return;
   }
   int err = SSL_get_error(ssl_.get(), r);
   if (err == SSL_ERROR_ZERO_RETURN) {
+    ERR_clear_error();
     if (peer_closed_) return;
     peer_closed_ = true;
     Push(EventType::kPeerClosed);
     if (state_ == State::kClosing) FinishClose();
     return;
   }
-  if (err == SSL_ERROR_WANT_READ && !(transport_eof_ && input_.empty())) return;
+  if (err == SSL_ERROR_WANT_READ && (read_stalled_ || !(transport_eof_ && input_.empty()))) return;
   if (IsTransportEof(err)) {
+    ERR_clear_error();
     if (peer_closed_) return;
     // Transport EOF without close_notify (RFC 8446 §6.1): possibly a
     // truncation attack; reported, never mistaken for a clean close.
@@ -282,17 +332,52 @@ void TlsConnection::Impl::ReadPlaintext() {
   Fail(OpenSslFailure(MakeError(absl::StatusCode::kInternal, kErrInternal, "TLS read failed")));
 }
 
-void TlsConnection::Impl::EncryptPending(bool ignore_output_limit) {
-  while (state_ == State::kOpen && !plaintext_out_.empty() &&
-         (ignore_output_limit || output_.size() < options_.max_output_buffer)) {
+void TlsConnection::Impl::EncryptPending() {
+  while (state_ == State::kOpen && !write_blocked_ && !plaintext_out_.empty() &&
+         output_.size() < options_.max_output_buffer) {
     ERR_clear_error();
     size_t chunk = std::min(plaintext_out_.size(), internal::kMaxPlaintextRecord);
     size_t written = 0;
     if (SSL_write_ex(ssl_.get(), plaintext_out_.data(), chunk, &written) != 1) {
+      int err = SSL_get_error(ssl_.get(), 0);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        // A renegotiation is under way: the plaintext waits for it (the
+        // retry passes the same bytes: SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
+        write_blocked_ = true;
+        ERR_clear_error();
+        return;
+      }
       Fail(OpenSslFailure(MakeError(absl::StatusCode::kInternal, kErrInternal, "TLS write failed")));
       return;
     }
     plaintext_out_.Consume(written);
+  }
+  if (plaintext_out_.empty() && state_ != State::kDone) {
+    plaintext_out_.Release();
+    if (write_was_full_) {
+      write_was_full_ = false;
+      Push(EventType::kDrain);
+    }
+  }
+  MaybeSendCloseNotify();
+}
+
+void TlsConnection::Impl::MaybeSendCloseNotify() {
+  // Not while a kNewSession waits, nor during a renegotiation (OpenSSL
+  // refuses to shut down in init): retried from Output() and AckNewSession().
+  if (!end_requested_ || close_notify_sent_ || state_ != State::kOpen || !plaintext_out_.empty() ||
+      new_sessions_pending_ > 0 || SSL_in_init(ssl_.get())) {
+    return;
+  }
+  ERR_clear_error();
+  SSL_shutdown(ssl_.get());  // queues close_notify in output_
+  ERR_clear_error();
+  close_notify_sent_ = true;
+  if (!end_wait_for_peer_ || peer_closed_) {
+    FinishClose();
+  } else {
+    state_ = State::kClosing;
+    close_deadline_ = now_ + options_.close_timeout;
   }
 }
 
@@ -301,6 +386,7 @@ void TlsConnection::Impl::Step() {
     case State::kStart:
       state_ = State::kHandshaking;
       handshake_deadline_ = now_ + options_.handshake_timeout;
+      last_handshake_start_ = now_;
       Push(EventType::kHandshakeStart);
       DoHandshake();
       return;
@@ -332,28 +418,37 @@ TlsConnection::~TlsConnection() = default;
 absl::StatusOr<std::unique_ptr<TlsConnection>> TlsConnection::Create(ConnectionOptions options, absl::Time now) {
   auto impl = std::make_unique<Impl>(std::move(options));
   absl::Status status = impl->Init(now);
+  ERR_clear_error();
   if (!status.ok()) return status;
   return std::unique_ptr<TlsConnection>(new TlsConnection(std::move(impl)));
 }
 
 absl::Span<uint8_t> TlsConnection::InputSpace() {
   Impl& s = *impl_;
-  if (s.state_ == Impl::State::kDone || s.transport_eof_ || s.input_.size() >= s.options_.max_input_buffer) {
-    return {};
-  }
-  return s.input_.Reserve(s.options_.max_input_buffer - s.input_.size());
+  if (s.input_.reserved()) return s.input_.reserved_span();
+  if (!s.interest_read()) return {};
+  // One maximal record at a time (bounded by what is left): reads come in
+  // record-sized pieces and the buffer grows only as far as it must.
+  size_t n = std::min(s.options_.max_input_buffer - s.input_.size(), internal::kMaxRecord);
+  return s.input_.Hold(n);
 }
 
 absl::Status TlsConnection::CommitInput(size_t n) {
   Impl& s = *impl_;
-  if (!s.status_.ok()) return s.status_;
-  if (n == 0) return absl::OkStatus();
-  if (s.state_ == Impl::State::kDone || s.transport_eof_) {
-    return InvalidState("CommitInput: the connection no longer takes input");
+  if (!s.input_.reserved()) {
+    if (n == 0 && !s.status_.ok()) return s.status_;
+    return InvalidState(absl::StrCat("CommitInput: ", n, " bytes committed without a reservation from InputSpace()"));
   }
-  size_t space = s.options_.max_input_buffer - s.input_.size();
-  if (n > space) {
-    return InvalidOption(absl::StrCat("CommitInput: ", n, " bytes committed but only ", space, " free"));
+  const size_t reserved = s.input_.reservation();
+  if (n > reserved) {
+    return InvalidOption(absl::StrCat("CommitInput: ", n, " bytes committed but only ", reserved, " reserved"));
+  }
+  if (s.state_ == Impl::State::kDone || s.transport_eof_) {
+    s.input_.Commit(0);
+    if (s.state_ == Impl::State::kDone && s.input_.empty()) s.input_.Release();
+    if (!s.status_.ok()) return s.status_;
+    if (n == 0) return absl::OkStatus();
+    return InvalidState("CommitInput: the connection no longer takes input");
   }
   s.input_.Commit(n);
   return absl::OkStatus();
@@ -361,7 +456,11 @@ absl::Status TlsConnection::CommitInput(size_t n) {
 
 absl::StatusOr<size_t> TlsConnection::Feed(absl::Span<const uint8_t> data) {
   absl::Span<uint8_t> space = InputSpace();
-  if (!impl_->status_.ok()) return impl_->status_;
+  if (!impl_->status_.ok()) {
+    if (impl_->input_.reserved()) CommitInput(0).IgnoreError();  // the sticky error is returned below
+    return impl_->status_;
+  }
+  if (space.empty()) return 0;
   size_t n = std::min(space.size(), data.size());
   if (n > 0) std::memcpy(space.data(), data.data(), n);
   absl::Status status = CommitInput(n);
@@ -374,11 +473,19 @@ void TlsConnection::OnTransportEof() { impl_->transport_eof_ = true; }
 std::optional<Event> TlsConnection::NextEvent(absl::Time now) {
   Impl& s = *impl_;
   s.now_ = now;
+  if (s.reneg_clock_pending_) {
+    s.reneg_clock_pending_ = false;
+    s.handshake_deadline_ = now + s.options_.handshake_timeout;
+    s.last_handshake_start_ = now;
+  }
   if (s.events_.empty()) {
     if (now >= NextDeadline()) OnTimer(now);
-    if (s.events_.empty() && !s.new_session_pending_) s.Step();
+    if (s.events_.empty() && s.new_sessions_pending_ == 0) s.Step();
   }
-  if (s.events_.empty()) return std::nullopt;
+  if (s.events_.empty()) {
+    s.ReleaseIdleBuffers();
+    return std::nullopt;
+  }
   Event event = std::move(s.events_.front());
   s.events_.pop_front();
   return event;
@@ -387,11 +494,12 @@ std::optional<Event> TlsConnection::NextEvent(absl::Time now) {
 absl::StatusOr<size_t> TlsConnection::Write(absl::Span<const uint8_t> data) {
   Impl& s = *impl_;
   if (!s.status_.ok()) return s.status_;
-  if (s.state_ == Impl::State::kClosing || s.state_ == Impl::State::kDone) {
+  if (s.end_requested_ || s.state_ == Impl::State::kClosing || s.state_ == Impl::State::kDone) {
     return MakeError(absl::StatusCode::kFailedPrecondition, "ERR_STREAM_WRITE_AFTER_END", "write after end");
   }
   size_t room = s.options_.max_write_buffer - std::min(s.options_.max_write_buffer, s.plaintext_out_.size());
   size_t n = std::min(room, data.size());
+  if (n < data.size()) s.write_was_full_ = true;
   s.plaintext_out_.Append(data.data(), n);
   return n;
 }
@@ -402,15 +510,45 @@ absl::StatusOr<size_t> TlsConnection::Write(absl::string_view data) {
 
 absl::InlinedVector<absl::Span<const uint8_t>, 2> TlsConnection::Output() {
   absl::InlinedVector<absl::Span<const uint8_t>, 2> out;
-  if (impl_->new_session_pending_) return out;  // held until AckNewSession()
-  impl_->EncryptPending(/*ignore_output_limit=*/false);
-  if (!impl_->output_.empty()) out.push_back(absl::MakeConstSpan(impl_->output_.data(), impl_->output_.size()));
+  Impl& s = *impl_;
+  if (s.new_sessions_pending_ > 0) return out;  // held until AckNewSession()
+  s.EncryptPending();
+  if (!s.output_.empty()) out.push_back(absl::MakeConstSpan(s.output_.data(), s.output_.size()));
   return out;
 }
 
-size_t TlsConnection::OutputSize() const { return impl_->new_session_pending_ ? 0 : impl_->output_.size(); }
+size_t TlsConnection::OutputSize() const { return impl_->new_sessions_pending_ > 0 ? 0 : impl_->output_.size(); }
 
-void TlsConnection::ConsumeOutput(size_t n) { impl_->output_.Consume(n); }
+absl::Status TlsConnection::ConsumeOutput(size_t n) {
+  Impl& s = *impl_;
+  const size_t pending = OutputSize();
+  if (n > pending) {
+    return InvalidOption(absl::StrCat("ConsumeOutput: ", n, " bytes consumed but only ", pending, " pending"));
+  }
+  s.output_.Consume(n);
+  if (s.output_.empty()) s.output_.Release();
+  return absl::OkStatus();
+}
+
+bool TlsConnection::Impl::interest_read() const {
+  return state_ != State::kDone && !transport_eof_ && input_.size() < options_.max_input_buffer &&
+         output_.size() < options_.max_output_buffer;
+}
+
+Interest TlsConnection::interest() const {
+  const Impl& s = *impl_;
+  Interest want;
+  want.read = s.input_.reserved() || s.interest_read();
+  if (s.new_sessions_pending_ == 0) {
+    const bool can_encrypt = s.state_ == Impl::State::kOpen && !s.write_blocked_ &&
+                             s.output_.size() < s.options_.max_output_buffer;
+    const bool close_notify_due = s.end_requested_ && !s.close_notify_sent_ && s.state_ == Impl::State::kOpen &&
+                                  !SSL_in_init(s.ssl_.get());
+    want.write = !s.output_.empty() || (can_encrypt && (!s.plaintext_out_.empty() || close_notify_due));
+  }
+  want.deadline = NextDeadline();
+  return want;
+}
 
 absl::Time TlsConnection::NextDeadline() const {
   return std::min(impl_->handshake_deadline_, impl_->close_deadline_);
@@ -419,8 +557,10 @@ absl::Time TlsConnection::NextDeadline() const {
 void TlsConnection::OnTimer(absl::Time now) {
   Impl& s = *impl_;
   s.now_ = now;
-  if (s.state_ == Impl::State::kHandshaking && now >= s.handshake_deadline_) {
-    s.Fail(MakeError(absl::StatusCode::kDeadlineExceeded, kErrHandshakeTimeout, "TLS handshake timeout"));
+  if ((s.state_ == Impl::State::kHandshaking || s.state_ == Impl::State::kOpen) && now >= s.handshake_deadline_) {
+    s.Fail(MakeError(absl::StatusCode::kDeadlineExceeded, kErrHandshakeTimeout,
+                     s.state_ == Impl::State::kHandshaking ? "TLS handshake timeout"
+                                                           : "TLS renegotiation timeout"));
   }
   if (s.state_ == Impl::State::kClosing && now >= s.close_deadline_) {
     s.Fail(MakeError(absl::StatusCode::kDeadlineExceeded, kErrCloseTimeout,
@@ -428,32 +568,29 @@ void TlsConnection::OnTimer(absl::Time now) {
   }
 }
 
-void TlsConnection::Close(absl::Time now, bool wait_for_peer) {
+void TlsConnection::End(absl::Time now, bool wait_for_peer) {
   Impl& s = *impl_;
   s.now_ = now;
-  switch (s.state_) {
-    case Impl::State::kStart:
-    case Impl::State::kHandshaking:
-      s.FinishClose();
-      return;
-    case Impl::State::kOpen: {
-      s.EncryptPending(/*ignore_output_limit=*/true);
-      if (s.state_ != Impl::State::kOpen) return;  // the flush failed
-      ERR_clear_error();
-      SSL_shutdown(s.ssl_.get());  // queues close_notify in output_
-      ERR_clear_error();
-      if (!wait_for_peer || s.peer_closed_) {
-        s.FinishClose();
-      } else {
-        s.state_ = Impl::State::kClosing;
-        s.close_deadline_ = now + s.options_.close_timeout;
-      }
-      return;
-    }
-    case Impl::State::kClosing:
-    case Impl::State::kDone:
-      return;
+  if (s.end_requested_ || s.state_ == Impl::State::kDone) return;
+  s.end_requested_ = true;
+  s.end_wait_for_peer_ = wait_for_peer;
+  // Now if nothing is left to send first; else when Output() has sent it,
+  // or when the handshake completes.
+  if (s.new_sessions_pending_ == 0) s.MaybeSendCloseNotify();
+}
+
+void TlsConnection::Destroy() {
+  Impl& s = *impl_;
+  if (s.state_ == Impl::State::kDone) {
+    s.events_.clear();
+    return;
   }
+  s.events_.clear();
+  s.held_events_.clear();
+  s.new_sessions_pending_ = 0;
+  s.end_requested_ = true;
+  s.output_.Release();
+  s.FinishClose();
 }
 
 bool TlsConnection::is_server() const { return impl_->options_.is_server; }
@@ -568,14 +705,16 @@ absl::Status TlsConnection::AnswerOcspRequest(absl::StatusOr<std::string> respon
 
 absl::Status TlsConnection::AckNewSession(absl::Status stored) {
   Impl& s = *impl_;
-  if (!s.new_session_pending_) return InvalidState("AckNewSession: no new session is waiting");
-  s.new_session_pending_ = false;
+  if (s.new_sessions_pending_ == 0) return InvalidState("AckNewSession: no new session is waiting");
   if (!stored.ok()) {
     s.Fail(stored);
     return absl::OkStatus();
   }
+  if (--s.new_sessions_pending_ > 0) return absl::OkStatus();
   for (Event& e : s.held_events_) s.events_.push_back(std::move(e));
   s.held_events_.clear();
+  // End() while the session waited.
+  s.MaybeSendCloseNotify();
   return absl::OkStatus();
 }
 
@@ -645,6 +784,9 @@ absl::Status TlsConnection::Renegotiate(const RenegotiateOptions& options) {
     return cannot(detail.empty() ? "refused by OpenSSL" : detail);
   }
   s.renegotiating_ = true;
+  // Node's server fails a renegotiation after handshakeTimeout; so do both
+  // of our sides. The clock starts at the next call that brings `now`.
+  s.reneg_clock_pending_ = true;
   // Sends the HelloRequest, ClientHello or CertificateRequest now.
   SSL_do_handshake(ssl);
   ERR_clear_error();

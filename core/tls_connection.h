@@ -2,14 +2,31 @@
 // Node's SecurePair / TLSSocket without the socket. Ciphertext goes in and
 // comes out through buffers the engine owns; plaintext comes out as events.
 //
-//   ConnectionOptions opts;
-//   opts.secure_context = ctx;  opts.servername = "example.com";
-//   auto conn = TlsConnection::Create(opts).value();
+// The loop an adapter runs (a non-blocking socket; see examples/ for a whole
+// program):
+//
+//   auto conn = TlsConnection::Create(opts, now).value();
 //   for (;;) {
+//     // 1. Poll events after anything that may have changed the engine.
 //     while (std::optional<Event> ev = conn->NextEvent(now)) { ... }
-//     for (absl::Span<const uint8_t> out : conn->Output()) { n = send(out); conn->ConsumeOutput(n); }
-//     absl::Span<uint8_t> space = conn->InputSpace();
-//     n = recv(space); n > 0 ? conn->CommitInput(n) : conn->OnTransportEof();
+//     // 2. Arm the poller and the timer from one answer.
+//     Interest want = conn->interest();
+//     poll(fd, want.read ? POLLIN : 0 | want.write ? POLLOUT : 0, until want.deadline);
+//     // 3. Move bytes. Output() encrypts pending plaintext first.
+//     if (writable) for (auto span : conn->Output()) {
+//       ssize_t n = send(fd, span.data(), span.size(), 0);
+//       if (n < 0) break;                       // EAGAIN: keep it for later
+//       conn->ConsumeOutput(n);                 // an error only if n > pending
+//       if (size_t(n) < span.size()) break;
+//     }
+//     if (readable) {
+//       absl::Span<uint8_t> space = conn->InputSpace();  // a reservation
+//       ssize_t n = recv(fd, space.data(), space.size(), 0);
+//       if (n > 0) conn->CommitInput(n);        // ends the reservation
+//       else if (n == 0) conn->OnTransportEof();
+//       else conn->CommitInput(0);              // EAGAIN: cancel it
+//     }
+//     if (now >= want.deadline) conn->OnTimer(now);
 //   }
 //
 // Not thread-safe: one thread drives one connection at a time. Different
@@ -41,7 +58,8 @@ enum class EventType {
   kData,            // plaintext from the peer, in Event::data
   kPeerClosed,      // the peer sent close_notify: no more data will come
   kTruncated,       // the transport ended without close_notify
-  kClosed,          // our Close() finished; the engine is done
+  kClosed,          // End() finished (close_notify sent, and the peer's when
+                    // waited for) or Destroy() was called; the engine is done
   kError,           // fatal; Event::status says why. Nothing follows.
 
   // Suspensions: the handshake waits until the application answers with
@@ -59,6 +77,8 @@ enum class EventType {
   kKeylog,          // keylog: one NSS key log line in Event::line (no newline)
   kRenegotiated,    // a renegotiation (TLS 1.2) or post-handshake
                     // authentication (TLS 1.3) completed
+  kDrain,           // Node's 'drain': a Write() took less than it was given,
+                    // and the write buffer has since emptied
 };
 
 absl::string_view EventTypeName(EventType type);
@@ -147,10 +167,35 @@ struct ConnectionOptions {
   bool keylog = false;
 
   // Bounds on the engine's buffers, in bytes. The input buffer must hold at
-  // least one maximal record (18437 bytes).
+  // least one maximal record (18437 bytes). The engine stops reading input
+  // while its output buffer holds max_output_buffer bytes or more, so a peer
+  // cannot make it queue responses without bound; a single record can
+  // still add its response (a flight at most) past the bound.
   size_t max_input_buffer = 64 * 1024;
   size_t max_output_buffer = 64 * 1024;
   size_t max_write_buffer = 64 * 1024;
+
+  // Peer-triggered work without application data in between: more TLS 1.3
+  // KeyUpdates asking for ours than this end the connection
+  // (ERR_TLS_TOO_MANY_KEY_UPDATES); more NewSessionTickets than
+  // max_session_events raise no further kSession events (GetSession()
+  // still returns the newest).
+  int max_key_updates = 32;
+  int max_session_events = 16;
+};
+
+// What the engine wants from its transport, in one answer, so an adapter can
+// arm its poller and its timer without calling Output() speculatively
+// (rustls's wants_read/wants_write, Asio's want_input/want_output).
+struct Interest {
+  // InputSpace() would offer room: arm EPOLLIN. False while the input or the
+  // output buffer is full (backpressure), after transport EOF and when done.
+  bool read = false;
+  // Output() would return ciphertext (counting plaintext it can encrypt
+  // now and a close_notify it has to send): arm EPOLLOUT.
+  bool write = false;
+  // When OnTimer() must be called; absl::InfiniteFuture() for never.
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 // Node's renegotiate() options.
@@ -190,11 +235,17 @@ class TlsConnection {
   TlsConnection& operator=(const TlsConnection&) = delete;
 
   // ---- Ciphertext in ----
-  // Free space at the end of the input buffer; empty means backpressure
-  // (stop reading from the transport until events are polled).
+  // Reserves free space at the end of the input buffer and returns it; an
+  // empty span means backpressure (poll events and drain Output() first).
+  // The reservation stays valid, whatever else is called, until
+  // CommitInput() ends it, so a read may be outstanding while the engine is
+  // polled (io_uring, Asio). Calling again before committing returns the same
+  // reservation.
   absl::Span<uint8_t> InputSpace();
-  // Marks `n` bytes of InputSpace() as received. kInvalidArgument if n is
-  // larger than the space; the sticky error once the connection failed.
+  // The first `n` bytes of the reservation were filled; ends it (n == 0
+  // cancels it). kFailedPrecondition (ERR_TLS_INVALID_STATE) without a
+  // reservation, kInvalidArgument when n exceeds it; after a failure the
+  // sticky error (the bytes are dropped).
   absl::Status CommitInput(size_t n);
   // Copies as much of `data` as fits; returns how much was taken.
   absl::StatusOr<size_t> Feed(absl::Span<const uint8_t> data);
@@ -205,47 +256,67 @@ class TlsConnection {
 
   // ---- Events ----
   // Advances the state machine with what was fed and returns the next event,
-  // or nullopt when the engine needs more input (or is done).
+  // or nullopt when nothing can happen without more input, drained output,
+  // an answer or a timer. One call processes at most one record's worth of
+  // input while events wait, so what a peer can make the engine queue is
+  // bounded. Call it until nullopt after every call that feeds or changes
+  // the engine (CommitInput, OnTransportEof, ConsumeOutput, Write, the
+  // Answer* calls, OnTimer, End, Renegotiate, KeyUpdate).
   std::optional<Event> NextEvent(absl::Time now);
 
   // ---- Plaintext in ----
-  // Buffers plaintext for sending (before the handshake ends too). Returns
-  // how much was accepted, 0 when the write buffer is full. Small writes are
+  // Buffers plaintext for sending (before the handshake ends too, and while
+  // a renegotiation runs). Returns how much was accepted, 0 when the write
+  // buffer is full; kDrain follows once it has emptied. Small writes are
   // coalesced: records are made when Output() is called.
-  // kFailedPrecondition (ERR_STREAM_WRITE_AFTER_END) after Close(); the
-  // sticky error after a failure.
+  // kFailedPrecondition (ERR_STREAM_WRITE_AFTER_END) after End() or
+  // Destroy(); the sticky error after a failure.
   absl::StatusOr<size_t> Write(absl::Span<const uint8_t> data);
   absl::StatusOr<size_t> Write(absl::string_view data);
 
   // ---- Ciphertext out ----
   // Encrypts buffered plaintext into records (while the output buffer has
-  // room) and returns the pending ciphertext, borrowed, valid until the next
-  // non-const call. Still drained after a fatal error: it carries the alert.
+  // room; then the close_notify End() asked for) and returns the pending
+  // ciphertext, borrowed, valid until the next non-const call. Still drained
+  // after a fatal error or End(): it carries the alert or close_notify.
+  // Empty while a kNewSession waits for AckNewSession().
   absl::InlinedVector<absl::Span<const uint8_t>, 2> Output();
-  // Bytes of ciphertext waiting in the output buffer.
+  // Bytes of ciphertext ready in the output buffer (plaintext not yet
+  // encrypted does not count: see interest().write).
   size_t OutputSize() const;
-  // The transport took `n` bytes of Output().
-  void ConsumeOutput(size_t n);
+  // The transport took `n` bytes of Output(). kInvalidArgument, consuming
+  // nothing, when n is more than is pending.
+  absl::Status ConsumeOutput(size_t n);
 
-  // ---- Time ----
+  // ---- Interest and time ----
+  // What the engine wants now: transport input, transport output, a timer.
+  Interest interest() const;
   // When OnTimer() must be called next; absl::InfiniteFuture() for never.
   absl::Time NextDeadline() const;
-  // Fires due timers: the handshake timeout (ERR_TLS_HANDSHAKE_TIMEOUT) and
-  // the close_notify wait (ERR_TLS_CLOSE_TIMEOUT).
+  // Fires due timers: the handshake timeout, for the first handshake and
+  // for each renegotiation or post-handshake authentication
+  // (ERR_TLS_HANDSHAKE_TIMEOUT), and the close_notify wait
+  // (ERR_TLS_CLOSE_TIMEOUT).
   void OnTimer(absl::Time now);
 
-  // ---- Closing ----
-  // Sends close_notify after any buffered plaintext. With wait_for_peer,
-  // kClosed comes when the peer's close_notify arrives (or close_timeout
-  // passes, as an error); otherwise at once. Before the handshake ends it
-  // just stops the engine (kClosed). Idempotent.
-  void Close(absl::Time now, bool wait_for_peer = false);
+  // ---- Closing (Node's end() and destroy()) ----
+  // Node's end(): finishes the handshake if it is under way, sends all
+  // plaintext written so far, then close_notify. Data from the peer keeps
+  // arriving until its close_notify. kClosed comes once our close_notify is
+  // queued or, with wait_for_peer, once the peer's arrives (close_timeout
+  // bounds the wait: ERR_TLS_CLOSE_TIMEOUT). Idempotent.
+  void End(absl::Time now, bool wait_for_peer = false);
+  // Node's destroy(): stops at once. Buffered plaintext, pending ciphertext
+  // and queued events are dropped; the only event left is kClosed (none if
+  // the engine had already finished). An input reservation stays valid
+  // until committed. Idempotent.
+  void Destroy();
 
   // ---- State and introspection (Node's names) ----
   bool is_server() const;
   bool encrypted() const { return true; }
-  bool secure() const;             // handshake done and not failed
-  bool finished() const;           // kClosed or kError was emitted
+  bool secure() const;             // handshake done and not failed or closed
+  bool finished() const;           // kClosed or kError was queued
   absl::Status status() const;     // OK, or the sticky error
   // Node's authorized / authorizationError. authorization_error() is a code
   // such as "DEPTH_ZERO_SELF_SIGNED_CERT" ("" when authorized or unchecked).
@@ -270,7 +341,9 @@ class TlsConnection {
   absl::Status AnswerSni(absl::StatusOr<std::shared_ptr<const SecureContext>> context);
   // kResumeSession: the serialized session stored under the id, "" for none.
   absl::Status AnswerResumeSession(absl::StatusOr<std::string> session);
-  // kNewSession: stored (or an error, which ends the connection).
+  // kNewSession: stored (or an error, which ends the connection). Each
+  // kNewSession event takes one acknowledgement (TLS 1.3 servers issue two
+  // tickets); output and later events wait until all are acknowledged.
   absl::Status AckNewSession(absl::Status stored = absl::OkStatus());
   // kOcspRequest: the DER response to staple, "" for none.
   absl::Status AnswerOcspRequest(absl::StatusOr<std::string> response);

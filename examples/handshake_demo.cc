@@ -75,7 +75,7 @@ bool Transfer(TlsConnection& from, TlsConnection& to) {
   for (auto out = from.Output(); !out.empty(); out = from.Output()) {
     absl::StatusOr<size_t> n = to.Feed(out[0]);
     if (!n.ok() || *n == 0) break;
-    from.ConsumeOutput(*n);
+    if (!from.ConsumeOutput(*n).ok()) break;
     moved = true;
   }
   return moved;
@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
   if (!server.ok() || !client.ok()) return std::fprintf(stderr, "engine creation failed\n"), 1;
 
   std::string to_server, to_client;
-  (*client)->Write("hello over TLS").IgnoreError();
+  if (!(*client)->Write("hello over TLS").ok()) return std::fprintf(stderr, "write failed\n"), 1;
   bool ok = true;
   bool answered = false;
   do {

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace tlsengine {
@@ -24,6 +25,7 @@ absl::Time g_now;
 uint64_t g_digest = 0;
 // The "application's" session store of AnswerSuspension, emptied per input.
 std::map<std::string, std::string> g_sessions;
+std::set<const TlsConnection*> g_ended;  // connections that returned kError or kClosed
 // The contexts (see Context()), made once, and the RSA keys they started
 // with, of which each input gets a fresh copy.
 struct KeyFree {
@@ -97,6 +99,7 @@ void ResetDeterminism() {
   g_now = Epoch();
   g_digest = 1469598103934665603ull;
   g_sessions.clear();
+  g_ended.clear();
   FreshKeys();
 }
 
@@ -267,12 +270,10 @@ void AnswerSuspension(TlsConnection& conn, const Event& event) {
   }
 }
 
-std::string FeedAndPoll(TlsConnection& conn, absl::string_view bytes, size_t max_input,
-                        std::vector<Event>* pending) {
+std::string FeedAndPoll(TlsConnection& conn, absl::string_view bytes, std::vector<Event>* pending) {
   std::string out;
   while (!bytes.empty() && !conn.finished()) {
     absl::Span<uint8_t> space = conn.InputSpace();
-    if (space.size() > max_input) std::abort();
     size_t n = std::min(space.size(), bytes.size());
     if (n == 0) break;  // backpressure: the engine needs polling first
     std::memcpy(space.data(), bytes.data(), n);
@@ -287,6 +288,8 @@ void SetEventObserver(std::function<void(const Event&)> observer) { g_observer =
 
 std::string PollAndDrain(TlsConnection& conn, std::vector<Event>* pending) {
   while (std::optional<Event> ev = conn.NextEvent(Now())) {
+    if (g_ended.count(&conn) > 0) std::abort();  // nothing after the end
+    if (ev->type == EventType::kError || ev->type == EventType::kClosed) g_ended.insert(&conn);
     if (g_observer) g_observer(*ev);
     bool suspension = ev->type == EventType::kSniRequest || ev->type == EventType::kResumeSession ||
                       ev->type == EventType::kNewSession || ev->type == EventType::kOcspRequest;
@@ -299,10 +302,17 @@ std::string PollAndDrain(TlsConnection& conn, std::vector<Event>* pending) {
     }
   }
   std::string out;
-  for (auto span = conn.Output(); !span.empty(); span = conn.Output()) {
+  for (;;) {
+    const bool announced = conn.interest().write;
+    auto span = conn.Output();
+    if (span.empty()) {
+      if (conn.interest().write) std::abort();  // would make an adapter spin
+      break;
+    }
+    if (!announced) std::abort();  // an adapter would never have asked
     RecordOutput(span[0]);
     out.append(reinterpret_cast<const char*>(span[0].data()), span[0].size());
-    conn.ConsumeOutput(span[0].size());
+    if (!conn.ConsumeOutput(span[0].size()).ok()) std::abort();
   }
   return out;
 }

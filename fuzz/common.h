@@ -111,15 +111,17 @@ void AnswerSuspension(TlsConnection& conn, const Event& event);
 
 // Polls every event (answering suspensions unless `pending` keeps them for
 // later), and drains the output into RecordOutput. Returns the output bytes.
+// Aborts when the engine breaks its contract: an event after its kError or
+// kClosed, output it did not announce in interest(), interest() asking to
+// write when Output() had nothing, or ConsumeOutput refusing what Output()
+// returned.
 std::string PollAndDrain(TlsConnection& conn, std::vector<Event>* pending = nullptr);
 
 // Feeds `bytes` to `conn` as far as it takes them, polling (PollAndDrain,
 // with `pending` as there) after each piece, and returns what the engine
 // wrote meanwhile. The targets and the corpus recorder both feed this way,
-// so a recorded flight drives an engine exactly as a target will. Aborts if
-// the engine offers more input space than `max_input`.
-std::string FeedAndPoll(TlsConnection& conn, absl::string_view bytes, size_t max_input,
-                        std::vector<Event>* pending = nullptr);
+// so a recorded flight drives an engine exactly as a target will.
+std::string FeedAndPoll(TlsConnection& conn, absl::string_view bytes, std::vector<Event>* pending = nullptr);
 
 // Sees every event PollAndDrain polls (tests of the corpus use it);
 // nullptr to stop.

@@ -28,6 +28,12 @@ using fuzz::AppendChunk;
 
 namespace {
 
+// A recording whose run failed is still saved (a failed handshake is a
+// useful seed too); say so.
+void Report(const absl::Status& status) {
+  if (!status.ok()) std::fprintf(stderr, "record_corpus: run ended with %s\n", status.ToString().c_str());
+}
+
 std::string g_out;
 int g_files = 0;
 
@@ -48,7 +54,7 @@ std::string Drain(TlsConnection& conn, fuzz::Stream stream) {
 // Feeds `bytes` to `conn` as the targets do and returns what it wrote.
 std::string Deliver(TlsConnection& conn, fuzz::Stream stream, absl::string_view bytes) {
   fuzz::UseStream(stream);
-  return fuzz::FeedAndPoll(conn, bytes, ConnectionOptions().max_input_buffer);
+  return fuzz::FeedAndPoll(conn, bytes);
 }
 
 struct PairSeeds {
@@ -138,19 +144,19 @@ void RecordSClient(const std::string& name, uint8_t sa, uint8_t sb, std::vector<
   fuzz::UseStream(fuzz::Stream::kServer);
   auto server = *TlsConnection::Create(fuzz::MakeServerConfig(sa, sb).options, fuzz::Now());
   std::string seed = Bytes({sa, sb});
-  RunOverSocket(
+  Report(RunOverSocket(
       *server, fd,
       [](TlsConnection& c, const Event& ev) {
         fuzz::AnswerSuspension(c, ev);
         if (ev.type == EventType::kData) {
           c.Write("HTTP/1.1 200 OK\r\n\r\n").IgnoreError();
-          c.Close(absl::Now());
+          c.End(absl::Now());
         }
       },
       absl::Seconds(10), nullptr,
       [&seed](absl::Span<const uint8_t> in) {
         AppendChunk(&seed, absl::string_view(reinterpret_cast<const char*>(in.data()), in.size()));
-      });
+      }));
   client.CloseStdin();
   client.Wait(absl::Seconds(5));
   Save("server_engine", "s_client-" + name, seed);
@@ -173,7 +179,7 @@ void RecordSServer(const std::string& name, uint8_t ca, uint8_t cb, std::vector<
   auto client = *TlsConnection::Create(fuzz::MakeClientConfig(ca, cb).options, fuzz::Now());
   std::string seed = Bytes({ca, cb});
   std::string got;
-  RunOverSocket(
+  Report(RunOverSocket(
       *client, fd,
       [&got](TlsConnection& c, const Event& ev) {
         if (ev.type == EventType::kSecure) c.Write("hello\n").IgnoreError();
@@ -182,7 +188,7 @@ void RecordSServer(const std::string& name, uint8_t ca, uint8_t cb, std::vector<
       absl::Seconds(10), [&got] { return absl::StrContains(got, "olleh"); },
       [&seed](absl::Span<const uint8_t> in) {
         AppendChunk(&seed, absl::string_view(reinterpret_cast<const char*>(in.data()), in.size()));
-      });
+      }));
   server.Kill();
   Save("client_engine", "s_server-" + name, seed);
 }

@@ -66,7 +66,7 @@ ClientRun RunClient(Listener& listener, const std::vector<std::string>& argv, co
   ClientRun run;
   run.served = client.Start(argv);
   if (!run.served.ok()) return run;
-  client.WriteStdin(input).IgnoreError();
+  EXPECT_TRUE(client.WriteStdin(input).ok());
   run.served = ServePong(listener, options, extra, inspect);
   client.CloseStdin();
   client.Wait(absl::Seconds(10));
@@ -208,7 +208,7 @@ TEST(SessionInteropTest, GnutlsCliResume) {
                   .ok());
   int reused = 0;
   for (int i = 0; i < 2; ++i) {
-    client.WriteStdin("ping\n").IgnoreError();
+    EXPECT_TRUE(client.WriteStdin("ping\n").ok());
     ASSERT_TRUE(ServePong(listener, so, nullptr, [&](TlsConnection& c) { reused += c.is_session_reused(); }).ok());
   }
   client.CloseStdin();
@@ -242,9 +242,9 @@ TEST_P(SServerResumptionTest, EngineClientResumes) {
     absl::Status s = RunOverSocket(
         *client, ConnectLoopback(port),
         [&](TlsConnection& c, const Event& ev) {
-          if (ev.type == EventType::kSecure) c.Write("hello\n").IgnoreError();
+          if (ev.type == EventType::kSecure) EXPECT_TRUE(c.Write("hello\n").ok());
           if (ev.type == EventType::kData) got.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
-          if (absl::StrContains(got, "olleh")) c.Close(absl::Now());
+          if (absl::StrContains(got, "olleh")) c.End(absl::Now());
         },
         kTimeout);
     ASSERT_TRUE(s.ok()) << s;
@@ -294,7 +294,7 @@ TEST(OcspInteropTest, GnutlsCliSavesTheStapledResponse) {
                        "--save-ocsp=" + saved, "-p", std::to_string(listener.port()), "127.0.0.1"},
                       so, "ping\n", [](TlsConnection& c, const Event& ev) {
                         if (ev.type == EventType::kOcspRequest) {
-                          c.AnswerOcspRequest(ReadTestFile("server-rsa-ocsp.der")).IgnoreError();
+                          EXPECT_TRUE(c.AnswerOcspRequest(ReadTestFile("server-rsa-ocsp.der")).ok());
                         }
                       });
   EXPECT_TRUE(run.served.ok()) << run.served;
@@ -351,7 +351,7 @@ TEST(RenegotiationInteropTest, SClientRenegotiationsAreLimited) {
   // in one read (s_client would renegotiate once for both).
   absl::SleepFor(absl::Milliseconds(300));
   for (int i = 0; i < 4; ++i) {
-    client.WriteStdin("R\n").IgnoreError();
+    EXPECT_TRUE(client.WriteStdin("R\n").ok());
     for (absl::Time deadline = absl::Now() + absl::Seconds(10); i < 3 && renegotiations.load() <= i &&
                                                                 absl::Now() < deadline;) {
       absl::SleepFor(absl::Milliseconds(20));
@@ -380,12 +380,12 @@ TEST_P(ClientAuthLaterTest, EngineServerAsksSClientForItsCertificate) {
                       [&](TlsConnection& c, const Event& ev) {
                         if (ev.type == EventType::kSecure) {
                           ASSERT_TRUE(c.Renegotiate({.request_cert = true, .reject_unauthorized = true}).ok());
-                          if (GetParam() == "TLSv1.3") c.Write("certificate please\n").IgnoreError();
+                          if (GetParam() == "TLSv1.3") EXPECT_TRUE(c.Write("certificate please\n").ok());
                         }
                         if (ev.type == EventType::kRenegotiated) {
                           authorized = c.authorized();
                           peer_cn = c.GetPeerCertificate()->subject.Get("CN");
-                          c.Close(absl::Now());
+                          c.End(absl::Now());
                         }
                       });
   EXPECT_TRUE(run.served.ok()) << run.served << run.err;
@@ -426,7 +426,7 @@ TEST(GnutlsServInteropTest, EngineClientGetsAlpnAndStapledOcspFromGnutlsServ) {
   absl::Status s = RunOverSocket(
       *client, fd,
       [&](TlsConnection& c, const Event& ev) {
-        if (ev.type == EventType::kSecure) c.Write("echo me\n").IgnoreError();
+        if (ev.type == EventType::kSecure) EXPECT_TRUE(c.Write("echo me\n").ok());
         if (ev.type == EventType::kOcspResponse) ocsp = ev.ocsp_response;
         if (ev.type == EventType::kData) got.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
       },
@@ -460,7 +460,7 @@ TEST(KeylogInteropTest, LinesMatchSServersKeylogFile) {
       *client, ConnectLoopback(std::stoi(accept->substr(accept->rfind(':') + 1))),
       [&](TlsConnection& c, const Event& ev) {
         if (ev.type == EventType::kKeylog) ours.insert(ev.line);
-        if (ev.type == EventType::kSecure) c.Write("x\n").IgnoreError();
+        if (ev.type == EventType::kSecure) EXPECT_TRUE(c.Write("x\n").ok());
         if (ev.type == EventType::kData) got.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
       },
       kTimeout, [&] { return absl::StrContains(got, "x"); });

@@ -24,42 +24,79 @@ inline constexpr size_t kMaxRecord = 16384 + 2048 + 5;
 inline constexpr size_t kMaxPlaintextRecord = 16384;
 
 // A byte queue: append at the back, consume at the front. The readable part
-// is one contiguous span; consumed space is reclaimed when more is reserved.
+// is one contiguous span. Memory is allocated on first use (not zero-filled)
+// and can be released when empty, so idle connections cost little.
+//
+// A reservation (Reserve) is space handed out to be filled later; until it
+// is committed or cancelled the buffer never moves or frees its memory, so
+// the span stays valid while the front is consumed.
 class ByteBuffer {
  public:
   size_t size() const { return end_ - start_; }
   bool empty() const { return end_ == start_; }
-  const uint8_t* data() const { return data_.data() + start_; }
-  // Space for `n` more bytes at the end; Commit() says how much was filled.
+  const uint8_t* data() const { return data_.get() + start_; }
+  size_t capacity() const { return capacity_; }
+  bool reserved() const { return reserved_ > 0; }
+  size_t reservation() const { return reserved_; }
+  absl::Span<uint8_t> reserved_span() { return absl::MakeSpan(data_.get() + end_, reserved_); }
+
+  // Space for `n` more bytes at the end, made contiguous (moving what is
+  // buffered to the front, growing the allocation). Not while reserved.
   absl::Span<uint8_t> Reserve(size_t n) {
     if (start_ != 0) {
-      std::memmove(data_.data(), data_.data() + start_, size());
+      if (!empty()) std::memmove(data_.get(), data_.get() + start_, size());
       end_ -= start_;
       start_ = 0;
     }
-    if (data_.size() < end_ + n) data_.resize(end_ + n);
-    return absl::MakeSpan(data_.data() + end_, n);
+    if (capacity_ < end_ + n) {
+      size_t grown = std::max(end_ + n, std::min(2 * capacity_, end_ + n + kGrowLimit));
+      std::unique_ptr<uint8_t[]> bigger(new uint8_t[grown]);  // uninitialised
+      if (end_ > 0) std::memcpy(bigger.get(), data_.get(), end_);
+      data_ = std::move(bigger);
+      capacity_ = grown;
+    }
+    return absl::MakeSpan(data_.get() + end_, n);
   }
-  void Commit(size_t n) { end_ = std::min(end_ + n, data_.size()); }
+  // Reserve() that stays valid until Commit(): see the class comment.
+  absl::Span<uint8_t> Hold(size_t n) {
+    absl::Span<uint8_t> span = Reserve(n);
+    reserved_ = n;
+    return span;
+  }
+  // `n` bytes after the end were filled (n <= what was reserved); ends a
+  // Hold().
+  void Commit(size_t n) {
+    end_ += n;
+    reserved_ = 0;
+    if (release_pending_) Release();
+  }
   void Append(const uint8_t* p, size_t n) {
     if (n == 0) return;
     std::memcpy(Reserve(n).data(), p, n);
-    Commit(n);
+    end_ += n;
   }
-  void Consume(size_t n) {
-    start_ += std::min(n, size());
-    if (start_ == end_) start_ = end_ = 0;
-  }
-  // Frees the memory (idle or finished connections).
+  void Consume(size_t n) { start_ += std::min(n, size()); }
+  // Frees the memory (idle or finished connections), dropping the content;
+  // while a reservation is held, only once it is committed.
   void Release() {
-    std::vector<uint8_t>().swap(data_);
+    if (reserved_ > 0) {
+      release_pending_ = true;
+      return;
+    }
     start_ = end_ = 0;
+    release_pending_ = false;
+    data_.reset();
+    capacity_ = 0;
   }
 
  private:
-  std::vector<uint8_t> data_;
+  static constexpr size_t kGrowLimit = 64 * 1024;
+  std::unique_ptr<uint8_t[]> data_;
+  size_t capacity_ = 0;
   size_t start_ = 0;
   size_t end_ = 0;
+  size_t reserved_ = 0;
+  bool release_pending_ = false;
 };
 
 // An event of `type` with nothing else set.
@@ -93,6 +130,8 @@ class TlsConnection::Impl {
   template <typename T>
   using OpenSslPtr = internal::OpenSslPtr<T>;
 
+  // kOpen: secure; kClosing: our close_notify is out, waiting for the
+  // peer's (End with wait_for_peer); kDone: kClosed or kError was queued.
   enum class State { kStart, kHandshaking, kOpen, kClosing, kDone };
   // What a suspended handshake waits for.
   enum class Waiting { kNothing, kSni, kResumeSession, kOcsp };
@@ -107,11 +146,26 @@ class TlsConnection::Impl {
   void DoHandshake();
   void OnHandshakeDone();
   void ReadPlaintext();
-  void EncryptPending(bool ignore_output_limit);
+  // Encrypts buffered plaintext while the output buffer has room, then sends
+  // the close_notify End() asked for once everything before it is out.
+  void EncryptPending();
+  void MaybeSendCloseNotify();
   void Fail(absl::Status status);
   void Push(Event event);
   void Push(EventType type) { Push(internal::MakeEvent(type)); }
   void FinishClose();
+  // Whether BioRead may hand OpenSSL more input now: not while events wait
+  // to be polled, while the output buffer is full, or once a callback asked
+  // for the connection to fail. Sets read_stalled_ when it may not.
+  bool MayRead();
+  // Whether InputSpace() may hand out new space (see Interest::read).
+  bool interest_read() const;
+  // Releases buffers that are empty (idle connections stay small).
+  void ReleaseIdleBuffers();
+  // Counts a renegotiation attempt by the peer (accepted or refused)
+  // against Node's CLIENT_RENEG_LIMIT per CLIENT_RENEG_WINDOW; false (and
+  // pending_failure_ set) when it is one too many.
+  bool CountPeerRenegotiation();
   // Node's authorized/authorizationError from the verification results;
   // false when the connection had to fail because of them.
   bool UpdateAuthorization();
@@ -147,11 +201,17 @@ class TlsConnection::Impl {
   ByteBuffer input_;
   ByteBuffer output_;
   ByteBuffer plaintext_out_;
-  std::vector<uint8_t> read_buf_;
+  ByteBuffer read_buf_;  // the plaintext of the last kData event
   bool transport_eof_ = false;
   bool peer_closed_ = false;
+  bool read_stalled_ = false;   // BioRead refused input (see MayRead)
+  bool write_blocked_ = false;  // SSL_write waits for the handshake (renegotiation)
+  bool write_was_full_ = false; // a Write() took less than given: kDrain is owed
+  bool end_requested_ = false;  // End() was called
+  bool end_wait_for_peer_ = false;
+  bool close_notify_sent_ = false;
   absl::Time now_;
-  absl::Time handshake_deadline_ = absl::InfiniteFuture();
+  absl::Time handshake_deadline_ = absl::InfiniteFuture();  // also renegotiations
   absl::Time close_deadline_ = absl::InfiniteFuture();
   std::string identity_host_;
 
@@ -172,7 +232,7 @@ class TlsConnection::Impl {
   std::string resume_answer_;
   bool ocsp_answered_ = false;
   std::string ocsp_answer_;
-  bool new_session_pending_ = false;
+  int new_sessions_pending_ = 0;  // kNewSession events not yet acknowledged
   // Set by a callback that must fail the handshake (renegotiation limit) or
   // by an error answer; reported instead of OpenSSL's generic error, after
   // pending_alert_ went to the peer.
@@ -183,14 +243,20 @@ class TlsConnection::Impl {
   std::string npn_selected_;  // client: what we chose ("" when no overlap)
   bool handshake_done_once_ = false;
   bool renegotiating_ = false;  // we started a renegotiation / PHA
+  bool reneg_clock_pending_ = false;  // its deadline starts at the next NextEvent(now)
   // The peer's Finished arrived after the first handshake: a renegotiation
   // (TLS 1.2) or post-handshake authentication (TLS 1.3) is complete once
   // OpenSSL leaves init. (SSL_CB_HANDSHAKE_DONE also fires for HelloRequests,
   // refused renegotiations and TLS 1.3 tickets, and not for PHA.)
   bool peer_finished_ = false;
   std::string alpn_wire_;       // server: our ALPN list, wire form
+  // Node's onhandshakestart: handshakes counted since the count was reset,
+  // which happens when a start comes a whole window after the previous one.
   int reneg_count_ = 0;
-  absl::Time reneg_window_start_ = absl::InfinitePast();
+  absl::Time last_handshake_start_ = absl::InfinitePast();
+  // Peer-triggered work since the peer last sent application data.
+  int key_update_requests_ = 0;
+  int session_events_ = 0;
   ConnectionStats stats_;
 };
 

@@ -28,8 +28,8 @@ namespace {
 int BioRead(BIO* bio, char* out, int len) {
   auto* self = static_cast<Impl*>(BIO_get_data(bio));
   BIO_clear_retry_flags(bio);
-  if (self->input_.empty()) {
-    if (self->transport_eof_) return 0;
+  if (self->input_.empty() || !self->MayRead()) {
+    if (self->input_.empty() && self->transport_eof_ && !self->read_stalled_) return 0;
     BIO_set_retry_read(bio);
     return -1;
   }
@@ -94,16 +94,12 @@ int ClientHelloCallback(SSL* ssl, int* alert, void* /*arg*/) {
     // A renegotiation. Ours (HelloRequest) is free; the client's count
     // against Node's CLIENT_RENEG_LIMIT per CLIENT_RENEG_WINDOW.
     if (self->renegotiating_) return SSL_CLIENT_HELLO_SUCCESS;
-    if (self->now_ - self->reneg_window_start_ >= self->options_.client_reneg_window) {
-      self->reneg_window_start_ = self->now_;
-      self->reneg_count_ = 0;
-    }
-    if (++self->reneg_count_ > self->options_.client_reneg_limit) {
-      self->pending_failure_ = MakeError(absl::StatusCode::kAborted, "ERR_TLS_SESSION_ATTACK",
-                                         "TLS session renegotiation attack detected");
-      self->pending_alert_ = *alert = SSL_AD_HANDSHAKE_FAILURE;
+    if (!self->CountPeerRenegotiation()) {
+      *alert = self->pending_alert_;
       return SSL_CLIENT_HELLO_ERROR;
     }
+    // Accepted: it must complete within handshake_timeout, as in Node.
+    self->handshake_deadline_ = self->now_ + self->options_.handshake_timeout;
     return SSL_CLIENT_HELLO_SUCCESS;
   }
   // The application refused (AnswerSni or AnswerResumeSession with an
@@ -188,8 +184,12 @@ int NewSessionCallback(SSL* ssl, SSL_SESSION* session) {
     event.session_id.assign(reinterpret_cast<const char*>(id), id_len);
     event.session = internal::ToDer(i2d_SSL_SESSION, session);
     self->Push(std::move(event));
-    self->new_session_pending_ = true;
+    self->new_sessions_pending_++;
   } else {
+    // A server may send any number of tickets; past the limit (without
+    // application data in between) they are not reported, and serializing
+    // them is not paid for. GetSession() still returns the newest.
+    if (++self->session_events_ > self->options_.max_session_events) return 0;
     Event event = internal::MakeEvent(EventType::kSession);
     event.session = internal::ToDer(i2d_SSL_SESSION, session);
     self->Push(std::move(event));
@@ -393,7 +393,17 @@ int Impl::VerifyCallback(int preverify_ok, X509_STORE_CTX* store) {
 void Impl::InfoCallback(const SSL* ssl, int where, int ret) {
   Impl* self = Impl::From(ssl);
   if (self == nullptr) return;
-  if ((where & SSL_CB_ALERT) == 0 || (ret >> 8) != SSL3_AL_FATAL) return;
+  if ((where & SSL_CB_ALERT) == 0) return;
+  if ((ret >> 8) != SSL3_AL_FATAL) {
+    // A server refusing a client's renegotiation (OpenSSL 3.0 does unless
+    // allowed) answers each ClientHello with this warning: those attempts
+    // count against the same limit, so refusing costs a peer its connection
+    // too after a few tries.
+    if ((where & SSL_CB_WRITE) != 0 && (ret & 0xff) == SSL_AD_NO_RENEGOTIATION && self->options_.is_server) {
+      self->CountPeerRenegotiation();
+    }
+    return;
+  }
   if ((where & SSL_CB_WRITE) != 0) self->sent_alert_ = ret & 0xff;
   if ((where & SSL_CB_READ) != 0) self->received_alert_ = ret & 0xff;
 }
@@ -403,7 +413,20 @@ void Impl::MessageCallback(int write_p, int /*version*/, int content_type, const
   Impl* self = Impl::From(ssl);
   if (self == nullptr || content_type != SSL3_RT_HANDSHAKE || len == 0) return;
   const int type = static_cast<const unsigned char*>(buf)[0];
-  if (type == SSL3_MT_KEY_UPDATE) (write_p ? self->stats_.key_updates_sent : self->stats_.key_updates_received)++;
+  if (type == SSL3_MT_KEY_UPDATE) {
+    (write_p ? self->stats_.key_updates_sent : self->stats_.key_updates_received)++;
+    // RFC 8446 §4.6.3: update_requested (1) makes us answer with our own
+    // KeyUpdate. A peer asking again and again without sending data makes us
+    // do work and queue output for nothing: past the limit, the connection
+    // ends (after this record; see ReadPlaintext).
+    const bool requested = len >= 5 && static_cast<const unsigned char*>(buf)[4] == SSL_KEY_UPDATE_REQUESTED;
+    if (!write_p && requested && ++self->key_update_requests_ > self->options_.max_key_updates &&
+        self->pending_failure_.ok()) {
+      self->pending_failure_ = MakeError(absl::StatusCode::kAborted, "ERR_TLS_TOO_MANY_KEY_UPDATES",
+                                         absl::StrCat("the peer asked for more than ", self->options_.max_key_updates,
+                                                      " key updates without sending data"));
+    }
+  }
   if (type == SSL3_MT_FINISHED && !write_p && self->handshake_done_once_) self->peer_finished_ = true;
 }
 

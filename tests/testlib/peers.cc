@@ -179,38 +179,48 @@ absl::Status RunOverSocket(TlsConnection& conn, int fd,
   const absl::Time deadline = absl::Now() + timeout;
   bool read_eof = false;
   absl::Status result = absl::DeadlineExceededError("peer did not finish in time");
+  // The engine contract's loop (core/tls_connection.h): poll events, send,
+  // then arm poll() from interest().
   while (absl::Now() < deadline) {
     while (std::optional<Event> ev = conn.NextEvent(absl::Now())) on_event(conn, *ev);
-    // Send what the engine has, then stop if it is done.
-    for (auto out = conn.Output(); !out.empty(); out = conn.Output()) {
+    absl::Status sent = absl::OkStatus();
+    for (auto out = conn.Output(); !out.empty() && sent.ok(); out = conn.Output()) {
       ssize_t n = send(fd, out[0].data(), out[0].size(), MSG_NOSIGNAL);
       if (n <= 0) break;
-      conn.ConsumeOutput(static_cast<size_t>(n));
+      sent = conn.ConsumeOutput(static_cast<size_t>(n));
+      if (static_cast<size_t>(n) < out[0].size()) break;
+    }
+    if (!sent.ok()) {
+      result = sent;
+      break;
     }
     if (conn.finished() || (done && done())) {
       result = conn.status();
       break;
     }
-    if (read_eof && conn.OutputSize() == 0) {
+    Interest want = conn.interest();
+    if (read_eof && !want.write && !conn.NextEvent(absl::Now())) {
       // Nothing more can happen once the peer's side is gone and events are drained.
-      if (!conn.NextEvent(absl::Now())) {
-        result = conn.status();
-        break;
-      }
+      result = conn.status();
+      break;
     }
-    int wait_ms = static_cast<int>(std::min<int64_t>(
-        50, absl::ToInt64Milliseconds(std::max(absl::ZeroDuration(), conn.NextDeadline() - absl::Now()))));
-    pollfd p{fd, static_cast<short>(read_eof ? 0 : POLLIN), 0};
+    int wait_ms = static_cast<int>(
+        std::min<int64_t>(50, absl::ToInt64Milliseconds(std::max(absl::ZeroDuration(), want.deadline - absl::Now()))));
+    short events = static_cast<short>((want.read && !read_eof ? POLLIN : 0) | (want.write ? POLLOUT : 0));
+    pollfd p{fd, events, 0};
     poll(&p, 1, wait_ms);
     if (absl::Now() >= conn.NextDeadline()) conn.OnTimer(absl::Now());
     if (!read_eof && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       absl::Span<uint8_t> space = conn.InputSpace();
       if (space.empty()) continue;
       ssize_t n = recv(fd, space.data(), space.size(), 0);
-      if (n > 0) {
-        if (on_input) on_input(space.first(static_cast<size_t>(n)));
-        conn.CommitInput(static_cast<size_t>(n)).IgnoreError();
-      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+      absl::Status committed = conn.CommitInput(n > 0 ? static_cast<size_t>(n) : 0);
+      if (n > 0 && on_input) on_input(space.first(static_cast<size_t>(n)));
+      if (!committed.ok() && conn.status().ok()) {
+        result = committed;
+        break;
+      }
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         read_eof = true;
         conn.OnTransportEof();
       }
@@ -249,6 +259,7 @@ absl::Status ServeRequest(Listener& listener, const ConnectionOptions& options, 
                           std::string* received) {
   std::string got;
   bool replied = false;
+  absl::Status write_status;
   absl::Status status = ServeOne(
       listener, options,
       [&](TlsConnection& c, const Event& ev) {
@@ -257,12 +268,18 @@ absl::Status ServeRequest(Listener& listener, const ConnectionOptions& options, 
         got.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
         if (!absl::StrContains(got, terminator)) return;
         replied = true;
-        c.Write(reply(got)).IgnoreError();
-        c.Close(absl::Now());
+        std::string answer = reply(got);
+        absl::StatusOr<size_t> written = c.Write(answer);
+        if (!written.ok()) {
+          write_status = written.status();
+        } else if (*written != answer.size()) {
+          write_status = absl::InternalError("the reply did not fit the write buffer");
+        }
+        c.End(absl::Now());
       },
       inspect, timeout);
   if (received != nullptr) *received = got;
-  return status;
+  return status.ok() ? write_status : status;
 }
 
 std::string TestFilePath(const std::string& name) {

@@ -116,20 +116,32 @@ void EnginePair::Poll() {
   Drain(server_);
 }
 
+void CheckOk(const absl::Status& status, const char* what) {
+  if (status.ok()) return;
+  std::fprintf(stderr, "EnginePair: %s: %s\n", what, status.ToString().c_str());
+  std::abort();
+}
+
 bool EnginePair::Transfer(Side& from, Side& to, size_t chunk) {
   bool moved = false;
   while (true) {
     auto out = from.conn->Output();
     if (out.empty()) break;
+    if (to.conn->finished()) {  // nobody listens
+      CheckOk(from.conn->ConsumeOutput(out[0].size()), "ConsumeOutput");
+      break;
+    }
     absl::Span<uint8_t> space = to.conn->InputSpace();
     size_t n = std::min({chunk, out[0].size(), space.size()});
     if (n == 0) {
-      if (to.conn->finished()) from.conn->ConsumeOutput(out[0].size());  // nobody listens
+      // Backpressure: the receiver must be polled (and drained) first.
+      if (!space.empty()) CheckOk(to.conn->CommitInput(0), "CommitInput(0)");
       break;
     }
     std::memcpy(space.data(), out[0].data(), n);
-    if (!to.conn->CommitInput(n).ok()) break;
-    from.conn->ConsumeOutput(n);
+    absl::Status committed = to.conn->CommitInput(n);
+    if (!committed.ok() && to.conn->status().ok()) CheckOk(committed, "CommitInput");
+    CheckOk(from.conn->ConsumeOutput(n), "ConsumeOutput");
     moved = true;
     Drain(to);
   }

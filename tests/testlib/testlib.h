@@ -79,12 +79,14 @@ class EnginePair {
   absl::Status Handshake(size_t chunk = SIZE_MAX);
   // Polls both sides' events without moving bytes.
   void Poll();
+  // Moves `from`'s output into `to`, `chunk` bytes at a time, polling `to`
+  // after each. Returns true if anything moved.
+  bool Transfer(Side& from, Side& to, size_t chunk = SIZE_MAX);
   // Writes all of `data` from one side, pumping as the write buffer fills.
   void SendAll(Side& from, const std::string& data, size_t chunk = SIZE_MAX);
 
  private:
   void Drain(Side& side);
-  bool Transfer(Side& from, Side& to, size_t chunk);
 
   absl::Time now_;
   Side server_;
