@@ -161,7 +161,7 @@ void TlsConnection::Impl::Push(Event event) {
 }
 
 void TlsConnection::Impl::ReleaseIdleBuffers() {
-  if (input_.empty()) input_.Release();
+  if (input_.empty() && !input_.reserved()) input_.Release();
   if (output_.empty()) output_.Release();
   if (plaintext_out_.empty()) plaintext_out_.Release();
   read_buf_.Release();
