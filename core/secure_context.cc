@@ -279,6 +279,9 @@ absl::Status ApplyPfx(SSL_CTX* ctx, const SecureContextOptions& o) {
 absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
     const SecureContextOptions& options) {
   ERR_clear_error();
+  // Some failure paths report without draining the queue (their message
+  // says more than OpenSSL's): whatever is left goes when Create returns.
+  internal::ErrorQueueCleaner clean_errors_on_exit;
   std::shared_ptr<SecureContext> result(new SecureContext());
   result->options_ = options;
   result->ctx_.reset(SSL_CTX_new(TLS_method()));
@@ -356,7 +359,6 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
   SSL_CTX_set_session_id_context(
       ctx, reinterpret_cast<const unsigned char*>(options.session_id_context.data()),
       static_cast<unsigned int>(options.session_id_context.size()));
-  ERR_clear_error();
   return std::shared_ptr<const SecureContext>(std::move(result));
 }
 

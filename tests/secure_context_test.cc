@@ -1,6 +1,8 @@
 // SecureContext: Node's createSecureContext options, good and bad.
 #include "core/secure_context.h"
 
+#include <openssl/err.h>
+
 #include <algorithm>
 
 #include "core/errors.h"
@@ -28,6 +30,10 @@ void ExpectBad(const SecureContextOptions& o, const std::string& code, const std
   EXPECT_EQ(ctx.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(NodeCode(ctx.status()), code) << ctx.status();
   EXPECT_NE(ctx.status().message().find(message_part), std::string::npos) << ctx.status();
+  // A failed Create leaves nothing behind for the next OpenSSL user on the
+  // thread.
+  EXPECT_EQ(ERR_peek_error(), 0u) << "stale OpenSSL error after: " << ctx.status();
+  ERR_clear_error();
 }
 
 SecureContextOptions Server(const std::string& identity = "server-rsa") {
