@@ -2,6 +2,7 @@
 
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -400,6 +401,9 @@ std::vector<std::string> GetCiphers() {
   for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); ++i) {
     out.push_back(absl::AsciiStrToLower(SSL_CIPHER_get_name(sk_SSL_CIPHER_value(ciphers, i))));
   }
+  // Node's tls.getCiphers() is sorted (and OpenSSL's order is a preference).
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

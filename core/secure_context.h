@@ -152,7 +152,7 @@ class SecureContext {
   std::vector<std::string> warnings_;
 };
 
-// Node's tls.getCiphers(): the supported cipher names, lower case.
+// Node's tls.getCiphers(): the supported cipher names, lower case, sorted.
 std::vector<std::string> GetCiphers();
 
 }  // namespace tlsengine

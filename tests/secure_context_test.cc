@@ -286,6 +286,13 @@ TEST(SecureContextTest, SecureProtocolPinsTheVersion) {
   EXPECT_EQ(any.client().protocol(), "TLSv1.3");
 }
 
+TEST(SecureContextTest, GetCiphersIsSortedAsInNode) {
+  std::vector<std::string> ciphers = GetCiphers();
+  ASSERT_FALSE(ciphers.empty());
+  EXPECT_TRUE(std::is_sorted(ciphers.begin(), ciphers.end()));
+  EXPECT_EQ(std::adjacent_find(ciphers.begin(), ciphers.end()), ciphers.end()) << "no duplicates";
+}
+
 TEST(SecureContextTest, GetCiphersIsLowerCaseWithoutRc4) {
   std::vector<std::string> ciphers = GetCiphers();
   ASSERT_FALSE(ciphers.empty());
