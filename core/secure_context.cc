@@ -208,8 +208,27 @@ std::string Describe(X509* cert) {
   return buf;
 }
 
+// A leaf given without its intermediates: as Node (OpenSSL's auto-chain)
+// does, send the chain that the context's trust store (`ca`) makes for it,
+// built here once rather than on every handshake. The explicit chain we give
+// SSL_CTX_use_cert_and_key, even empty, turns OpenSSL's auto-chain off.
+// Best effort, as auto-chain is: whatever part of the path the store knows
+// (an intermediate alone, without its root, too) is sent; the root is not
+// (RFC 8446 §4.4.2 lets it be omitted, and the peer must have it anyway).
+// `leaf` must be the context's current certificate (SSL_CTX_use_cert_and_key
+// makes the one it adds current).
+void BuildChainFromTrust(SSL_CTX* ctx, X509* leaf, std::vector<std::string>& warnings) {
+  constexpr int kFlags = SSL_BUILD_CHAIN_FLAG_NO_ROOT | SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR |
+                         SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR;
+  if (SSL_CTX_build_cert_chain(ctx, kFlags) == 0) {
+    // Only a CA below the security level gets here; the leaf alone is sent.
+    warnings.push_back(absl::StrCat("cert: cannot send the chain of ", Describe(leaf), " built from ca (",
+                                    DrainErrors(), ")"));
+  }
+}
+
 // Pairs each certificate chain with the key that matches it.
-absl::Status ApplyIdentities(SSL_CTX* ctx, const SecureContextOptions& o) {
+absl::Status ApplyIdentities(SSL_CTX* ctx, const SecureContextOptions& o, std::vector<std::string>& warnings) {
   std::vector<OpenSslPtr<EVP_PKEY>> keys;
   for (const std::string& pem : o.key) {
     TLSENGINE_ASSIGN_OR_RETURN(OpenSslPtr<EVP_PKEY> key, ReadKey(pem, o.passphrase));
@@ -234,6 +253,7 @@ absl::Status ApplyIdentities(SSL_CTX* ctx, const SecureContextOptions& o) {
     if (SSL_CTX_use_cert_and_key(ctx, certs[0].get(), keys[match].get(), chain.get(), 1) != 1) {
       return BadOption("cert", absl::StrCat("cannot use certificate ", Describe(certs[0].get())));
     }
+    if (certs.size() == 1) BuildChainFromTrust(ctx, certs[0].get(), warnings);
   }
   for (size_t i = 0; i < keys.size(); ++i) {
     if (!used[i]) {
@@ -336,7 +356,7 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
 
   TLSENGINE_RETURN_IF_ERROR(ApplyTrust(ctx, options));
   if (!options.pfx.empty()) TLSENGINE_RETURN_IF_ERROR(ApplyPfx(ctx, options));
-  TLSENGINE_RETURN_IF_ERROR(ApplyIdentities(ctx, options));
+  TLSENGINE_RETURN_IF_ERROR(ApplyIdentities(ctx, options, warnings));
 
   for (const std::string& key : options.ticket_keys) {
     if (key.size() != 48) {

@@ -46,7 +46,9 @@ struct SecureContextOptions {
   // Private keys; each must match one certificate in `cert`. An RSA and an
   // ECDSA identity may be given together: OpenSSL picks per handshake.
   std::vector<std::string> key;
-  // Certificates; each string is a leaf followed by its intermediates.
+  // Certificates; each string is a leaf followed by its intermediates. A
+  // leaf given alone is sent with the intermediates that `ca` holds for it
+  // (as OpenSSL's auto-chain does for Node), found once at Create().
   std::vector<std::string> cert;
   // Decrypts encrypted keys and the PFX.
   std::string passphrase;

@@ -293,6 +293,39 @@ TEST(SecureContextTest, GetCiphersIsSortedAsInNode) {
   EXPECT_EQ(std::adjacent_find(ciphers.begin(), ciphers.end()), ciphers.end()) << "no duplicates";
 }
 
+// ---- A leaf-only `cert` is chained from `ca` (as OpenSSL's auto-chain does for Node) ----
+
+TEST(SecureContextTest, LeafOnlyCertIsSentWithItsIntermediateFromCa) {
+  for (const std::vector<std::string>& ca :
+       {std::vector<std::string>{Cert("int1"), Cert("ca1")}, std::vector<std::string>{Cert("int1") + Cert("ca1")},
+        std::vector<std::string>{Cert("int1")}}) {
+    SecureContextOptions o;
+    o.key = {Key("server-rsa")};
+    o.cert = {Cert("server-rsa")};  // the leaf alone
+    o.ca = ca;
+    EnginePair pair(ServerWith(o), ClientOptions());  // trusts ca1 only
+    absl::Status status = pair.Handshake();
+    ASSERT_TRUE(status.ok()) << status;
+    EXPECT_TRUE(pair.client().authorized()) << pair.client().authorization_error();
+    std::optional<CertificateInfo> peer = pair.client().GetPeerCertificate(/*detailed=*/true);
+    ASSERT_TRUE(peer.has_value());
+    ASSERT_NE(peer->issuer_certificate, nullptr);
+    EXPECT_EQ(peer->issuer_certificate->subject.Get("CN"), "Test Intermediate CA 1");
+  }
+}
+
+TEST(SecureContextTest, LeafOnlyCertWithoutItsIssuerInCaStillLoads) {
+  SecureContextOptions o;
+  o.key = {Key("server-rsa")};
+  o.cert = {Cert("server-rsa")};
+  o.ca = std::vector<std::string>{Cert("ca2")};  // no path to the leaf
+  absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(o);
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  EXPECT_EQ(ERR_peek_error(), 0u);
+  EnginePair pair(ServerWith(o), ClientOptions());
+  EXPECT_EQ(NodeCode(pair.Handshake()), "UNABLE_TO_VERIFY_LEAF_SIGNATURE");
+}
+
 TEST(SecureContextTest, GetCiphersIsLowerCaseWithoutRc4) {
   std::vector<std::string> ciphers = GetCiphers();
   ASSERT_FALSE(ciphers.empty());
