@@ -1,6 +1,7 @@
 #include "core/secure_context.h"
 
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
 #include <utility>
@@ -364,6 +365,18 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
     }
   }
   result->data_->ticket_keys = options.ticket_keys;
+  if (options.ticket_keys.empty()) {
+    // As OpenSSL does in SSL_CTX_new: random keys, private to this context.
+    // Every context has keys of its own, because the one that serves a
+    // handshake (SNI may switch) issues and decrypts its tickets.
+    std::string key(48, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), static_cast<int>(key.size())) != 1) {
+      return MakeError(absl::StatusCode::kInternal, kErrInternal,
+                       absl::StrCat("ticket_keys: RAND_bytes failed: ", DrainErrors()));
+    }
+    result->data_->ticket_keys.push_back(std::move(key));
+  }
+  result->data_->no_tickets = (options.secure_options & SSL_OP_NO_TICKET) != 0;
   TLSENGINE_ASSIGN_OR_RETURN(result->data_->npn_wire,
                              internal::ProtocolListWire("npn_protocols", options.npn_protocols));
   if (options.secure_options != 0) SSL_CTX_set_options(ctx, options.secure_options);

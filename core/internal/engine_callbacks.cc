@@ -161,6 +161,20 @@ int ClientHelloCallback(SSL* ssl, int* alert, void* /*arg*/) {
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+// ---- Sessions: the serving context ----
+
+// The data of the context that serves `ssl`'s handshake: the one SNI chose,
+// else the default. OpenSSL runs the session and ticket callbacks of the
+// context the SSL was made with (its session_ctx) even after
+// SSL_set_SSL_CTX, so they look the serving one up here. Without an engine:
+// the SSL's current context.
+const internal::ContextData* ServingData(const SSL* ssl) {
+  Impl* self = Impl::From(ssl);
+  SSL_CTX* ctx = self != nullptr && self->active_context_ ? self->active_context_->native_handle()
+                                                          : SSL_get_SSL_CTX(ssl);
+  return static_cast<const internal::ContextData*>(SSL_CTX_get_app_data(ctx));
+}
+
 SSL_SESSION* GetSessionCallback(SSL* ssl, const unsigned char* id, int id_len, int* copy) {
   *copy = 0;  // OpenSSL takes the reference we return
   Impl* self = Impl::From(ssl);
@@ -315,15 +329,20 @@ void KeylogCallback(const SSL* ssl, const char* line) {
   self->Push(std::move(event));
 }
 
-// Node's ticket keys: 16 bytes name, 16 HMAC-SHA256 key, 16 AES-128-CBC key.
-// enc=1: encrypt with the first key. enc=0: find the key by name; 2 asks
-// OpenSSL to issue a new ticket: for one made with an older key, and always
-// in TLS 1.3, where clients use a ticket once (RFC 8446 §8.1) and OpenSSL
-// sends none after a resumption unless asked.
+// Node's ticket keys: 16 bytes name, 16 HMAC-SHA256 key, 16 AES-128-CBC key,
+// those of the context serving the handshake (ServingData): a ticket is
+// issued and accepted by the same context, SNI-chosen or default, and one
+// from another context means a full handshake. enc=1: encrypt with the first
+// key. enc=0: find the key by name; 2 asks OpenSSL to issue a new ticket:
+// for one made with an older key, and always in TLS 1.3, where clients use a
+// ticket once (RFC 8446 §8.1) and OpenSSL sends none after a resumption
+// unless asked. A serving context with SSL_OP_NO_TICKET neither issues nor
+// accepts tickets (0).
 int TicketKeyCallback(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                       EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc) {
-  const internal::ContextData* data = DataOf(ssl);
+  const internal::ContextData* data = ServingData(ssl);
   if (data == nullptr || data->ticket_keys.empty()) return -1;
+  if (data->no_tickets) return 0;
   auto use = [&](const std::string& key) {
     const auto* k = reinterpret_cast<const unsigned char*>(key.data());
     OSSL_PARAM params[] = {
@@ -436,7 +455,9 @@ void InstallEngineCallbacks(SSL_CTX* ctx, const ContextData* data) {
     SSL_CTX_set_next_protos_advertised_cb(ctx, &NpnAdvertiseCallback, nullptr);
     SSL_CTX_set_next_proto_select_cb(ctx, &NpnSelectCallback, nullptr);
   }
-  if (!data->ticket_keys.empty()) SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, &TicketKeyCallback);
+  // On every context: OpenSSL calls those of the SSL's first context, which
+  // find the serving one.
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, &TicketKeyCallback);
 }
 
 }  // namespace internal
