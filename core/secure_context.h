@@ -83,7 +83,10 @@ struct SecureContextOptions {
   // Server: session ticket keys, each 48 bytes in Node's layout (16 name,
   // 16 HMAC-SHA256, 16 AES-128-CBC). The first encrypts new tickets; every
   // one decrypts (rotation: put the new key first, keep the old after it).
-  // Empty: OpenSSL's own random keys, private to this context.
+  // Empty: random keys made at Create(), private to this context. With
+  // SNI, the context that serves the handshake (the SNI-chosen one, else
+  // the default) issues and accepts tickets with its own keys; Node uses
+  // the server's (default) keys for all of them.
   std::vector<std::string> ticket_keys;
   // Raw OpenSSL SSL_OP_* flags to set (Node's secureOptions), e.g.
   // SSL_OP_NO_TICKET.
