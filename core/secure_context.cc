@@ -376,6 +376,7 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
     }
     result->data_->ticket_keys.push_back(std::move(key));
   }
+  result->data_->session_timeout = options.session_timeout;
   result->data_->no_tickets = (options.secure_options & SSL_OP_NO_TICKET) != 0;
   TLSENGINE_ASSIGN_OR_RETURN(result->data_->npn_wire,
                              internal::ProtocolListWire("npn_protocols", options.npn_protocols));

@@ -76,7 +76,9 @@ struct SecureContextOptions {
   std::string max_version = "TLSv1.3";
   // Node's legacy switch, e.g. "TLSv1_2_method"; overrides the two above.
   std::string secure_protocol;
-  // Server: lifetime of sessions and tickets, seconds (Node: 300).
+  // Server: lifetime of sessions and tickets, seconds (Node: 300), counted
+  // on the engine's clock (the `now` its calls take) from when the session
+  // was made: a session offered at or after made + timeout is not resumed.
   int64_t session_timeout = 300;
   // Server: session id context, at most 32 bytes.
   std::string session_id_context = "tlsengine";

@@ -1,7 +1,10 @@
-// Session tickets, engine against engine in memory: which context's ticket
-// keys issue and accept tickets when SNI switches contexts.
+// Session tickets and session lifetimes, engine against engine in memory:
+// which context's ticket keys issue and accept tickets when SNI switches
+// contexts, and session expiry measured on the engine's clock (`now`), not
+// on OpenSSL's time(NULL).
 #include <openssl/ssl.h>
 
+#include <map>
 #include <string>
 
 #include "core/errors.h"
@@ -16,6 +19,7 @@ using testing::ClientOptions;
 using testing::EnginePair;
 using testing::IdentityOptions;
 using testing::MakeContext;
+using testing::TestNow;
 
 constexpr char kSniName[] = "other.example.com";
 
@@ -48,10 +52,11 @@ ConnectionOptions SniClient(const std::string& servername = kSniName, const std:
   return co;
 }
 
-// Handshakes `server` with `client`; returns the client's latest
+// Handshakes `server` with `client` at `now`; returns the client's latest
 // session ("" when the handshake failed, which the test reports).
-std::string Connect(ConnectionOptions server, ConnectionOptions client, bool expect_reused) {
-  EnginePair pair(std::move(server), std::move(client));
+std::string Connect(ConnectionOptions server, ConnectionOptions client, bool expect_reused,
+                    absl::Time now = TestNow()) {
+  EnginePair pair(std::move(server), std::move(client), now);
   absl::Status status = pair.Handshake();
   EXPECT_TRUE(status.ok()) << status;
   if (!status.ok()) return "";
@@ -138,6 +143,120 @@ TEST_P(TicketTest, NoTicketOnTheSniContextIsRespected) {
   pair.Pump();
   EXPECT_EQ(pair.client().GetTlsTicket(), "");
   Connect(SniServer(default_context, sni_context), SniClient(kSniName, pair.client().GetSession()), false);
+}
+
+// ---- Session expiry follows the engine's clock ----
+
+constexpr int64_t kTimeout = 300;
+
+std::shared_ptr<const SecureContext> ExpiringContext(const std::string& version) {
+  SecureContextOptions o = IdentityOptions("server-rsa", version);
+  o.session_timeout = kTimeout;
+  return MakeContext(o);
+}
+
+ConnectionOptions ServerOn(std::shared_ptr<const SecureContext> context) {
+  ConnectionOptions so;
+  so.is_server = true;
+  so.secure_context = std::move(context);
+  return so;
+}
+
+ConnectionOptions ResumingClient(const std::string& session) {
+  ConnectionOptions co = ClientOptions();
+  co.session = session;
+  return co;
+}
+
+// Engine clocks on either side of OpenSSL's time(NULL): TestNow() (2030)
+// is after it; 2026-11-30 is before it (by more than the session timeout,
+// for any run after that day) and after ca1's notBefore (2026-11-29).
+absl::Time EngineClockBehindTheRealOne() { return absl::FromUnixSeconds(1795996800); }
+
+TEST_P(TicketTest, TicketsExpireOnTheEngineClock) {
+  for (absl::Time start : {TestNow(), EngineClockBehindTheRealOne()}) {
+    SCOPED_TRACE(absl::FormatTime(start));
+    auto context = ExpiringContext(GetParam());
+    std::string session = Connect(ServerOn(context), ClientOptions(), false, start);
+    ASSERT_FALSE(session.empty());
+    Connect(ServerOn(context), ResumingClient(session), true, start + absl::Seconds(kTimeout - 1));
+    Connect(ServerOn(context), ResumingClient(session), false, start + absl::Seconds(kTimeout));
+    Connect(ServerOn(context), ResumingClient(session), false, start + absl::Seconds(kTimeout + 1));
+  }
+}
+
+TEST(TicketExpiryTest, RenewedTls13TicketCountsFromItsRenewal) {
+  auto context = ExpiringContext("TLSv1.3");
+  std::string session = Connect(ServerOn(context), ClientOptions(), false);
+  ASSERT_FALSE(session.empty());
+  std::string renewed = Connect(ServerOn(context), ResumingClient(session), true, TestNow() + absl::Seconds(200));
+  ASSERT_FALSE(renewed.empty());
+  Connect(ServerOn(context), ResumingClient(renewed), true, TestNow() + absl::Seconds(400));
+  Connect(ServerOn(context), ResumingClient(renewed), false, TestNow() + absl::Seconds(501));
+}
+
+TEST(TicketExpiryTest, RenewedTls12TicketKeepsTheSessionsLifetime) {
+  // TLS 1.2 resumption continues the original session (RFC 5077 §3.3): a
+  // ticket renewed under a rotated key still expires with the session.
+  SecureContextOptions o = IdentityOptions("server-rsa", "TLSv1.2");
+  o.session_timeout = kTimeout;
+  o.ticket_keys = {TicketKey('a')};
+  std::string session = Connect(ServerOn(MakeContext(o)), ClientOptions(), false);
+  ASSERT_FALSE(session.empty());
+  o.ticket_keys = {TicketKey('b'), TicketKey('a')};
+  auto rotated = MakeContext(o);
+  std::string renewed = Connect(ServerOn(rotated), ResumingClient(session), true, TestNow() + absl::Seconds(200));
+  ASSERT_FALSE(renewed.empty());
+  ASSERT_NE(renewed, session) << "a ticket under the old key is renewed";
+  Connect(ServerOn(rotated), ResumingClient(renewed), true, TestNow() + absl::Seconds(kTimeout - 1));
+  Connect(ServerOn(rotated), ResumingClient(renewed), false, TestNow() + absl::Seconds(kTimeout + 1));
+}
+
+// TLS 1.2 session ids kept by the application (newSession/resumeSession).
+TEST(SessionIdExpiryTest, SessionIdsExpireOnTheEngineClock) {
+  for (absl::Time start : {TestNow(), EngineClockBehindTheRealOne()}) {
+    SCOPED_TRACE(absl::FormatTime(start));
+    SecureContextOptions o = IdentityOptions("server-rsa", "TLSv1.2");
+    o.session_timeout = kTimeout;
+    auto context = MakeContext(o);
+    std::map<std::string, std::string> store;
+    auto caching_server = [&] {
+      ConnectionOptions so = ServerOn(context);
+      so.session_cache = true;
+      return so;
+    };
+    auto hook = [&store](TlsConnection& c, const Event& e) {
+      if (e.type == EventType::kNewSession) {
+        store[e.session_id] = e.session;
+        ASSERT_TRUE(c.AckNewSession().ok());
+      }
+      if (e.type == EventType::kResumeSession) {
+        auto it = store.find(e.session_id);
+        ASSERT_NE(it, store.end());
+        ASSERT_TRUE(c.AnswerResumeSession(it->second).ok());
+      }
+    };
+    SecureContextOptions no_ticket;
+    no_ticket.max_version = "TLSv1.2";
+    no_ticket.secure_options = SSL_OP_NO_TICKET;
+    ConnectionOptions client = testing::ClientWith(no_ticket);
+
+    EnginePair first(caching_server(), client, start);
+    first.server_side().hook = hook;
+    absl::Status status = first.Handshake();
+    ASSERT_TRUE(status.ok()) << status;
+    ASSERT_EQ(store.size(), 1u);
+    client.session = first.client().GetSession();
+    for (const auto& [age, reused] : {std::pair{kTimeout - 1, true}, std::pair{kTimeout + 1, false}}) {
+      EnginePair again(caching_server(), client, start + absl::Seconds(age));
+      again.server_side().hook = hook;
+      status = again.Handshake();
+      ASSERT_TRUE(status.ok()) << age << ": " << status;
+      EXPECT_TRUE(again.server_side().Saw(EventType::kResumeSession)) << age;
+      EXPECT_EQ(again.client().is_session_reused(), reused) << age;
+      EXPECT_EQ(again.server().is_session_reused(), reused) << age;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, TicketTest, ::testing::Values("TLSv1.2", "TLSv1.3"),

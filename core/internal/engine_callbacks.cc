@@ -161,7 +161,7 @@ int ClientHelloCallback(SSL* ssl, int* alert, void* /*arg*/) {
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 
-// ---- Sessions: the serving context ----
+// ---- Sessions: the serving context, and lifetimes on the engine's clock ----
 
 // The data of the context that serves `ssl`'s handshake: the one SNI chose,
 // else the default. OpenSSL runs the session and ticket callbacks of the
@@ -173,6 +173,56 @@ const internal::ContextData* ServingData(const SSL* ssl) {
   SSL_CTX* ctx = self != nullptr && self->active_context_ ? self->active_context_->native_handle()
                                                           : SSL_get_SSL_CTX(ssl);
   return static_cast<const internal::ContextData*>(SSL_CTX_get_app_data(ctx));
+}
+
+// Server: stamps a session being issued (in a ticket, or as a session id for
+// the application's store) with the engine's clock and the serving context's
+// timeout, instead of OpenSSL's time(NULL) and the default context's. A TLS
+// 1.2 resumption continues its session (RFC 5077 §3.3): a renewed ticket
+// keeps the original time. TLS 1.3 tickets after a resumption carry a new
+// session (OpenSSL copies it), which starts now.
+void StampSession(SSL* ssl, SSL_SESSION* session) {
+  Impl* self = Impl::From(ssl);
+  const internal::ContextData* data = ServingData(ssl);
+  if (self == nullptr || data == nullptr || session == nullptr) return;
+  if (!SSL_session_reused(ssl) || SSL_version(ssl) >= TLS1_3_VERSION) {
+    SSL_SESSION_set_time(session, static_cast<long>(absl::ToUnixSeconds(self->now_)));
+  }
+  SSL_SESSION_set_timeout(session, static_cast<long>(data->session_timeout));
+}
+
+// OpenSSL's own expiry check (ssl_get_prev_session, on time(NULL)) runs
+// after ours; a session we accept gets a timeout that OpenSSL's clock cannot
+// exceed (68 years), so the engine's clock alone decides. StampSession sets
+// the real timeout again on any session issued from it.
+constexpr long kBeyondOpenSslClock = 0x7fffffff;
+
+// Whether a session offered for resumption (a decrypted ticket, or the
+// application's answer to kResumeSession) is still alive on the engine's
+// clock: issued less than its timeout before `now`.
+bool AliveOnEngineClock(SSL* ssl, SSL_SESSION* session) {
+  Impl* self = Impl::From(ssl);
+  if (self == nullptr) return true;  // OpenSSL's check alone
+  const int64_t expires = int64_t{SSL_SESSION_get_time(session)} + SSL_SESSION_get_timeout(session);
+  if (expires <= absl::ToUnixSeconds(self->now_)) return false;
+  SSL_SESSION_set_timeout(session, kBeyondOpenSslClock);
+  return true;
+}
+
+// SSL_CTX_set_session_ticket_cb: stamps a session about to go into a ticket.
+int GenerateTicketCallback(SSL* ssl, void* /*arg*/) {
+  StampSession(ssl, SSL_get0_session(ssl));  // borrowed
+  return 1;
+}
+
+// SSL_CTX_set_session_ticket_cb: a ticket was decrypted (or not). An expired
+// one means a full handshake and a fresh ticket; otherwise OpenSSL's verdict
+// stands (renew when TicketKeyCallback asked for it).
+SSL_TICKET_RETURN DecryptTicketCallback(SSL* ssl, SSL_SESSION* session, const unsigned char* /*key_name*/,
+                                        size_t /*key_name_len*/, SSL_TICKET_STATUS status, void* /*arg*/) {
+  if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW) return SSL_TICKET_RETURN_IGNORE_RENEW;
+  if (!AliveOnEngineClock(ssl, session)) return SSL_TICKET_RETURN_IGNORE_RENEW;
+  return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_USE;
 }
 
 SSL_SESSION* GetSessionCallback(SSL* ssl, const unsigned char* id, int id_len, int* copy) {
@@ -188,6 +238,7 @@ SSL_SESSION* GetSessionCallback(SSL* ssl, const unsigned char* id, int id_len, i
   unsigned int stored_len = 0;
   const unsigned char* stored = SSL_SESSION_get_id(session.get(), &stored_len);
   if (stored_len != static_cast<unsigned int>(id_len) || std::memcmp(stored, id, stored_len) != 0) return nullptr;
+  if (!AliveOnEngineClock(ssl, session.get())) return nullptr;  // expired: a full handshake
   return session.release();
 }
 
@@ -196,6 +247,7 @@ int NewSessionCallback(SSL* ssl, SSL_SESSION* session) {
   if (self == nullptr) return 0;
   if (SSL_is_server(ssl)) {
     if (!self->options_.session_cache) return 0;
+    StampSession(ssl, session);
     unsigned int id_len = 0;
     const unsigned char* id = SSL_SESSION_get_id(session, &id_len);
     Event event = internal::MakeEvent(EventType::kNewSession);
@@ -458,6 +510,7 @@ void InstallEngineCallbacks(SSL_CTX* ctx, const ContextData* data) {
   // On every context: OpenSSL calls those of the SSL's first context, which
   // find the serving one.
   SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, &TicketKeyCallback);
+  SSL_CTX_set_session_ticket_cb(ctx, &GenerateTicketCallback, &DecryptTicketCallback, nullptr);
 }
 
 }  // namespace internal
