@@ -1,7 +1,9 @@
 #include "core/secure_context.h"
 
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -207,8 +209,27 @@ std::string Describe(X509* cert) {
   return buf;
 }
 
+// A leaf given without its intermediates: as Node (OpenSSL's auto-chain)
+// does, send the chain that the context's trust store (`ca`) makes for it,
+// built here once rather than on every handshake. The explicit chain we give
+// SSL_CTX_use_cert_and_key, even empty, turns OpenSSL's auto-chain off.
+// Best effort, as auto-chain is: whatever part of the path the store knows
+// (an intermediate alone, without its root, too) is sent; the root is not
+// (RFC 8446 §4.4.2 lets it be omitted, and the peer must have it anyway).
+// `leaf` must be the context's current certificate (SSL_CTX_use_cert_and_key
+// makes the one it adds current).
+void BuildChainFromTrust(SSL_CTX* ctx, X509* leaf, std::vector<std::string>& warnings) {
+  constexpr int kFlags = SSL_BUILD_CHAIN_FLAG_NO_ROOT | SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR |
+                         SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR;
+  if (SSL_CTX_build_cert_chain(ctx, kFlags) == 0) {
+    // Only a CA below the security level gets here; the leaf alone is sent.
+    warnings.push_back(absl::StrCat("cert: cannot send the chain of ", Describe(leaf), " built from ca (",
+                                    DrainErrors(), ")"));
+  }
+}
+
 // Pairs each certificate chain with the key that matches it.
-absl::Status ApplyIdentities(SSL_CTX* ctx, const SecureContextOptions& o) {
+absl::Status ApplyIdentities(SSL_CTX* ctx, const SecureContextOptions& o, std::vector<std::string>& warnings) {
   std::vector<OpenSslPtr<EVP_PKEY>> keys;
   for (const std::string& pem : o.key) {
     TLSENGINE_ASSIGN_OR_RETURN(OpenSslPtr<EVP_PKEY> key, ReadKey(pem, o.passphrase));
@@ -233,6 +254,7 @@ absl::Status ApplyIdentities(SSL_CTX* ctx, const SecureContextOptions& o) {
     if (SSL_CTX_use_cert_and_key(ctx, certs[0].get(), keys[match].get(), chain.get(), 1) != 1) {
       return BadOption("cert", absl::StrCat("cannot use certificate ", Describe(certs[0].get())));
     }
+    if (certs.size() == 1) BuildChainFromTrust(ctx, certs[0].get(), warnings);
   }
   for (size_t i = 0; i < keys.size(); ++i) {
     if (!used[i]) {
@@ -279,6 +301,9 @@ absl::Status ApplyPfx(SSL_CTX* ctx, const SecureContextOptions& o) {
 absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
     const SecureContextOptions& options) {
   ERR_clear_error();
+  // Some failure paths report without draining the queue (their message
+  // says more than OpenSSL's): whatever is left goes when Create returns.
+  internal::ErrorQueueCleaner clean_errors_on_exit;
   std::shared_ptr<SecureContext> result(new SecureContext());
   result->options_ = options;
   result->ctx_.reset(SSL_CTX_new(TLS_method()));
@@ -332,7 +357,7 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
 
   TLSENGINE_RETURN_IF_ERROR(ApplyTrust(ctx, options));
   if (!options.pfx.empty()) TLSENGINE_RETURN_IF_ERROR(ApplyPfx(ctx, options));
-  TLSENGINE_RETURN_IF_ERROR(ApplyIdentities(ctx, options));
+  TLSENGINE_RETURN_IF_ERROR(ApplyIdentities(ctx, options, warnings));
 
   for (const std::string& key : options.ticket_keys) {
     if (key.size() != 48) {
@@ -340,6 +365,19 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
     }
   }
   result->data_->ticket_keys = options.ticket_keys;
+  if (options.ticket_keys.empty()) {
+    // As OpenSSL does in SSL_CTX_new: random keys, private to this context.
+    // Every context has keys of its own, because the one that serves a
+    // handshake (SNI may switch) issues and decrypts its tickets.
+    std::string key(48, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), static_cast<int>(key.size())) != 1) {
+      return MakeError(absl::StatusCode::kInternal, kErrInternal,
+                       absl::StrCat("ticket_keys: RAND_bytes failed: ", DrainErrors()));
+    }
+    result->data_->ticket_keys.push_back(std::move(key));
+  }
+  result->data_->session_timeout = options.session_timeout;
+  result->data_->no_tickets = (options.secure_options & SSL_OP_NO_TICKET) != 0;
   TLSENGINE_ASSIGN_OR_RETURN(result->data_->npn_wire,
                              internal::ProtocolListWire("npn_protocols", options.npn_protocols));
   if (options.secure_options != 0) SSL_CTX_set_options(ctx, options.secure_options);
@@ -356,7 +394,6 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
   SSL_CTX_set_session_id_context(
       ctx, reinterpret_cast<const unsigned char*>(options.session_id_context.data()),
       static_cast<unsigned int>(options.session_id_context.size()));
-  ERR_clear_error();
   return std::shared_ptr<const SecureContext>(std::move(result));
 }
 
@@ -398,6 +435,9 @@ std::vector<std::string> GetCiphers() {
   for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); ++i) {
     out.push_back(absl::AsciiStrToLower(SSL_CIPHER_get_name(sk_SSL_CIPHER_value(ciphers, i))));
   }
+  // Node's tls.getCiphers() is sorted (and OpenSSL's order is a preference).
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

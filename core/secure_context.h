@@ -46,7 +46,9 @@ struct SecureContextOptions {
   // Private keys; each must match one certificate in `cert`. An RSA and an
   // ECDSA identity may be given together: OpenSSL picks per handshake.
   std::vector<std::string> key;
-  // Certificates; each string is a leaf followed by its intermediates.
+  // Certificates; each string is a leaf followed by its intermediates. A
+  // leaf given alone is sent with the intermediates that `ca` holds for it
+  // (as OpenSSL's auto-chain does for Node), found once at Create().
   std::vector<std::string> cert;
   // Decrypts encrypted keys and the PFX.
   std::string passphrase;
@@ -74,14 +76,19 @@ struct SecureContextOptions {
   std::string max_version = "TLSv1.3";
   // Node's legacy switch, e.g. "TLSv1_2_method"; overrides the two above.
   std::string secure_protocol;
-  // Server: lifetime of sessions and tickets, seconds (Node: 300).
+  // Server: lifetime of sessions and tickets, seconds (Node: 300), counted
+  // on the engine's clock (the `now` its calls take) from when the session
+  // was made: a session offered at or after made + timeout is not resumed.
   int64_t session_timeout = 300;
   // Server: session id context, at most 32 bytes.
   std::string session_id_context = "tlsengine";
   // Server: session ticket keys, each 48 bytes in Node's layout (16 name,
   // 16 HMAC-SHA256, 16 AES-128-CBC). The first encrypts new tickets; every
   // one decrypts (rotation: put the new key first, keep the old after it).
-  // Empty: OpenSSL's own random keys, private to this context.
+  // Empty: random keys made at Create(), private to this context. With
+  // SNI, the context that serves the handshake (the SNI-chosen one, else
+  // the default) issues and accepts tickets with its own keys; Node uses
+  // the server's (default) keys for all of them.
   std::vector<std::string> ticket_keys;
   // Raw OpenSSL SSL_OP_* flags to set (Node's secureOptions), e.g.
   // SSL_OP_NO_TICKET.
@@ -152,7 +159,7 @@ class SecureContext {
   std::vector<std::string> warnings_;
 };
 
-// Node's tls.getCiphers(): the supported cipher names, lower case.
+// Node's tls.getCiphers(): the supported cipher names, lower case, sorted.
 std::vector<std::string> GetCiphers();
 
 }  // namespace tlsengine

@@ -1,6 +1,8 @@
 // SecureContext: Node's createSecureContext options, good and bad.
 #include "core/secure_context.h"
 
+#include <openssl/err.h>
+
 #include <algorithm>
 
 #include "core/errors.h"
@@ -28,6 +30,10 @@ void ExpectBad(const SecureContextOptions& o, const std::string& code, const std
   EXPECT_EQ(ctx.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(NodeCode(ctx.status()), code) << ctx.status();
   EXPECT_NE(ctx.status().message().find(message_part), std::string::npos) << ctx.status();
+  // A failed Create leaves nothing behind for the next OpenSSL user on the
+  // thread.
+  EXPECT_EQ(ERR_peek_error(), 0u) << "stale OpenSSL error after: " << ctx.status();
+  ERR_clear_error();
 }
 
 SecureContextOptions Server(const std::string& identity = "server-rsa") {
@@ -278,6 +284,46 @@ TEST(SecureContextTest, SecureProtocolPinsTheVersion) {
   EnginePair any(ServerWith(Server()), ClientWith(client));
   ASSERT_TRUE(any.Handshake().ok());
   EXPECT_EQ(any.client().protocol(), "TLSv1.3");
+}
+
+TEST(SecureContextTest, GetCiphersIsSortedAsInNode) {
+  std::vector<std::string> ciphers = GetCiphers();
+  ASSERT_FALSE(ciphers.empty());
+  EXPECT_TRUE(std::is_sorted(ciphers.begin(), ciphers.end()));
+  EXPECT_EQ(std::adjacent_find(ciphers.begin(), ciphers.end()), ciphers.end()) << "no duplicates";
+}
+
+// ---- A leaf-only `cert` is chained from `ca` (as OpenSSL's auto-chain does for Node) ----
+
+TEST(SecureContextTest, LeafOnlyCertIsSentWithItsIntermediateFromCa) {
+  for (const std::vector<std::string>& ca :
+       {std::vector<std::string>{Cert("int1"), Cert("ca1")}, std::vector<std::string>{Cert("int1") + Cert("ca1")},
+        std::vector<std::string>{Cert("int1")}}) {
+    SecureContextOptions o;
+    o.key = {Key("server-rsa")};
+    o.cert = {Cert("server-rsa")};  // the leaf alone
+    o.ca = ca;
+    EnginePair pair(ServerWith(o), ClientOptions());  // trusts ca1 only
+    absl::Status status = pair.Handshake();
+    ASSERT_TRUE(status.ok()) << status;
+    EXPECT_TRUE(pair.client().authorized()) << pair.client().authorization_error();
+    std::optional<CertificateInfo> peer = pair.client().GetPeerCertificate(/*detailed=*/true);
+    ASSERT_TRUE(peer.has_value());
+    ASSERT_NE(peer->issuer_certificate, nullptr);
+    EXPECT_EQ(peer->issuer_certificate->subject.Get("CN"), "Test Intermediate CA 1");
+  }
+}
+
+TEST(SecureContextTest, LeafOnlyCertWithoutItsIssuerInCaStillLoads) {
+  SecureContextOptions o;
+  o.key = {Key("server-rsa")};
+  o.cert = {Cert("server-rsa")};
+  o.ca = std::vector<std::string>{Cert("ca2")};  // no path to the leaf
+  absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(o);
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  EXPECT_EQ(ERR_peek_error(), 0u);
+  EnginePair pair(ServerWith(o), ClientOptions());
+  EXPECT_EQ(NodeCode(pair.Handshake()), "UNABLE_TO_VERIFY_LEAF_SIGNATURE");
 }
 
 TEST(SecureContextTest, GetCiphersIsLowerCaseWithoutRc4) {

@@ -113,12 +113,14 @@ OpenSslPtr<BIO_METHOD> NewEngineBioMethod();
 // What a context's callbacks read that belongs to the context (immutable).
 struct ContextData {
   std::string npn_wire;                  // NPN list, wire form
-  std::vector<std::string> ticket_keys;  // 48 bytes each, Node's layout
+  std::vector<std::string> ticket_keys;  // 48 bytes each, Node's layout; never empty
+  int64_t session_timeout = 300;         // seconds, for the sessions this context issues
+  bool no_tickets = false;               // SSL_OP_NO_TICKET in secure_options
 };
 
 // Installs the context-wide OpenSSL callbacks (SNI and session lookup at
 // ClientHello, OCSP, ALPN, NPN when `data` has a list, new sessions, key
-// log, ticket keys when `data` has some). Each finds its connection through
+// log, ticket keys, session lifetimes). Each finds its connection through
 // SSL_get_app_data and does nothing for other SSLs. `data` must outlive ctx.
 void InstallEngineCallbacks(SSL_CTX* ctx, const ContextData* data);
 

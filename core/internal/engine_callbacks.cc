@@ -157,6 +157,70 @@ int ClientHelloCallback(SSL* ssl, int* alert, void* /*arg*/) {
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+// ---- Sessions: the serving context, and lifetimes on the engine's clock ----
+
+// The data of the context that serves `ssl`'s handshake: the one SNI chose,
+// else the default. OpenSSL runs the session and ticket callbacks of the
+// context the SSL was made with (its session_ctx) even after
+// SSL_set_SSL_CTX, so they look the serving one up here. Without an engine:
+// the SSL's current context.
+const internal::ContextData* ServingData(const SSL* ssl) {
+  Impl* self = Impl::From(ssl);
+  SSL_CTX* ctx = self != nullptr && self->active_context_ ? self->active_context_->native_handle()
+                                                          : SSL_get_SSL_CTX(ssl);
+  return static_cast<const internal::ContextData*>(SSL_CTX_get_app_data(ctx));
+}
+
+// Server: stamps a session being issued (in a ticket, or as a session id for
+// the application's store) with the engine's clock and the serving context's
+// timeout, instead of OpenSSL's time(NULL) and the default context's. A TLS
+// 1.2 resumption continues its session (RFC 5077 §3.3): a renewed ticket
+// keeps the original time. TLS 1.3 tickets after a resumption carry a new
+// session (OpenSSL copies it), which starts now.
+void StampSession(SSL* ssl, SSL_SESSION* session) {
+  Impl* self = Impl::From(ssl);
+  const internal::ContextData* data = ServingData(ssl);
+  if (self == nullptr || data == nullptr || session == nullptr) return;
+  if (!SSL_session_reused(ssl) || SSL_version(ssl) >= TLS1_3_VERSION) {
+    SSL_SESSION_set_time(session, static_cast<long>(absl::ToUnixSeconds(self->now_)));
+  }
+  SSL_SESSION_set_timeout(session, static_cast<long>(data->session_timeout));
+}
+
+// OpenSSL's own expiry check (ssl_get_prev_session, on time(NULL)) runs
+// after ours; a session we accept gets a timeout that OpenSSL's clock cannot
+// exceed (68 years), so the engine's clock alone decides. StampSession sets
+// the real timeout again on any session issued from it.
+constexpr long kBeyondOpenSslClock = 0x7fffffff;
+
+// Whether a session offered for resumption (a decrypted ticket, or the
+// application's answer to kResumeSession) is still alive on the engine's
+// clock: issued less than its timeout before `now`.
+bool AliveOnEngineClock(SSL* ssl, SSL_SESSION* session) {
+  Impl* self = Impl::From(ssl);
+  if (self == nullptr) return true;  // OpenSSL's check alone
+  const int64_t expires = int64_t{SSL_SESSION_get_time(session)} + SSL_SESSION_get_timeout(session);
+  if (expires <= absl::ToUnixSeconds(self->now_)) return false;
+  SSL_SESSION_set_timeout(session, kBeyondOpenSslClock);
+  return true;
+}
+
+// SSL_CTX_set_session_ticket_cb: stamps a session about to go into a ticket.
+int GenerateTicketCallback(SSL* ssl, void* /*arg*/) {
+  StampSession(ssl, SSL_get0_session(ssl));  // borrowed
+  return 1;
+}
+
+// SSL_CTX_set_session_ticket_cb: a ticket was decrypted (or not). An expired
+// one means a full handshake and a fresh ticket; otherwise OpenSSL's verdict
+// stands (renew when TicketKeyCallback asked for it).
+SSL_TICKET_RETURN DecryptTicketCallback(SSL* ssl, SSL_SESSION* session, const unsigned char* /*key_name*/,
+                                        size_t /*key_name_len*/, SSL_TICKET_STATUS status, void* /*arg*/) {
+  if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW) return SSL_TICKET_RETURN_IGNORE_RENEW;
+  if (!AliveOnEngineClock(ssl, session)) return SSL_TICKET_RETURN_IGNORE_RENEW;
+  return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_USE;
+}
+
 SSL_SESSION* GetSessionCallback(SSL* ssl, const unsigned char* id, int id_len, int* copy) {
   *copy = 0;  // OpenSSL takes the reference we return
   Impl* self = Impl::From(ssl);
@@ -170,6 +234,7 @@ SSL_SESSION* GetSessionCallback(SSL* ssl, const unsigned char* id, int id_len, i
   unsigned int stored_len = 0;
   const unsigned char* stored = SSL_SESSION_get_id(session.get(), &stored_len);
   if (stored_len != static_cast<unsigned int>(id_len) || std::memcmp(stored, id, stored_len) != 0) return nullptr;
+  if (!AliveOnEngineClock(ssl, session.get())) return nullptr;  // expired: a full handshake
   return session.release();
 }
 
@@ -178,6 +243,7 @@ int NewSessionCallback(SSL* ssl, SSL_SESSION* session) {
   if (self == nullptr) return 0;
   if (SSL_is_server(ssl)) {
     if (!self->options_.session_cache) return 0;
+    StampSession(ssl, session);
     unsigned int id_len = 0;
     const unsigned char* id = SSL_SESSION_get_id(session, &id_len);
     Event event = internal::MakeEvent(EventType::kNewSession);
@@ -315,15 +381,20 @@ void KeylogCallback(const SSL* ssl, const char* line) {
   self->Push(std::move(event));
 }
 
-// Node's ticket keys: 16 bytes name, 16 HMAC-SHA256 key, 16 AES-128-CBC key.
-// enc=1: encrypt with the first key. enc=0: find the key by name; 2 asks
-// OpenSSL to issue a new ticket: for one made with an older key, and always
-// in TLS 1.3, where clients use a ticket once (RFC 8446 §8.1) and OpenSSL
-// sends none after a resumption unless asked.
+// Node's ticket keys: 16 bytes name, 16 HMAC-SHA256 key, 16 AES-128-CBC key,
+// those of the context serving the handshake (ServingData): a ticket is
+// issued and accepted by the same context, SNI-chosen or default, and one
+// from another context means a full handshake. enc=1: encrypt with the first
+// key. enc=0: find the key by name; 2 asks OpenSSL to issue a new ticket:
+// for one made with an older key, and always in TLS 1.3, where clients use a
+// ticket once (RFC 8446 §8.1) and OpenSSL sends none after a resumption
+// unless asked. A serving context with SSL_OP_NO_TICKET neither issues nor
+// accepts tickets (0).
 int TicketKeyCallback(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                       EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc) {
-  const internal::ContextData* data = DataOf(ssl);
+  const internal::ContextData* data = ServingData(ssl);
   if (data == nullptr || data->ticket_keys.empty()) return -1;
+  if (data->no_tickets) return 0;
   auto use = [&](const std::string& key) {
     const auto* k = reinterpret_cast<const unsigned char*>(key.data());
     OSSL_PARAM params[] = {
@@ -459,7 +530,10 @@ void InstallEngineCallbacks(SSL_CTX* ctx, const ContextData* data) {
     SSL_CTX_set_next_protos_advertised_cb(ctx, &NpnAdvertiseCallback, nullptr);
     SSL_CTX_set_next_proto_select_cb(ctx, &NpnSelectCallback, nullptr);
   }
-  if (!data->ticket_keys.empty()) SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, &TicketKeyCallback);
+  // On every context: OpenSSL calls those of the SSL's first context, which
+  // find the serving one.
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, &TicketKeyCallback);
+  SSL_CTX_set_session_ticket_cb(ctx, &GenerateTicketCallback, &DecryptTicketCallback, nullptr);
 }
 
 }  // namespace internal

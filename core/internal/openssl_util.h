@@ -67,6 +67,20 @@ std::string BioContents(BIO* bio);
 // specific reason last ("PEM routines: bad decrypt"). "" when it was empty.
 std::string DrainErrors();
 
+// Empties OpenSSL's thread-local error queue when it goes out of scope, so
+// that no way out of a function (an early error return included) leaves a
+// stale error for the next OpenSSL user on the thread. Build any message
+// from the queue (DrainErrors) before the scope ends.
+//
+//   internal::ErrorQueueCleaner clean_errors_on_exit;
+class ErrorQueueCleaner {
+ public:
+  ErrorQueueCleaner() = default;
+  ~ErrorQueueCleaner() { ERR_clear_error(); }
+  ErrorQueueCleaner(const ErrorQueueCleaner&) = delete;
+  ErrorQueueCleaner& operator=(const ErrorQueueCleaner&) = delete;
+};
+
 // The reason code of the oldest queued error, without removing it (0: none).
 int PeekErrorReason();
 
