@@ -278,12 +278,17 @@ TEST(RenegotiationDeadlineTest, ACompletedRenegotiationClearsIt) {
 // Node (lib/_tls_wrap.js onhandshakestart): the count resets only when a
 // start comes a whole window after the previous start, not after a fixed
 // window start. Limit 2, window 1 s: starts at +0.5, +1.4 and +2.3 s trip it.
-TEST(RenegotiationWindowTest, FollowsNodeLastStartRule) {
+// A TLS 1.2 server allowing 2 client renegotiations per second.
+ConnectionOptions WindowServer() {
   ConnectionOptions so = ServerOptions("server-ecdsa", "TLSv1.2");
   so.allow_client_renegotiation = true;
   so.client_reneg_limit = 2;
   so.client_reneg_window = absl::Seconds(1);
-  EnginePair pair(so, ClientOptions());
+  return so;
+}
+
+TEST(RenegotiationWindowTest, FollowsNodeLastStartRule) {
+  EnginePair pair(WindowServer(), ClientOptions());
   ASSERT_TRUE(pair.Handshake().ok());
   for (absl::Duration gap : {absl::Milliseconds(500), absl::Milliseconds(900), absl::Milliseconds(900)}) {
     pair.Advance(gap);
@@ -295,11 +300,7 @@ TEST(RenegotiationWindowTest, FollowsNodeLastStartRule) {
 }
 
 TEST(RenegotiationWindowTest, AWholeWindowOfQuietResetsTheCount) {
-  ConnectionOptions so = ServerOptions("server-ecdsa", "TLSv1.2");
-  so.allow_client_renegotiation = true;
-  so.client_reneg_limit = 2;
-  so.client_reneg_window = absl::Seconds(1);
-  EnginePair pair(so, ClientOptions());
+  EnginePair pair(WindowServer(), ClientOptions());
   ASSERT_TRUE(pair.Handshake().ok());
   for (absl::Duration gap : {absl::Milliseconds(500), absl::Milliseconds(900), absl::Milliseconds(1000),
                              absl::Milliseconds(100)}) {

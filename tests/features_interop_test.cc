@@ -365,6 +365,39 @@ TEST(RenegotiationInteropTest, SClientRenegotiationsAreLimited) {
   EXPECT_TRUE(absl::StrContains(client.out() + client.err(), "RENEGOTIATING")) << client.out();
 }
 
+// A server that refuses client renegotiation (the default) answers each
+// attempt with a no_renegotiation warning; gnutls-cli carries on after it, so
+// it can ask again and again. Refused attempts count against the same limit.
+TEST(RenegotiationInteropTest, RefusedRenegotiationsFromGnutlsCliAreLimited) {
+  ConnectionOptions so = ServerOptions("server-ecdsa", "TLSv1.2");
+  Listener listener;
+  Subprocess client;
+  ASSERT_TRUE(client
+                  .Start({"gnutls-cli", "--x509cafile", TestFilePath("ca1.pem"), "--sni-hostname", "localhost",
+                          "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2", "--inline-commands", "-p", std::to_string(listener.port()),
+                          "127.0.0.1"})
+                  .ok());
+  std::atomic<bool> secure{false};
+  absl::Status served;
+  std::thread server([&] {
+    served = testing::ServeOne(
+        listener, so, [&](TlsConnection&, const Event& ev) { secure = secure || ev.type == EventType::kSecure; },
+        nullptr, kTimeout);
+  });
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10); !secure.load() && absl::Now() < deadline;) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  for (int i = 0; i < 5; ++i) {
+    absl::SleepFor(absl::Milliseconds(200));
+    if (!client.WriteStdin("^renegotiate^\n").ok()) break;  // the server may have ended it already
+  }
+  server.join();
+  client.CloseStdin();
+  client.Wait(absl::Seconds(10));
+  EXPECT_TRUE(secure.load());
+  EXPECT_EQ(NodeCode(served), "ERR_TLS_SESSION_ATTACK") << served << "\n" << client.out() << client.err();
+}
+
 class ClientAuthLaterTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ClientAuthLaterTest, EngineServerAsksSClientForItsCertificate) {
