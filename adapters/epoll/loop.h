@@ -86,7 +86,6 @@ struct LoopOptions {
 
 class Loop {
  public:
-
   // Creates the epoll instance and the eventfd behind Post().
   // Errors: kResourceExhausted (EMFILE, ENFILE, ENOMEM) or kInternal, with
   // the errno name (e.g. "EMFILE") as the Node-style code and its text.
@@ -108,15 +107,18 @@ class Loop {
   //
   // Watch starts watching `fd` (not owned; call Unwatch before closing it).
   // Errors: kInvalidArgument for fd < 0, an empty callback or an fd epoll
-  // refuses (EBADF; EPERM for regular files), kAlreadyExists when `fd` is already watched,
-  // kResourceExhausted (ENOMEM, ENOSPC), kInternal otherwise.
+  // refuses (EBADF; EPERM for regular files), kAlreadyExists when `fd` is
+  // already watched, kResourceExhausted (ENOMEM, ENOSPC), kInternal
+  // otherwise. epoll_ctl failures carry the errno name as the Node code.
   absl::Status Watch(int fd, Interest interest, WatchCallback callback);
   // Replaces the interest of a watched fd. Errors: kNotFound when `fd` is
   // not watched; epoll_ctl failures as for Watch.
   absl::Status Modify(int fd, Interest interest);
   // Stops watching `fd`; its callback is destroyed (after it returns, if it
   // is running) and a readiness already collected for it is not delivered.
-  // Errors: kNotFound when `fd` is not watched.
+  // Errors: kNotFound when `fd` is not watched; another epoll_ctl failure as
+  // for Watch (the watch is removed all the same). An fd closed before its
+  // Unwatch is not an error: the kernel dropped it already.
   absl::Status Unwatch(int fd);
 
   // ---- timers (loop thread only): one min-heap, O(log n) per operation.
@@ -145,8 +147,9 @@ class Loop {
 
   // ---- running (loop thread).
   // Runs iterations until Stop(). A Stop() that comes before Run() makes the
-  // next Run() return at once. Errors: kFailedPrecondition when called from
-  // a callback of this loop; kInternal when epoll_wait fails.
+  // next Run() return at once. Errors: kFailedPrecondition
+  // (ERR_TLS_INVALID_STATE) when called from a callback of this loop;
+  // kInternal when epoll_wait fails.
   absl::Status Run();
   // Runs one iteration: waits at most `max_wait` (less when a timer is due
   // sooner; ZeroDuration() polls, InfiniteDuration() waits for an event),
