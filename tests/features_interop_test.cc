@@ -242,7 +242,7 @@ TEST_P(SServerResumptionTest, EngineClientResumes) {
     absl::Status s = RunOverSocket(
         *client, ConnectLoopback(port),
         [&](TlsConnection& c, const Event& ev) {
-          if (ev.type == EventType::kSecure) EXPECT_TRUE(c.Write("hello\n").ok());
+          if (ev.type == EventType::kSecure) { EXPECT_TRUE(c.Write("hello\n").ok()); }
           if (ev.type == EventType::kData) got.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
           if (absl::StrContains(got, "olleh")) c.End(absl::Now());
         },
@@ -413,7 +413,7 @@ TEST_P(ClientAuthLaterTest, EngineServerAsksSClientForItsCertificate) {
                       [&](TlsConnection& c, const Event& ev) {
                         if (ev.type == EventType::kSecure) {
                           ASSERT_TRUE(c.Renegotiate({.request_cert = true, .reject_unauthorized = true}).ok());
-                          if (GetParam() == "TLSv1.3") EXPECT_TRUE(c.Write("certificate please\n").ok());
+                          if (GetParam() == "TLSv1.3") { EXPECT_TRUE(c.Write("certificate please\n").ok()); }
                         }
                         if (ev.type == EventType::kRenegotiated) {
                           authorized = c.authorized();
@@ -459,7 +459,7 @@ TEST(GnutlsServInteropTest, EngineClientGetsAlpnAndStapledOcspFromGnutlsServ) {
   absl::Status s = RunOverSocket(
       *client, fd,
       [&](TlsConnection& c, const Event& ev) {
-        if (ev.type == EventType::kSecure) EXPECT_TRUE(c.Write("echo me\n").ok());
+        if (ev.type == EventType::kSecure) { EXPECT_TRUE(c.Write("echo me\n").ok()); }
         if (ev.type == EventType::kOcspResponse) ocsp = ev.ocsp_response;
         if (ev.type == EventType::kData) got.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
       },
@@ -493,7 +493,7 @@ TEST(KeylogInteropTest, LinesMatchSServersKeylogFile) {
       *client, ConnectLoopback(std::stoi(accept->substr(accept->rfind(':') + 1))),
       [&](TlsConnection& c, const Event& ev) {
         if (ev.type == EventType::kKeylog) ours.insert(ev.line);
-        if (ev.type == EventType::kSecure) EXPECT_TRUE(c.Write("x\n").ok());
+        if (ev.type == EventType::kSecure) { EXPECT_TRUE(c.Write("x\n").ok()); }
         if (ev.type == EventType::kData) got.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
       },
       kTimeout, [&] { return absl::StrContains(got, "x"); });

@@ -414,7 +414,7 @@ TEST(ExternalCacheTest, ResumeAnsweredLaterAndLookupErrors) {
 
   EnginePair later(CachingServer(), co);
   later.server_side().hook = [](TlsConnection& c, const Event& e) {
-    if (e.type == EventType::kNewSession) EXPECT_TRUE(c.AckNewSession().ok());
+    if (e.type == EventType::kNewSession) { EXPECT_TRUE(c.AckNewSession().ok()); }
   };
   later.Pump();
   ASSERT_TRUE(later.server_side().Saw(EventType::kResumeSession));
@@ -441,7 +441,7 @@ TEST(ExternalCacheTest, Tls13ClientsDoNotTriggerResumeSession) {
   so.secure_context = MakeContext(IdentityOptions("server-rsa"));
   EnginePair pair(so, ClientOptions());
   pair.server_side().hook = [](TlsConnection& c, const Event& e) {
-    if (e.type == EventType::kNewSession) EXPECT_TRUE(c.AckNewSession().ok());
+    if (e.type == EventType::kNewSession) { EXPECT_TRUE(c.AckNewSession().ok()); }
   };
   ASSERT_TRUE(pair.Handshake().ok());
   EXPECT_EQ(pair.client().protocol(), "TLSv1.3");

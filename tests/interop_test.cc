@@ -202,7 +202,7 @@ TEST_P(OpenSslProgramTest, EngineClientTalksToSServer) {
   absl::Status s = RunOverSocket(
       *client, fd,
       [&](TlsConnection& c, const Event& ev) {
-        if (ev.type == EventType::kSecure) EXPECT_TRUE(c.Write(line + "\n").ok());
+        if (ev.type == EventType::kSecure) { EXPECT_TRUE(c.Write(line + "\n").ok()); }
         if (ev.type == EventType::kData) got.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
       },
       kPeerTimeout, [&] { return absl::StrContains(got, reversed); });
@@ -355,7 +355,7 @@ TEST_P(ClientProgramTest, TalksToEngineServer) {
   }
   Subprocess client;
   ASSERT_TRUE(client.Start(argv).ok());
-  if (GetParam().name == "GnuTls") EXPECT_TRUE(client.WriteStdin("ping\n").ok());
+  if (GetParam().name == "GnuTls") { EXPECT_TRUE(client.WriteStdin("ping\n").ok()); }
   ServedConnection served =
       ServeOne(listener, ServerOptions("server-rsa"), GetParam().http ? "pong from tlsengine" : "pong: ", GetParam().http);
   client.CloseStdin();
@@ -395,7 +395,7 @@ TEST(NodeServerTest, EngineClientTalksToNodeTlsServer) {
   absl::Status s = RunOverSocket(
       *client, fd,
       [&](TlsConnection& c, const Event& ev) {
-        if (ev.type == EventType::kSecure) EXPECT_TRUE(c.Write("hi").ok());
+        if (ev.type == EventType::kSecure) { EXPECT_TRUE(c.Write("hi").ok()); }
         if (ev.type == EventType::kData) got.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
         if (ev.type == EventType::kPeerClosed) {
           peer_closed = true;
