@@ -146,6 +146,13 @@ double OpenSslSpeed() {
   return 0;
 }
 
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return absl::StrCat(one, " ", five, " ", fifteen);
+}
+
 // ---- The table ----
 
 struct Samples {
@@ -306,10 +313,11 @@ int Main(int argc, char** argv) {
   const absl::Time started = absl::Now();
   std::string header = absl::StrCat(
       "date: ", absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", started, absl::UTCTimeZone()), "\n",
-      "machine: nproc ", Nproc(), ", ", CpuModel(), "\n", "OpenSSL: ", OpenSSL_version(OPENSSL_VERSION), "\n",
+      "machine: nproc ", Nproc(), ", ", CpuModel(), ", load average ", LoadAverage(), " at start\n", "OpenSSL: ", OpenSSL_version(OPENSSL_VERSION), "\n",
       "build: ", TLSENGINE_BENCH_ASAN ? "ASan (timings and heap figures meaningless)" : "optimised", "\n",
       "method: ", o.rounds, " round(s) per figure alternating engine, plain; ",
       o.quick ? "fixed tiny counts (--quick)" : absl::StrCat(o.seconds, " s per measurement"),
+      "; rates per second of the benchmark thread's CPU time (the machine is shared)"
       "; cells are median [min..max]; ratio = engine/plain of the medians (higher is better for the engine)\n");
   std::cout << header << std::flush;
 

@@ -46,7 +46,8 @@ struct Budget {
   int64_t iterations = 0;
 };
 
-// Runs `figure` on `stack` and returns its rate (per second; MB/s for kBulk).
+// Runs `figure` on `stack` and returns its rate per second of this thread's
+// CPU time (MB/s for kBulk); the budget's time is wall time.
 absl::StatusOr<double> MeasureRate(const Figure& figure, Stack& stack, const Budget& budget);
 
 // What one pair of `stack` negotiates for `figure` ("TLSv1.3 TLS_AES_... full").
