@@ -113,7 +113,11 @@ class EnginePair : public Pair {
         if (error_.ok()) error_ = committed;
         break;
       }
-      from.ConsumeOutput(n);
+      absl::Status consumed = from.ConsumeOutput(n);
+      if (!consumed.ok()) {
+        if (error_.ok()) error_ = consumed;
+        break;
+      }
       moved = true;
       Drain(to, to_side, now);
     }
