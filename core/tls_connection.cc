@@ -128,7 +128,8 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
     const unsigned char* p = reinterpret_cast<const unsigned char*>(options_.session.data());
     OpenSslPtr<SSL_SESSION> session(d2i_SSL_SESSION(nullptr, &p, static_cast<long>(options_.session.size())));
     if (!session) return InvalidOption("session: not a serialized TLS session");
-    SSL_set_session(ssl_.get(), session.get());  // takes its own reference
+    // Offered only if its server passes this host's identity check.
+    if (MayOfferSession(session.get())) SSL_set_session(ssl_.get(), session.get());  // takes its own reference
   }
   ERR_clear_error();
   return absl::OkStatus();
@@ -233,6 +234,7 @@ void TlsConnection::Impl::OnHandshakeDone() {
   state_ = State::kOpen;
   handshake_done_once_ = true;
   waiting_ = Waiting::kNothing;
+  if (!options_.is_server && SSL_session_reused(ssl_.get())) CheckResumedIdentity();
   if (!UpdateAuthorization()) return;
   Push(EventType::kSecure);
 }
