@@ -390,6 +390,7 @@ bool MatchDnsName(const std::string& host, absl::string_view pattern_in) {
 }  // namespace
 
 bool internal::ParseIpAddress(absl::string_view text, std::string* bytes) {
+  if (absl::StrContains(text, '\0')) return false;  // inet_pton would stop there: "1.2.3.4\0.evil"
   std::string s(text);
   if (!s.empty() && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
   unsigned char buf[16];

@@ -226,6 +226,9 @@ TEST(CheckServerIdentityTest, MalformedNamesNeverMatch) {
                        std::string(10, '\0') + "\xff\xff\x7f\0\0\1"};
   EXPECT_EQ(NodeCode(CheckServerIdentity("127.0.0.1", cert)), "ERR_TLS_CERT_ALTNAME_INVALID");
   EXPECT_EQ(cert.IpAddresses()[0], "<invalid length=3>");
+  // inet_pton stops at a NUL: "127.0.0.1\0.evil" is no IP literal.
+  EXPECT_EQ(NodeCode(CheckServerIdentity(std::string("127.0.0.1\0.evil", 15), Load("server-rsa"))),
+            "ERR_TLS_CERT_ALTNAME_INVALID");
 }
 
 TEST(CheckServerIdentityTest, CertificateWithoutNames) {

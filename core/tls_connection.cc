@@ -243,6 +243,7 @@ void TlsConnection::Impl::OnRenegotiationDone() {
   peer_finished_ = false;
   renegotiating_ = false;
   stats_.renegotiations++;
+  if (!options_.is_server && SSL_session_reused(ssl_.get())) CheckResumedIdentity();
   if (!UpdateAuthorization()) return;
   Push(EventType::kRenegotiated);
 }
@@ -639,7 +640,9 @@ absl::Status TlsConnection::Renegotiate(const RenegotiateOptions& options) {
     SSL_set_verify(ssl, mode, &Impl::VerifyCallback);
   }
   s.chain_failed_ = false;
-  s.identity_status_ = absl::OkStatus();
+  // A client keeps its identity verdict until a check replaces it: a
+  // renegotiation that resumes, or never completes, runs no check.
+  if (s.options_.is_server) s.identity_status_ = absl::OkStatus();
   ERR_clear_error();
   int started = tls13 ? SSL_verify_client_post_handshake(ssl) : SSL_renegotiate(ssl);
   if (started != 1) {

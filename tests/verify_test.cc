@@ -395,6 +395,23 @@ TEST_P(ResumedIdentityTest, ThrowingCustomCheckIsNotOfferedTheSession) {
   EXPECT_FALSE(pair.client().is_session_reused());
 }
 
+// A TLS 1.2 renegotiation that resumes the session runs no verification.
+TEST(VerifyTest, RenegotiationThatResumesKeepsTheIdentityVerdict) {
+  ConnectionOptions co = ClientOptions("TLSv1.2");
+  co.servername = "other.example.com";
+  co.reject_unauthorized = false;
+  ConnectionOptions so = ServerOptions("server-rsa", "TLSv1.2");
+  so.allow_client_renegotiation = true;
+  EnginePair pair(so, co);
+  ASSERT_TRUE(pair.Handshake().ok());
+  ASSERT_FALSE(pair.client().authorized());
+  ASSERT_TRUE(pair.client().Renegotiate({}).ok());
+  pair.Pump();
+  ASSERT_TRUE(pair.client_side().Saw(EventType::kRenegotiated));
+  EXPECT_FALSE(pair.client().authorized());
+  EXPECT_EQ(pair.client().authorization_error(), "ERR_TLS_CERT_ALTNAME_INVALID");
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, ResumedIdentityTest,
                          ::testing::Values(Resumption::kTls12Ticket, Resumption::kTls12SessionId,
                                            Resumption::kTls13),
