@@ -6,7 +6,9 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/ascii.h"
@@ -66,38 +68,150 @@ DistinguishedName NameEntries(const X509_NAME* name) {
   return out;
 }
 
-std::string FormatIp(const ASN1_OCTET_STRING* ip) {
-  const unsigned char* p = ASN1_STRING_get0_data(ip);
-  int len = ASN1_STRING_length(ip);
-  if (len == 4) return absl::StrCat(p[0], ".", p[1], ".", p[2], ".", p[3]);
-  if (len == 16) {
+std::string FormatIp(const std::string& ip) {
+  const auto* p = reinterpret_cast<const unsigned char*>(ip.data());
+  if (ip.size() == 4) return absl::StrCat(p[0], ".", p[1], ".", p[2], ".", p[3]);
+  if (ip.size() == 16) {
     // OpenSSL's (and so Node's) form: eight groups, no compression.
     std::vector<std::string> groups;
     for (int i = 0; i < 16; i += 2) groups.push_back(absl::StrCat(absl::Hex((p[i] << 8) | p[i + 1], absl::kNoPad)));
     return absl::AsciiStrToUpper(absl::StrJoin(groups, ":"));
   }
-  return "<invalid>";
+  return absl::StrCat("<invalid length=", ip.size(), ">");  // Node on OpenSSL 3
 }
 
-std::string AltNames(X509* cert) {
-  OpenSslPtr<GENERAL_NAMES> names(static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
-  if (!names) return "";
+std::string Text(const ASN1_STRING* s) {
+  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s));
+}
+
+// Node's IsSafeAltName (src/crypto/crypto_common.cc since CVE-2021-44532):
+// whether a value can be printed as is without making the list ambiguous.
+// `utf8`: bytes >= 0x80 are allowed (parts of code points).
+bool IsSafeAltName(absl::string_view value, bool utf8) {
+  for (char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\' || c == ',' || c == '\'') return false;
+    if (c < ' ' || c == 0x7f || (!utf8 && c > '~')) return false;
+  }
+  return true;
+}
+
+// A GeneralName as Node prints it: `label:` then `prefix value`, quoted as
+// a JSON string when the value is not safe (Node's PrintAltName).
+struct NameText {
+  std::string label;   // "DNS", "IP Address", ...
+  std::string prefix;  // othername: "UPN:"; inside the quotes
+  std::string value;   // raw
+  bool quote_if_unsafe = true;
+  bool utf8 = false;
+};
+
+std::string Display(const NameText& name) {
+  std::string out = absl::StrCat(name.label, ":");
+  if (!name.quote_if_unsafe || IsSafeAltName(name.value, name.utf8)) {
+    return absl::StrCat(out, name.prefix, name.value);
+  }
+  absl::StrAppend(&out, "\"", name.prefix);
+  for (char ch : name.value) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if ((c >= ' ' && c != ',' && c <= '~') || (name.utf8 && c >= 0x80)) {
+      out += ch;
+    } else {
+      // Commas too, as Node does, for code that still splits on them.
+      absl::StrAppend(&out, "\\u00", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  return out + "\"";
+}
+
+// Node's rendering of each GeneralName type (PrintGeneralName).
+NameText DescribeName(const GENERAL_NAME* name) {
+  NameText out;
+  switch (name->type) {
+    case GEN_DNS: out = {"DNS", "", Text(name->d.dNSName)}; break;
+    case GEN_EMAIL: out = {"email", "", Text(name->d.rfc822Name)}; break;
+    case GEN_URI: out = {"URI", "", Text(name->d.uniformResourceIdentifier)}; break;
+    case GEN_IPADD: out = {"IP Address", "", FormatIp(Text(name->d.iPAddress)), false}; break;
+    case GEN_DIRNAME: {
+      OpenSslPtr<BIO> bio(BIO_new(BIO_s_mem()));
+      X509_NAME_print_ex(bio.get(), name->d.directoryName, 0,
+                         XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB & ~ASN1_STRFLGS_ESC_CTRL);
+      out = {"DirName", "", internal::BioContents(bio.get()), true, /*utf8=*/true};
+      break;
+    }
+    case GEN_RID: {
+      char oid[256];
+      OBJ_obj2txt(oid, sizeof(oid), name->d.registeredID, 1);
+      out = {"Registered ID", "", oid, false};
+      break;
+    }
+    case GEN_OTHERNAME: {
+      const char* prefix = nullptr;
+      bool utf8 = true;
+      switch (OBJ_obj2nid(name->d.otherName->type_id)) {
+        case NID_id_on_SmtpUTF8Mailbox: prefix = "SmtpUTF8Mailbox:"; break;
+        case NID_XmppAddr: prefix = "XmppAddr:"; break;
+        case NID_SRVName: prefix = "SRVName:"; utf8 = false; break;
+        case NID_ms_upn: prefix = "UPN:"; break;
+        case NID_NAIRealm: prefix = "NAIRealm:"; break;
+        default: break;
+      }
+      const ASN1_TYPE* value = name->d.otherName->value;
+      if (prefix == nullptr || value == nullptr || value->type != (utf8 ? V_ASN1_UTF8STRING : V_ASN1_IA5STRING)) {
+        out = {"othername", "", "<unsupported>", false};
+      } else {
+        out = {"othername", prefix, Text(value->value.asn1_string), true, utf8};
+      }
+      break;
+    }
+    case GEN_X400: out = {"X400Name", "", "<unsupported>", false}; break;
+    case GEN_EDIPARTY: out = {"EdiPartyName", "", "<unsupported>", false}; break;
+    default: out = {"unknown", "", "<unsupported>", false}; break;
+  }
+  return out;
+}
+
+// subjectaltname for display; dns_names and ip_addresses for identity.
+void FillAltNames(X509* cert, CertificateInfo* info) {
+  int crit = 0;
+  OpenSslPtr<GENERAL_NAMES> names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, &crit, nullptr)));
+  if (!names) {
+    // crit -1: no extension. Otherwise it is there but does not decode, or
+    // appears twice: fail closed (a DNS name that matches nothing).
+    if (crit != -1) info->dns_names.emplace_back();
+    ERR_clear_error();
+    return;
+  }
   std::vector<std::string> parts;
   for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
     const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
-    auto text = [](const ASN1_STRING* s) {
-      return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s));
-    };
-    switch (name->type) {
-      case GEN_DNS: parts.push_back(absl::StrCat("DNS:", text(name->d.dNSName))); break;
-      case GEN_IPADD: parts.push_back(absl::StrCat("IP Address:", FormatIp(name->d.iPAddress))); break;
-      case GEN_EMAIL: parts.push_back(absl::StrCat("email:", text(name->d.rfc822Name))); break;
-      case GEN_URI: parts.push_back(absl::StrCat("URI:", text(name->d.uniformResourceIdentifier))); break;
-      default: break;
-    }
+    parts.push_back(Display(DescribeName(name)));
+    if (name->type == GEN_DNS) info->dns_names.push_back(Text(name->d.dNSName));
+    if (name->type == GEN_IPADD) info->ip_addresses.push_back(Text(name->d.iPAddress));
   }
-  return absl::StrJoin(parts, ", ");
+  info->subjectaltname = absl::StrJoin(parts, ", ");
+}
+
+// Node's infoAccess: its C++ prints "OCSP - URI:http://..." lines and its
+// JavaScript (translatePeerCertificate) splits each at the first colon and
+// unquotes the value.
+void FillInfoAccess(X509* cert, CertificateInfo* info) {
+  OpenSslPtr<AUTHORITY_INFO_ACCESS> aia(
+      static_cast<AUTHORITY_INFO_ACCESS*>(X509_get_ext_d2i(cert, NID_info_access, nullptr, nullptr)));
+  ERR_clear_error();
+  if (!aia) return;
+  for (int i = 0; i < sk_ACCESS_DESCRIPTION_num(aia.get()); ++i) {
+    const ACCESS_DESCRIPTION* desc = sk_ACCESS_DESCRIPTION_value(aia.get(), i);
+    char method[80];
+    i2t_ASN1_OBJECT(method, sizeof(method), desc->method);
+    NameText location = DescribeName(desc->location);
+    info->info_access[absl::StrCat(method, " - ", location.label)].push_back(location.prefix + location.value);
+  }
 }
 
 std::string AsnTime(const ASN1_TIME* t, int64_t* unix_seconds) {
@@ -171,7 +285,8 @@ absl::StatusOr<CertificateInfo> InfoFromX509(X509* cert) {
   CertificateInfo info;
   info.subject = NameEntries(X509_get_subject_name(cert));
   info.issuer = NameEntries(X509_get_issuer_name(cert));
-  info.subjectaltname = AltNames(cert);
+  FillAltNames(cert, &info);
+  FillInfoAccess(cert, &info);
   info.ca = X509_check_ca(cert) > 0 && (X509_get_extension_flags(cert) & EXFLAG_CA) != 0;
   FillKeyInfo(cert, &info);
   info.valid_from = AsnTime(X509_get0_notBefore(cert), &info.valid_from_unix);
@@ -224,36 +339,48 @@ absl::StatusOr<CertificateInfo> CertificateInfo::FromPem(absl::string_view pem) 
 
 namespace {
 
-std::vector<std::string> AltNamesWithPrefix(const std::string& altnames, absl::string_view prefix) {
-  std::vector<std::string> out;
-  for (absl::string_view part : absl::StrSplit(altnames, ", ", absl::SkipEmpty())) {
-    if (absl::ConsumePrefix(&part, prefix)) out.emplace_back(part);
-  }
-  return out;
-}
-
 std::string Canonical(absl::string_view name) {
   std::string out = absl::AsciiStrToLower(name);
   if (!out.empty() && out.back() == '.') out.pop_back();
   return out;
 }
 
+bool IsLdh(char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-'; }
+
+// Letters, digits and hyphens, not first or last (RFC 1034 §3.5).
+bool IsLdhLabel(absl::string_view label) {
+  return !label.empty() && label.front() != '-' && label.back() != '-' &&
+         std::all_of(label.begin(), label.end(), IsLdh);
+}
+
+// Only printable ASCII without space: NUL, control, space and non-ASCII
+// bytes make a name malformed, and a malformed name matches nothing.
+bool IsPrintableName(absl::string_view name) {
+  return std::all_of(name.begin(), name.end(), [](char c) { return c > ' ' && c <= '~'; });
+}
+
 // RFC 6125 §6.4: exact label-wise match; `*` only as the whole left-most
-// label, never matching more than one label, and only under at least two
-// more labels (no "*.com").
-bool MatchDnsName(const std::string& host, absl::string_view pattern_in, bool allow_wildcard) {
+// label over at least two more labels (no "*.com"), standing for one label
+// of letters, digits and hyphens (as OpenSSL's X509_check_host with
+// X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS). `host` is Canonical().
+bool MatchDnsName(const std::string& host, absl::string_view pattern_in) {
   std::string pattern = Canonical(pattern_in);
-  if (host.empty() || pattern.empty()) return false;
+  if (host.empty() || pattern.empty() || !IsPrintableName(host) || !IsPrintableName(pattern)) return false;
+  if (absl::StrContains(host, '*')) return false;
   std::vector<absl::string_view> host_labels = absl::StrSplit(host, '.');
   std::vector<absl::string_view> pattern_labels = absl::StrSplit(pattern, '.');
   if (host_labels.size() != pattern_labels.size()) return false;
+  const bool wildcard = pattern_labels[0] == "*";
+  if (wildcard) {
+    if (pattern_labels.size() < 3 || !std::all_of(host_labels[0].begin(), host_labels[0].end(), IsLdh)) {
+      return false;
+    }
+    if (!std::all_of(pattern_labels.begin() + 1, pattern_labels.end(), IsLdhLabel)) return false;
+  }
   for (size_t i = 0; i < pattern_labels.size(); ++i) {
     absl::string_view p = pattern_labels[i];
     if (p.empty() || host_labels[i].empty()) return false;
-    if (i == 0 && p == "*" && allow_wildcard) {
-      if (pattern_labels.size() < 3) return false;
-      continue;
-    }
+    if (i == 0 && wildcard) continue;
     if (absl::StrContains(p, '*')) return false;  // partial wildcards are refused
     if (p != host_labels[i]) return false;
   }
@@ -263,6 +390,7 @@ bool MatchDnsName(const std::string& host, absl::string_view pattern_in, bool al
 }  // namespace
 
 bool internal::ParseIpAddress(absl::string_view text, std::string* bytes) {
+  if (absl::StrContains(text, '\0')) return false;  // inet_pton would stop there: "1.2.3.4\0.evil"
   std::string s(text);
   if (!s.empty() && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
   unsigned char buf[16];
@@ -287,30 +415,27 @@ absl::Status AltnameError(absl::string_view reason) {
 
 }  // namespace
 
-std::vector<std::string> CertificateInfo::DnsNames() const {
-  return AltNamesWithPrefix(subjectaltname, "DNS:");
-}
+std::vector<std::string> CertificateInfo::DnsNames() const { return dns_names; }
 
 std::vector<std::string> CertificateInfo::IpAddresses() const {
-  return AltNamesWithPrefix(subjectaltname, "IP Address:");
+  std::vector<std::string> out;
+  for (const std::string& ip : ip_addresses) out.push_back(FormatIp(ip));
+  return out;
 }
 
 absl::Status CheckServerIdentity(absl::string_view hostname, const CertificateInfo& cert) {
   std::string host_ip;
   if (internal::ParseIpAddress(hostname, &host_ip)) {
-    std::vector<std::string> ips = cert.IpAddresses();
-    for (const std::string& ip : ips) {
-      std::string cert_ip;
-      if (internal::ParseIpAddress(ip, &cert_ip) && cert_ip == host_ip) return absl::OkStatus();
+    for (const std::string& ip : cert.ip_addresses) {
+      if (ip == host_ip) return absl::OkStatus();  // length too: 4 bytes never match 16
     }
     return AltnameError(absl::StrCat("IP: ", hostname, " is not in the cert's list: ",
-                                     absl::StrJoin(ips, ", ")));
+                                     absl::StrJoin(cert.IpAddresses(), ", ")));
   }
   const std::string host = Canonical(hostname);
-  std::vector<std::string> dns = cert.DnsNames();
-  if (!dns.empty()) {
-    for (const std::string& name : dns) {
-      if (MatchDnsName(host, name, /*allow_wildcard=*/true)) return absl::OkStatus();
+  if (!cert.dns_names.empty()) {
+    for (const std::string& name : cert.dns_names) {
+      if (MatchDnsName(host, name)) return absl::OkStatus();
     }
     return AltnameError(absl::StrCat("Host: ", hostname, ". is not in the cert's altnames: ",
                                      cert.subjectaltname));
@@ -319,7 +444,7 @@ absl::Status CheckServerIdentity(absl::string_view hostname, const CertificateIn
   std::vector<std::string> cns = cert.subject.GetAll("CN");
   if (cns.empty()) return AltnameError("Cert does not contain a DNS name");
   for (const std::string& cn : cns) {
-    if (MatchDnsName(host, cn, /*allow_wildcard=*/true)) return absl::OkStatus();
+    if (MatchDnsName(host, cn)) return absl::OkStatus();
   }
   return AltnameError(absl::StrCat("Host: ", hostname, ". is not cert's CN: ",
                                    absl::StrJoin(cns, ",")));

@@ -7,6 +7,7 @@
 #define TLSENGINE_CORE_CERTIFICATE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -38,7 +39,23 @@ class DistinguishedName {
 struct CertificateInfo {
   DistinguishedName subject;
   DistinguishedName issuer;          // Node's `issuer` object (the DN)
-  std::string subjectaltname;        // "DNS:localhost, IP Address:127.0.0.1"
+  // Node's display form, "DNS:localhost, IP Address:127.0.0.1". A value
+  // with a comma, quote, backslash, apostrophe or control character (or,
+  // for ASCII types, a byte outside ' '..'~') is printed JSON-quoted, as
+  // Node does since CVE-2021-44532: URI:"spiffe://x/y\u002c DNS:v.example".
+  // For people: identity checks read dns_names and ip_addresses.
+  std::string subjectaltname;
+  // The subjectAltName's dNSName values, as encoded (an embedded NUL or
+  // other malformation is kept, and matches nothing). A subjectAltName that
+  // does not decode yields one empty name: it matches nothing and, being a
+  // DNS name, stops the fallback to the subject CN.
+  std::vector<std::string> dns_names;
+  // The subjectAltName's iPAddress values, raw: 4 or 16 bytes in network
+  // order (any other length is kept and matches nothing).
+  std::vector<std::string> ip_addresses;
+  // Node's infoAccess, from authorityInfoAccess: "<method> - <name type>"
+  // to values, {"OCSP - URI": {"http://..."}, "CA Issuers - URI": {...}}.
+  std::map<std::string, std::vector<std::string>> info_access;
   bool ca = false;                   // basicConstraints CA:TRUE
   int bits = 0;                      // key size
   std::string modulus;               // RSA: uppercase hex
@@ -67,16 +84,22 @@ struct CertificateInfo {
   // Decodes the first certificate of a PEM text.
   static absl::StatusOr<CertificateInfo> FromPem(absl::string_view pem);
 
-  // The DNS names and IP addresses (as text) of the subjectAltName.
+  // dns_names, and ip_addresses as text ("127.0.0.1", "0:0:0:0:0:0:0:1").
   std::vector<std::string> DnsNames() const;
   std::vector<std::string> IpAddresses() const;
 };
 
-// Node's tls.checkServerIdentity(hostname, cert), by RFC 6125: an IP host
-// must be among the IP subjectAltNames; a DNS host must match a DNS
-// subjectAltName, where `*` is allowed only as the whole left-most label of
-// a name with at least three labels; the subject CN is consulted only when
-// there is no DNS subjectAltName. Comparison ignores case and a trailing dot.
+// Node's tls.checkServerIdentity(hostname, cert), by RFC 6125, on the
+// structured names (cert.dns_names, cert.ip_addresses, subject CN), never
+// on the display string: an IP host must be among the IP subjectAltNames; a
+// DNS host must match a DNS subjectAltName, where `*` is allowed only as the
+// whole left-most label of a name with at least three labels, the others
+// letters, digits and inner hyphens, and stands for one label of letters,
+// digits and hyphens; the subject CN is consulted only when there is no DNS
+// subjectAltName. URI, email and other names never count. Comparison
+// ignores ASCII case and one trailing dot; a host or name with a byte
+// outside '!'..'~' (NUL, space, non-ASCII), an empty label, or a host with
+// `*` matches nothing.
 // Returns OK, or kUnauthenticated with code ERR_TLS_CERT_ALTNAME_INVALID and
 // Node's message ("Hostname/IP does not match certificate's altnames: ...").
 absl::Status CheckServerIdentity(absl::string_view hostname, const CertificateInfo& cert);

@@ -1,5 +1,9 @@
 #include "core/certificate.h"
 
+#include <map>
+#include <string>
+#include <vector>
+
 #include "core/errors.h"
 #include "gtest/gtest.h"
 #include "tests/testlib/testlib.h"
@@ -117,16 +121,114 @@ INSTANTIATE_TEST_SUITE_P(
         IdentityCase{"otherhost", "cn-only", "Host: otherhost. is not cert's CN: localhost"},
         IdentityCase{"other.example.com", "server-rsa",
                      "Host: other.example.com. is not in the cert's altnames: DNS:localhost, IP Address:127.0.0.1, "
-                     "IP Address:0:0:0:0:0:0:0:1"}));
+                     "IP Address:0:0:0:0:0:0:0:1"},
+        // CVE-2021-44532: a URI (or one DNS name) whose value reads like a
+        // second DNS name is no DNS name. Messages as Node 20 prints them
+        // (tls.checkServerIdentity on X509Certificate#toLegacyObject()).
+        IdentityCase{"attacker.example", "san-uri-smuggle", ""},
+        IdentityCase{"victim.example", "san-uri-smuggle",
+                     "Host: victim.example. is not in the cert's altnames: DNS:attacker.example, "
+                     "URI:\"spiffe://x/y\\u002c DNS:victim.example\""},
+        IdentityCase{"victim.example", "san-dns-comma",
+                     "Host: victim.example. is not in the cert's altnames: "
+                     "DNS:\"attacker.example\\u002c DNS:victim.example\""},
+        // An embedded NUL matches nothing; the URI and email never count,
+        // nor the CN, since there is a DNS name.
+        IdentityCase{"victim.example", "san-nul",
+                     "Host: victim.example. is not in the cert's altnames: "
+                     "DNS:\"victim.example\\u0000.attacker.example\", URI:https://victim.example/, "
+                     "email:admin@victim.example"},
+        // No DNS name: the CN counts, the URI and email do not.
+        IdentityCase{"victim.example", "san-no-dns", ""},
+        IdentityCase{"other.example", "san-no-dns", "Host: other.example. is not cert's CN: victim.example"},
+        IdentityCase{"10.0.0.1", "san-no-dns", ""}));
+
+// Node 20's X509Certificate#subjectAltName for the same files (the oracle:
+// `node -e` over tests/certs, see tests/certs/README.md).
+TEST(CertificateInfoTest, SubjectAltNameQuotesUnsafeValuesAsNodeDoes) {
+  EXPECT_EQ(Load("san-uri-smuggle").subjectaltname,
+            "DNS:attacker.example, URI:\"spiffe://x/y\\u002c DNS:victim.example\"");
+  EXPECT_EQ(Load("san-dns-comma").subjectaltname, "DNS:\"attacker.example\\u002c DNS:victim.example\"");
+  EXPECT_EQ(Load("san-nul").subjectaltname,
+            "DNS:\"victim.example\\u0000.attacker.example\", URI:https://victim.example/, "
+            "email:admin@victim.example");
+  EXPECT_EQ(Load("san-no-dns").subjectaltname, "URI:https://other.example/, email:a@other.example, IP Address:10.0.0.1");
+}
+
+TEST(CertificateInfoTest, CarriesTheStructuredNames) {
+  CertificateInfo rsa = Load("server-rsa");
+  EXPECT_EQ(rsa.dns_names, std::vector<std::string>{"localhost"});
+  EXPECT_EQ(rsa.ip_addresses, (std::vector<std::string>{std::string("\x7f\0\0\1", 4), std::string(15, '\0') + "\1"}));
+  EXPECT_EQ(rsa.IpAddresses(), (std::vector<std::string>{"127.0.0.1", "0:0:0:0:0:0:0:1"}));
+  EXPECT_EQ(Load("san-uri-smuggle").dns_names, std::vector<std::string>{"attacker.example"});
+  EXPECT_EQ(Load("san-dns-comma").dns_names, std::vector<std::string>{"attacker.example, DNS:victim.example"});
+  EXPECT_EQ(Load("san-nul").dns_names, std::vector<std::string>{std::string("victim.example\0.attacker.example", 32)});
+  CertificateInfo no_dns = Load("san-no-dns");
+  EXPECT_TRUE(no_dns.dns_names.empty());
+  EXPECT_EQ(no_dns.ip_addresses, std::vector<std::string>{std::string("\x0a\0\0\1", 4)});
+  EXPECT_TRUE(Load("cn-only").dns_names.empty());
+}
+
+// Node 20's getPeerCertificate().infoAccess for aia.pem (the legacy object).
+TEST(CertificateInfoTest, InfoAccessAsNodeReportsIt) {
+  CertificateInfo aia = Load("aia");
+  EXPECT_EQ(aia.info_access, (std::map<std::string, std::vector<std::string>>{
+                                 {"OCSP - URI", {"http://ocsp.example.com/", "http://ocsp2.example.com/"}},
+                                 {"CA Issuers - URI", {"http://ca.example.com/int1.der"}}}));
+  EXPECT_TRUE(Load("server-rsa").info_access.empty());
+}
 
 TEST(CheckServerIdentityTest, RefusesPartialAndTopLevelWildcards) {
   CertificateInfo cert;
-  cert.subjectaltname = "DNS:*.com, DNS:f*.example.org, DNS:*x.example.net";
-  EXPECT_FALSE(CheckServerIdentity("example.com", cert).ok());
-  EXPECT_FALSE(CheckServerIdentity("foo.example.org", cert).ok());
-  EXPECT_FALSE(CheckServerIdentity("ax.example.net", cert).ok());
-  cert.subjectaltname = "DNS:www.*.example.com";
-  EXPECT_FALSE(CheckServerIdentity("www.a.example.com", cert).ok());
+  cert.dns_names = {"*.com", "f*.example.org", "*x.example.net"};
+  EXPECT_EQ(NodeCode(CheckServerIdentity("example.com", cert)), "ERR_TLS_CERT_ALTNAME_INVALID");
+  EXPECT_EQ(NodeCode(CheckServerIdentity("foo.example.org", cert)), "ERR_TLS_CERT_ALTNAME_INVALID");
+  EXPECT_EQ(NodeCode(CheckServerIdentity("ax.example.net", cert)), "ERR_TLS_CERT_ALTNAME_INVALID");
+  cert.dns_names = {"www.*.example.com"};
+  EXPECT_EQ(NodeCode(CheckServerIdentity("www.a.example.com", cert)), "ERR_TLS_CERT_ALTNAME_INVALID");
+  // The same names do match where they are well formed: the test is not vacuous.
+  cert.dns_names = {"*.example.org"};
+  EXPECT_TRUE(CheckServerIdentity("foo.example.org", cert).ok());
+}
+
+// Reads only the structured names: a display string alone grants nothing.
+TEST(CheckServerIdentityTest, IgnoresTheDisplayString) {
+  CertificateInfo cert;
+  cert.subjectaltname = "DNS:victim.example, IP Address:10.0.0.1";
+  EXPECT_EQ(NodeCode(CheckServerIdentity("victim.example", cert)), "ERR_TLS_CERT_ALTNAME_INVALID");
+  EXPECT_EQ(NodeCode(CheckServerIdentity("10.0.0.1", cert)), "ERR_TLS_CERT_ALTNAME_INVALID");
+  cert.dns_names = {"victim.example"};
+  cert.ip_addresses = {std::string("\x0a\0\0\1", 4)};
+  EXPECT_TRUE(CheckServerIdentity("victim.example", cert).ok());
+  EXPECT_TRUE(CheckServerIdentity("10.0.0.1", cert).ok());
+}
+
+// Malformed names (and hosts) never match, even themselves.
+TEST(CheckServerIdentityTest, MalformedNamesNeverMatch) {
+  const std::string nul("victim.example\0.attacker.example", 32);
+  CertificateInfo cert;
+  cert.dns_names = {nul, "a b.example", "caf\xc3\xa9.example", "a..example", "*.ex_ample.com", "*.-x.example.com"};
+  for (const std::string& host : {std::string("victim.example"), nul, std::string("a b.example"),
+                                  std::string("caf\xc3\xa9.example"), std::string("a..example"),
+                                  std::string("a.ex_ample.com"), std::string("a.-x.example.com")}) {
+    absl::Status s = CheckServerIdentity(host, cert);
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << host;
+    EXPECT_EQ(NodeCode(s), "ERR_TLS_CERT_ALTNAME_INVALID") << host;
+  }
+  // A wildcard stands for letters, digits and hyphens only.
+  cert.dns_names = {"*.example.com"};
+  EXPECT_TRUE(CheckServerIdentity("a-1.example.com", cert).ok());
+  for (const char* host : {"a_b.example.com", "*.example.com", "a\x01.example.com", ".example.com"}) {
+    EXPECT_EQ(NodeCode(CheckServerIdentity(host, cert)), "ERR_TLS_CERT_ALTNAME_INVALID") << host;
+  }
+  // IP addresses of odd lengths match nothing; 4 bytes never match 16.
+  cert.ip_addresses = {std::string("\x7f\0\0", 3), std::string("\x7f\0\0\1\0", 5),
+                       std::string(10, '\0') + "\xff\xff\x7f\0\0\1"};
+  EXPECT_EQ(NodeCode(CheckServerIdentity("127.0.0.1", cert)), "ERR_TLS_CERT_ALTNAME_INVALID");
+  EXPECT_EQ(cert.IpAddresses()[0], "<invalid length=3>");
+  // inet_pton stops at a NUL: "127.0.0.1\0.evil" is no IP literal.
+  EXPECT_EQ(NodeCode(CheckServerIdentity(std::string("127.0.0.1\0.evil", 15), Load("server-rsa"))),
+            "ERR_TLS_CERT_ALTNAME_INVALID");
 }
 
 TEST(CheckServerIdentityTest, CertificateWithoutNames) {

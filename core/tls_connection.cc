@@ -130,7 +130,8 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
     const unsigned char* p = reinterpret_cast<const unsigned char*>(options_.session.data());
     OpenSslPtr<SSL_SESSION> session(d2i_SSL_SESSION(nullptr, &p, static_cast<long>(options_.session.size())));
     if (!session) return InvalidOption("session: not a serialized TLS session");
-    SSL_set_session(ssl_.get(), session.get());  // takes its own reference
+    // Offered only if its server passes this host's identity check.
+    if (MayOfferSession(session.get())) SSL_set_session(ssl_.get(), session.get());  // takes its own reference
   }
   ERR_clear_error();
   return absl::OkStatus();
@@ -254,6 +255,7 @@ void TlsConnection::Impl::OnHandshakeDone() {
   state_ = State::kOpen;
   handshake_done_once_ = true;
   waiting_ = Waiting::kNothing;
+  if (!options_.is_server && SSL_session_reused(ssl_.get())) CheckResumedIdentity();
   if (!UpdateAuthorization()) return;
   Push(EventType::kSecure);
   // End() during the handshake: what was written goes out, then close_notify.
@@ -266,6 +268,7 @@ void TlsConnection::Impl::OnRenegotiationDone() {
   reneg_clock_pending_ = false;
   handshake_deadline_ = absl::InfiniteFuture();
   stats_.renegotiations++;
+  if (!options_.is_server && SSL_session_reused(ssl_.get())) CheckResumedIdentity();
   if (!UpdateAuthorization()) return;
   Push(EventType::kRenegotiated);
 }
@@ -776,7 +779,9 @@ absl::Status TlsConnection::Renegotiate(const RenegotiateOptions& options) {
     SSL_set_verify(ssl, mode, &Impl::VerifyCallback);
   }
   s.chain_failed_ = false;
-  s.identity_status_ = absl::OkStatus();
+  // A client keeps its identity verdict until a check replaces it: a
+  // renegotiation that resumes, or never completes, runs no check.
+  if (s.options_.is_server) s.identity_status_ = absl::OkStatus();
   ERR_clear_error();
   int started = tls13 ? SSL_verify_client_post_handshake(ssl) : SSL_renegotiate(ssl);
   if (started != 1) {

@@ -115,8 +115,11 @@ struct ConnectionOptions {
   // Server (with request_cert): fail when the client is not authorized.
   bool reject_unauthorized = true;
   // Client: replaces CheckServerIdentity (Node's checkServerIdentity).
-  // Called from inside the handshake with the leaf certificate, only when
-  // the chain verified. Return OK or an error (its code is reported).
+  // Called with the leaf certificate, only when the chain verified: inside
+  // a full handshake, after a resumed one, and at Create() for a `session`
+  // (not offered unless this accepts its certificate). Return OK or an
+  // error (its code is reported); an exception is caught and reported as
+  // ERR_TLS_CERT_ALTNAME_INVALID "check_server_identity threw: ...".
   std::function<absl::Status(absl::string_view host, const CertificateInfo& cert)>
       check_server_identity;
   // Node's handshakeTimeout: the whole handshake must finish in this time.

@@ -2,7 +2,9 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +13,8 @@
 #include <map>
 #include <set>
 #include <sstream>
+
+#include "core/internal/openssl_util.h"
 
 namespace tlsengine {
 namespace fuzz {
@@ -282,6 +286,58 @@ std::string FeedAndPoll(TlsConnection& conn, absl::string_view bytes, std::vecto
     out += PollAndDrain(conn, pending);
   }
   return out;
+}
+
+X509_STORE* TrustStore() {
+  static X509_STORE* store = [] {
+    X509_STORE* s = X509_STORE_new();  // lives for the process
+    const std::string pem = ReadCert("ca1.pem");  // outlives the BIO over it
+    internal::OpenSslPtr<BIO> bio = internal::MemoryBio(pem);
+    internal::OpenSslPtr<X509> ca(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (s == nullptr || !ca || X509_STORE_add_cert(s, ca.get()) != 1) {
+      std::fprintf(stderr, "fuzz: cannot make the trust store: %s\n", internal::DrainErrors().c_str());
+      std::abort();
+    }
+    return s;
+  }();
+  return store;
+}
+
+std::string IdentityHost(const ConnectionOptions& client) {
+  if (!client.servername.empty()) return client.servername;
+  return client.host.empty() ? "localhost" : client.host;
+}
+
+bool AuthorizedImpliesOracle(const TlsConnection& client, X509_STORE* trust, const std::string& host,
+                             absl::Time now) {
+  if (!client.authorized()) return true;
+  std::optional<CertificateInfo> peer = client.GetPeerCertificate(/*detailed=*/true);
+  if (!peer) return false;  // authorized, with no certificate
+  auto parse = [](const std::string& der) {
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
+    return internal::OpenSslPtr<X509>(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+  };
+  internal::OpenSslPtr<X509> leaf = parse(peer->raw);
+  internal::OpenSslPtr<STACK_OF(X509)> chain(sk_X509_new_null());
+  for (auto issuer = peer->issuer_certificate; issuer != nullptr; issuer = issuer->issuer_certificate) {
+    internal::OpenSslPtr<X509> cert = parse(issuer->raw);
+    if (cert && sk_X509_push(chain.get(), cert.get()) > 0) cert.release();  // the stack owns it
+  }
+  internal::OpenSslPtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
+  if (!leaf || !ctx || X509_STORE_CTX_init(ctx.get(), trust, leaf.get(), chain.get()) != 1) return false;
+  X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_SERVER);
+  X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()), absl::ToTimeT(now));
+  const bool chain_ok = X509_verify_cert(ctx.get()) == 1;
+  std::string bare = host;
+  if (bare.size() >= 2 && bare.front() == '[' && bare.back() == ']') bare = bare.substr(1, bare.size() - 2);
+  internal::OpenSslPtr<ASN1_OCTET_STRING> ip(a2i_IPADDRESS(bare.c_str()));
+  std::string name = host;
+  if (!name.empty() && name.back() == '.') name.pop_back();  // RFC 6125 ignores it; OpenSSL does not
+  const bool host_ok =
+      ip ? X509_check_ip_asc(leaf.get(), bare.c_str(), 0) == 1
+         : X509_check_host(leaf.get(), name.data(), name.size(), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr) == 1;
+  ERR_clear_error();
+  return chain_ok && host_ok;
 }
 
 void SetEventObserver(std::function<void(const Event&)> observer) { g_observer = std::move(observer); }

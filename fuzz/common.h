@@ -10,6 +10,8 @@
 #ifndef TLSENGINE_FUZZ_COMMON_H_
 #define TLSENGINE_FUZZ_COMMON_H_
 
+#include <openssl/x509.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -122,6 +124,22 @@ std::string PollAndDrain(TlsConnection& conn, std::vector<Event>* pending = null
 // wrote meanwhile. The targets and the corpus recorder both feed this way,
 // so a recorded flight drives an engine exactly as a target will.
 std::string FeedAndPoll(TlsConnection& conn, absl::string_view bytes, std::vector<Event>* pending = nullptr);
+
+// ---- Trust oracle ----
+
+// ca1, the root every fixture trusts, as an X509_STORE (made once).
+X509_STORE* TrustStore();
+// The host a client checks the server's identity for (servername, else
+// host, else "localhost", as the engine does).
+std::string IdentityHost(const ConnectionOptions& client);
+// After a handshake: if `client.authorized()`, the peer's leaf (from
+// GetPeerCertificate(true): raw DER and the issuer chain) must verify to
+// `trust` with X509_verify_cert at `now` (purpose sslserver) and pass
+// X509_check_host (X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS), or
+// X509_check_ip_asc for an IP host. OpenSSL's own verdict, independent of
+// ours. True when not authorized.
+bool AuthorizedImpliesOracle(const TlsConnection& client, X509_STORE* trust, const std::string& host,
+                             absl::Time now);
 
 // Sees every event PollAndDrain polls (tests of the corpus use it);
 // nullptr to stop.

@@ -35,6 +35,7 @@ struct End {
   size_t received = 0;   // plaintext received from the other side
   bool failed = false;   // saw kError or kClosed
   size_t max_output = 0;
+  const ConnectionOptions* client_options = nullptr;  // client: identity oracle after every handshake
 };
 
 void Poll(End& end, End& peer) {
@@ -49,6 +50,12 @@ void Poll(End& end, End& peer) {
       }
     }
     fuzz::AnswerSuspension(*end.conn, *ev);
+    // Identity: after every handshake (resumed ones too) an authorized client holds OpenSSL's verdict.
+    if (end.client_options != nullptr && (ev->type == EventType::kSecure || ev->type == EventType::kRenegotiated) &&
+        !fuzz::AuthorizedImpliesOracle(*end.conn, fuzz::TrustStore(), fuzz::IdentityHost(*end.client_options),
+                                       fuzz::Now())) {
+      std::abort();
+    }
   }
 }
 
@@ -99,6 +106,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::UseStream(fuzz::Stream::kClient);
   client.conn = *TlsConnection::Create(client_config.options, fuzz::Now());
   client.max_output = client_config.options.max_output_buffer;
+  client.client_options = &client_config.options;
 
   for (int ops = 0; !in.empty() && ops < 400; ++ops) {
     uint8_t op = in.Byte();

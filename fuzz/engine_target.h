@@ -49,6 +49,8 @@ inline int RunEngineTarget(const uint8_t* data, size_t size, bool server) {
   auto conn = TlsConnection::Create(options, Now());
   if (!conn.ok()) std::abort();  // the fixed configurations are valid
   RunEngine(**conn, in, async_answers);
+  // Identity: an authorized client holds OpenSSL's own verdict too.
+  if (!server && !AuthorizedImpliesOracle(**conn, TrustStore(), IdentityHost(options), Now())) std::abort();
   return 0;
 }
 

@@ -1,6 +1,11 @@
 // Certificate verification: every failure code Node reports, with and
 // without rejectUnauthorized, on both sides.
+#include <map>
+#include <stdexcept>
 #include <string>
+#include <vector>
+
+#include <openssl/ssl.h>
 
 #include "core/errors.h"
 #include "core/tls_connection.h"
@@ -60,6 +65,21 @@ std::vector<VerifyCase> Cases() {
        "ERR_TLS_CERT_ALTNAME_INVALID",
        "Hostname/IP does not match certificate's altnames: Host: a.b.example.com. is not in the cert's "
        "altnames: DNS:*.example.com"},
+      // CVE-2021-44532: names smuggled inside a URI or one DNS name, or
+      // behind an embedded NUL, never match (messages as Node 20's).
+      {"UriSanSmugglesNoDnsName", Key("san-uri-smuggle"), Chain("san-uri-smuggle"), {Cert("ca1")}, {},
+       "victim.example", "ERR_TLS_CERT_ALTNAME_INVALID",
+       "Hostname/IP does not match certificate's altnames: Host: victim.example. is not in the cert's "
+       "altnames: DNS:attacker.example, URI:\"spiffe://x/y\\u002c DNS:victim.example\""},
+      {"DnsSanWithACommaIsOneName", Key("san-dns-comma"), Chain("san-dns-comma"), {Cert("ca1")}, {},
+       "victim.example", "ERR_TLS_CERT_ALTNAME_INVALID",
+       "Hostname/IP does not match certificate's altnames: Host: victim.example. is not in the cert's "
+       "altnames: DNS:\"attacker.example\\u002c DNS:victim.example\""},
+      {"DnsSanWithNulMatchesNothing", Key("san-nul"), Chain("san-nul"), {Cert("ca1")}, {}, "victim.example",
+       "ERR_TLS_CERT_ALTNAME_INVALID",
+       "Hostname/IP does not match certificate's altnames: Host: victim.example. is not in the cert's "
+       "altnames: DNS:\"victim.example\\u0000.attacker.example\", URI:https://victim.example/, "
+       "email:admin@victim.example"},
   };
 }
 
@@ -181,6 +201,227 @@ TEST(VerifyTest, CustomCheckServerIdentityCanAcceptAndReject) {
   EnginePair uncoded(ServerOptions(), co);
   EXPECT_EQ(NodeCode(uncoded.Handshake()), "ERR_TLS_CERT_ALTNAME_INVALID");
 }
+
+TEST(VerifyTest, TheRealDnsNameOfASmugglingCertificateStillMatches) {
+  ConnectionOptions co = ClientOptions();
+  co.servername = "attacker.example";
+  EnginePair pair(ServerOptions("san-uri-smuggle"), co);
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_TRUE(pair.client().authorized());
+  std::optional<CertificateInfo> peer = pair.client().GetPeerCertificate();
+  ASSERT_TRUE(peer.has_value());
+  EXPECT_EQ(peer->dns_names, std::vector<std::string>{"attacker.example"});
+}
+
+TEST(VerifyTest, PeerCertificateHasInfoAccess) {
+  EnginePair pair(ServerOptions("aia"), ClientOptions());
+  ASSERT_TRUE(pair.Handshake().ok());
+  std::optional<CertificateInfo> peer = pair.client().GetPeerCertificate();
+  ASSERT_TRUE(peer.has_value());
+  EXPECT_EQ(peer->info_access.at("OCSP - URI"),
+            (std::vector<std::string>{"http://ocsp.example.com/", "http://ocsp2.example.com/"}));
+  EXPECT_EQ(peer->info_access.at("CA Issuers - URI"), std::vector<std::string>{"http://ca.example.com/int1.der"});
+}
+
+// A user callback that throws must not unwind through OpenSSL's C frames:
+// it fails the identity check, inside the handshake (an alert).
+TEST(VerifyTest, ThrowingCheckServerIdentityFailsTheHandshakeCleanly) {
+  ConnectionOptions co = ClientOptions();
+  co.check_server_identity = [](absl::string_view, const CertificateInfo&) -> absl::Status {
+    throw std::runtime_error("boom");
+  };
+  EnginePair rejected(ServerOptions(), co);
+  absl::Status s = rejected.Handshake();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
+  EXPECT_EQ(NodeCode(s), "ERR_TLS_CERT_ALTNAME_INVALID");
+  EXPECT_EQ(s.message(), "check_server_identity threw: boom");
+  ASSERT_TRUE(AlertOf(s).has_value());
+  EXPECT_EQ(AlertOf(rejected.server_side().error), AlertOf(s));
+  EXPECT_FALSE(rejected.server_side().Saw(EventType::kSecure));
+
+  co.reject_unauthorized = false;
+  co.check_server_identity = [](absl::string_view, const CertificateInfo&) -> absl::Status { throw 42; };
+  EnginePair allowed(ServerOptions(), co);
+  ASSERT_TRUE(allowed.Handshake().ok());
+  EXPECT_FALSE(allowed.client().authorized());
+  EXPECT_EQ(allowed.client().authorization_error(), "ERR_TLS_CERT_ALTNAME_INVALID");
+  EXPECT_EQ(allowed.client().authorization_status().message(),
+            "check_server_identity threw a non-standard exception");
+}
+
+// ---- Identity on resumed handshakes ----
+
+enum class Resumption { kTls12Ticket, kTls12SessionId, kTls13 };
+
+// A session for "localhost", then clients for other hosts offering it.
+class ResumedIdentityTest : public ::testing::TestWithParam<Resumption> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Resumption::kTls12SessionId) {
+      // Session ids through the application's store (Node's newSession /
+      // resumeSession); no tickets.
+      SecureContextOptions o = IdentityOptions("server-rsa");
+      o.max_version = "TLSv1.2";
+      server_ = testing::ServerWith(o);
+      server_.session_cache = true;
+      SecureContextOptions c;
+      c.max_version = "TLSv1.2";
+      c.secure_options = SSL_OP_NO_TICKET;
+      client_ = testing::ClientWith(c);
+    } else {
+      server_ = ServerOptions("server-rsa", GetParam() == Resumption::kTls13 ? "TLSv1.3" : "TLSv1.2");
+      client_ = ClientOptions();
+    }
+    EnginePair first = Pair(client_);
+    ASSERT_TRUE(first.Handshake().ok());
+    first.Pump();
+    ASSERT_TRUE(first.client().authorized());
+    session_ = first.client().GetSession();
+    ASSERT_FALSE(session_.empty());
+    // The session resumes for its own host (else the tests below prove nothing).
+    EnginePair same = Pair(Client("localhost"));
+    ASSERT_TRUE(same.Handshake().ok());
+    ASSERT_TRUE(same.client().is_session_reused());
+    ASSERT_TRUE(same.client().authorized());
+  }
+
+  ConnectionOptions Client(const std::string& servername) {
+    ConnectionOptions co = client_;
+    co.servername = servername;
+    co.session = session_;
+    return co;
+  }
+
+  EnginePair Pair(ConnectionOptions co) {
+    EnginePair pair(server_, std::move(co));
+    pair.server_side().hook = [this](TlsConnection& c, const Event& e) {
+      if (e.type == EventType::kNewSession) {
+        store_[e.session_id] = e.session;
+        ASSERT_TRUE(c.AckNewSession().ok());
+      }
+      if (e.type == EventType::kResumeSession) {
+        auto it = store_.find(e.session_id);
+        ASSERT_TRUE(c.AnswerResumeSession(it == store_.end() ? "" : it->second).ok());
+      }
+    };
+    return pair;
+  }
+
+  ConnectionOptions server_, client_;
+  std::string session_;
+  std::map<std::string, std::string> store_;
+};
+
+TEST_P(ResumedIdentityTest, SessionForAnotherHostIsNotOfferedAndTheHandshakeFails) {
+  EnginePair pair = Pair(Client("not-in-cert.example"));
+  absl::Status s = pair.Handshake();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
+  EXPECT_EQ(NodeCode(s), "ERR_TLS_CERT_ALTNAME_INVALID");
+  EXPECT_EQ(s.message(),
+            "Hostname/IP does not match certificate's altnames: Host: not-in-cert.example. is not in the cert's "
+            "altnames: DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1");
+  EXPECT_FALSE(pair.client().authorized());
+  EXPECT_FALSE(pair.client().is_session_reused());
+  // A full handshake: the server verified nothing was resumed, and got the alert.
+  EXPECT_FALSE(pair.server().is_session_reused());
+  ASSERT_TRUE(AlertOf(s).has_value());
+  EXPECT_EQ(AlertOf(pair.server_side().error), AlertOf(s));
+}
+
+TEST_P(ResumedIdentityTest, WithoutRejectAnotherHostIsUnauthorized) {
+  ConnectionOptions co = Client("not-in-cert.example");
+  co.reject_unauthorized = false;
+  EnginePair pair = Pair(co);
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_FALSE(pair.client().is_session_reused());
+  EXPECT_FALSE(pair.client().authorized());
+  EXPECT_EQ(pair.client().authorization_error(), "ERR_TLS_CERT_ALTNAME_INVALID");
+}
+
+TEST_P(ResumedIdentityTest, CustomCheckRunsOnTheResumedHandshake) {
+  // Called when the session is considered (Create) and again after the
+  // resumed handshake; the second verdict is the one that counts.
+  for (bool reject : {true, false}) {
+    SCOPED_TRACE(reject);
+    std::vector<std::string> hosts;
+    ConnectionOptions co = Client("pinned.example");
+    co.reject_unauthorized = reject;
+    co.check_server_identity = [&hosts](absl::string_view host, const CertificateInfo& cert) {
+      hosts.emplace_back(host);
+      EXPECT_EQ(cert.subject.Get("CN"), "localhost");
+      if (hosts.size() == 1) return absl::OkStatus();
+      return MakeError(absl::StatusCode::kUnauthenticated, "ERR_PINNED_KEY_MISMATCH", "pin mismatch");
+    };
+    EnginePair pair = Pair(co);
+    absl::Status s = pair.Handshake();
+    EXPECT_EQ(hosts, (std::vector<std::string>{"pinned.example", "pinned.example"}));
+    EXPECT_TRUE(pair.client().is_session_reused());
+    EXPECT_FALSE(pair.client().authorized());
+    EXPECT_EQ(pair.client().authorization_error(), "ERR_PINNED_KEY_MISMATCH");
+    if (reject) {
+      EXPECT_EQ(NodeCode(s), "ERR_PINNED_KEY_MISMATCH");
+      EXPECT_EQ(s.message(), "pin mismatch");
+      EXPECT_FALSE(pair.client_side().Saw(EventType::kSecure));
+    } else {
+      EXPECT_TRUE(s.ok()) << s;
+      EXPECT_TRUE(pair.client_side().Saw(EventType::kSecure));
+    }
+  }
+}
+
+TEST_P(ResumedIdentityTest, CustomCheckThatAcceptsResumesAuthorized) {
+  int calls = 0;
+  ConnectionOptions co = Client("any.example");
+  co.check_server_identity = [&calls](absl::string_view, const CertificateInfo&) {
+    ++calls;
+    return absl::OkStatus();
+  };
+  EnginePair pair = Pair(co);
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_TRUE(pair.client().is_session_reused());
+  EXPECT_TRUE(pair.client().authorized());
+  EXPECT_EQ(calls, 2);
+}
+
+TEST_P(ResumedIdentityTest, ThrowingCustomCheckIsNotOfferedTheSession) {
+  ConnectionOptions co = Client("localhost");
+  co.check_server_identity = [](absl::string_view, const CertificateInfo&) -> absl::Status {
+    throw std::runtime_error("boom");
+  };
+  EnginePair pair = Pair(co);
+  absl::Status s = pair.Handshake();
+  EXPECT_EQ(NodeCode(s), "ERR_TLS_CERT_ALTNAME_INVALID");
+  EXPECT_EQ(s.message(), "check_server_identity threw: boom");
+  EXPECT_FALSE(pair.client().is_session_reused());
+}
+
+// A TLS 1.2 renegotiation that resumes the session runs no verification.
+TEST(VerifyTest, RenegotiationThatResumesKeepsTheIdentityVerdict) {
+  ConnectionOptions co = ClientOptions("TLSv1.2");
+  co.servername = "other.example.com";
+  co.reject_unauthorized = false;
+  ConnectionOptions so = ServerOptions("server-rsa", "TLSv1.2");
+  so.allow_client_renegotiation = true;
+  EnginePair pair(so, co);
+  ASSERT_TRUE(pair.Handshake().ok());
+  ASSERT_FALSE(pair.client().authorized());
+  ASSERT_TRUE(pair.client().Renegotiate({}).ok());
+  pair.Pump();
+  ASSERT_TRUE(pair.client_side().Saw(EventType::kRenegotiated));
+  EXPECT_FALSE(pair.client().authorized());
+  EXPECT_EQ(pair.client().authorization_error(), "ERR_TLS_CERT_ALTNAME_INVALID");
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ResumedIdentityTest,
+                         ::testing::Values(Resumption::kTls12Ticket, Resumption::kTls12SessionId,
+                                           Resumption::kTls13),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case Resumption::kTls12Ticket: return "Tls12Ticket";
+                             case Resumption::kTls12SessionId: return "Tls12SessionId";
+                             default: return "Tls13";
+                           }
+                         });
 
 TEST(VerifyTest, DetailedPeerCertificateCarriesTheIssuerChain) {
   EnginePair pair(ServerOptions(), ClientOptions());

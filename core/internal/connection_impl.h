@@ -189,6 +189,12 @@ class TlsConnection::Impl {
 
   // ---- Per-SSL callbacks (engine_callbacks.cc) ----
   static int VerifyCallback(int preverify_ok, X509_STORE_CTX* store);
+  // Client identity (engine_callbacks.cc): checks `leaf` (borrowed) for
+  // identity_host_ and stores the verdict in identity_status_; again after
+  // a resumed handshake; and whether a session may be offered at all.
+  absl::Status CheckPeerIdentity(X509* leaf);
+  void CheckResumedIdentity();
+  bool MayOfferSession(SSL_SESSION* session) const;
   static void InfoCallback(const SSL* ssl, int where, int ret);
   static void MessageCallback(int write_p, int version, int content_type, const void* buf, size_t len,
                               SSL* ssl, void* arg);

@@ -9,6 +9,8 @@
 #include <openssl/ocsp.h>
 #include <openssl/rand.h>
 
+#include <exception>
+
 #include "absl/strings/str_cat.h"
 #include "core/errors.h"
 #include "core/internal/codes.h"
@@ -444,21 +446,60 @@ int Impl::VerifyCallback(int preverify_ok, X509_STORE_CTX* store) {
   if (self->chain_failed_) return reject ? 0 : 1;
   if (self->options_.is_server) return 1;
   // The chain is good: check the server's identity, as Node does only then.
-  absl::StatusOr<CertificateInfo> leaf = internal::InfoFromX509(X509_STORE_CTX_get_current_cert(store));
-  absl::Status identity = leaf.status();
-  if (leaf.ok()) {
-    identity = self->options_.check_server_identity
-                   ? self->options_.check_server_identity(self->identity_host_, *leaf)
-                   : CheckServerIdentity(self->identity_host_, *leaf);
-  }
-  if (identity.ok()) return 1;
-  if (NodeCode(identity).empty()) {
-    identity = MakeError(absl::StatusCode::kUnauthenticated, kErrCertAltnameInvalid, identity.message());
-  }
-  self->identity_status_ = identity;
-  if (!reject) return 1;
+  if (self->CheckPeerIdentity(X509_STORE_CTX_get_current_cert(store)).ok() || !reject) return 1;
   X509_STORE_CTX_set_error(store, X509_V_ERR_HOSTNAME_MISMATCH);
   return 0;
+}
+
+namespace {
+
+// Runs the application's check_server_identity, or CheckServerIdentity, on
+// `leaf` (borrowed). The user's function may be called from inside
+// OpenSSL's C frames: an exception must not unwind through them, so it
+// becomes an error here. A result without a Node code gets
+// ERR_TLS_CERT_ALTNAME_INVALID.
+absl::Status IdentityOf(const ConnectionOptions& options, const std::string& host, X509* leaf) {
+  absl::StatusOr<CertificateInfo> info = internal::InfoFromX509(leaf);
+  absl::Status identity = info.status();
+  if (info.ok() && !options.check_server_identity) {
+    identity = CheckServerIdentity(host, *info);
+  } else if (info.ok()) {
+    try {
+      identity = options.check_server_identity(host, *info);
+    } catch (const std::exception& e) {
+      identity = absl::UnauthenticatedError(absl::StrCat("check_server_identity threw: ", e.what()));
+    } catch (...) {
+      identity = absl::UnauthenticatedError("check_server_identity threw a non-standard exception");
+    }
+  }
+  if (!identity.ok() && NodeCode(identity).empty()) {
+    identity = MakeError(absl::StatusCode::kUnauthenticated, kErrCertAltnameInvalid, identity.message());
+  }
+  return identity;
+}
+
+}  // namespace
+
+absl::Status Impl::CheckPeerIdentity(X509* leaf) {
+  identity_status_ = IdentityOf(options_, identity_host_, leaf);
+  return identity_status_;
+}
+
+void Impl::CheckResumedIdentity() {
+  // OpenSSL runs no verification on resumption: the session carries the
+  // first handshake's verdict and peer certificate. The identity is this
+  // connection's own question, so it is asked again, as Node does after
+  // every handshake; only when the stored chain verdict is good.
+  OpenSslPtr<X509> peer(SSL_get1_peer_certificate(ssl_.get()));
+  if (!peer || SSL_get_verify_result(ssl_.get()) != X509_V_OK) return;
+  CheckPeerIdentity(peer.get()).IgnoreError();  // kept in identity_status_ for UpdateAuthorization
+}
+
+bool Impl::MayOfferSession(SSL_SESSION* session) const {
+  // A session whose server could not prove this host is never offered, so
+  // a mismatch gets a full, verified handshake (and the server an alert).
+  X509* peer = SSL_SESSION_get0_peer(session);  // borrowed
+  return peer != nullptr && IdentityOf(options_, identity_host_, peer).ok();
 }
 
 void Impl::InfoCallback(const SSL* ssl, int where, int ret) {

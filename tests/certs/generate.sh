@@ -88,18 +88,60 @@ SERVER_EXT='basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignatu
 CLIENT_EXT='basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid'
 LOCAL_SAN='subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1'
 
+leaf() {  # leaf NAME rsa|ec ISSUER SUBJECT FROM TO EXT
+  key "$1" "$2"
+  issue "$1" "$3" "$4" "$5" "$6" "$7"
+  cat "$1.pem" int1.pem > "$1-chain.pem"
+}
+
+# der_hex ASN1_GENCONF: the DER of an `openssl asn1parse -genconf` text, as
+# the colon-free hex an arbitrary extension (`NAME=DER:hex`) takes. For
+# names no config syntax can write (an embedded NUL).
+der_hex() {
+  printf '%b\n' "$1" > "$work/der.cnf"
+  openssl asn1parse -genconf "$work/der.cnf" -out "$work/der.bin" -noout
+  xxd -p "$work/der.bin" | tr -d '\n'
+}
+
+# identity_leaves: hostile and unusual names for the identity check, and a
+# leaf with authorityInfoAccess. Serials from 0x2000, apart from the rest.
+# `generate.sh identity` makes only these, from the committed int1.
+identity_leaves() {
+  echo 2000 > "$work/int1/serial"
+  # CVE-2021-44532: one URI whose value reads like a second DNS name.
+  leaf san-uri-smuggle ec int1 "/O=tlsengine tests/CN=attacker.example" $GOOD_FROM $GOOD_TO \
+    "$SERVER_EXT\nsubjectAltName=@alt\n[alt]\nDNS.1=attacker.example\nURI.1=spiffe://x/y, DNS:victim.example"
+  # The same trick inside one DNS name.
+  leaf san-dns-comma ec int1 "/O=tlsengine tests/CN=attacker.example" $GOOD_FROM $GOOD_TO \
+    "$SERVER_EXT\nsubjectAltName=@alt\n[alt]\nDNS.1=attacker.example, DNS:victim.example"
+  # A DNS name with an embedded NUL ("victim.example\0.attacker.example",
+  # an OCTET STRING tagged as dNSName: IA5String takes no hex),
+  # next to a URI and an email that name victim.example, CN=victim.example.
+  local nul
+  nul=$(der_hex "asn1=SEQUENCE:san\n[san]\ndns=IMPLICIT:2,FORMAT:HEX,OCTETSTRING:$(printf 'victim.example' | xxd -p)00$(printf '.attacker.example' | xxd -p)\nuri=IMPLICIT:6,IA5STRING:https://victim.example/\nemail=IMPLICIT:1,IA5STRING:admin@victim.example")
+  leaf san-nul ec int1 "/O=tlsengine tests/CN=victim.example" $GOOD_FROM $GOOD_TO \
+    "$SERVER_EXT\nsubjectAltName=DER:$nul"
+  # Only URI, email and IP names, CN=victim.example: no DNS name, so the CN
+  # counts (RFC 6125 §6.4.4); the URI never does.
+  leaf san-no-dns ec int1 "/O=tlsengine tests/CN=victim.example" $GOOD_FROM $GOOD_TO \
+    "$SERVER_EXT\nsubjectAltName=URI:https://other.example/,email:a@other.example,IP:10.0.0.1"
+  # authorityInfoAccess: two OCSP responders and a CA Issuers URL.
+  leaf aia ec int1 "/O=tlsengine tests/CN=localhost" $GOOD_FROM $GOOD_TO \
+    "$SERVER_EXT\n$LOCAL_SAN\nauthorityInfoAccess=OCSP;URI:http://ocsp.example.com/,OCSP;URI:http://ocsp2.example.com/,caIssuers;URI:http://ca.example.com/int1.der"
+}
+if [ "${1:-}" = identity ]; then
+  ca_init int1
+  identity_leaves
+  rm -f ./*.old
+  exit 0
+fi
+
 # Two roots; the first has an intermediate that issues the leaves.
 root ca1 rsa "/O=tlsengine tests/CN=Test Root CA 1"
 root ca2 ec "/O=tlsengine tests/CN=Test Root CA 2"
 key int1 rsa
 issue int1 ca1 "/O=tlsengine tests/CN=Test Intermediate CA 1" $GOOD_FROM $GOOD_TO "$CA_EXT"
 ca_init int1
-
-leaf() {  # leaf NAME rsa|ec ISSUER SUBJECT FROM TO EXT
-  key "$1" "$2"
-  issue "$1" "$3" "$4" "$5" "$6" "$7"
-  cat "$1.pem" int1.pem > "$1-chain.pem"
-}
 
 leaf server-rsa rsa int1 "/O=tlsengine tests/CN=localhost" $GOOD_FROM $GOOD_TO "$SERVER_EXT\n$LOCAL_SAN"
 leaf server-ecdsa ec int1 "/O=tlsengine tests/CN=localhost" $GOOD_FROM $GOOD_TO "$SERVER_EXT\n$LOCAL_SAN"
@@ -116,6 +158,8 @@ key client2 ec
 issue client2 ca2 "/O=tlsengine tests/CN=test client 2" $GOOD_FROM $GOOD_TO "$CLIENT_EXT"
 key server2 ec
 issue server2 ca2 "/O=tlsengine tests/CN=localhost" $GOOD_FROM $GOOD_TO "$SERVER_EXT\n$LOCAL_SAN"
+
+identity_leaves
 
 # Revocation: int1 revokes `revoked`; both CAs publish a CRL (CRL_CHECK_ALL
 # wants one for every level).
