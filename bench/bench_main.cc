@@ -46,7 +46,7 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: bench [--certs=DIR] [--rounds=N] [--seconds=S] [--connections=N] [--quick]\n"
-    "             [--results=FILE] [--label=TEXT]\n"
+    "             [--results=FILE] [--label=TEXT] [--figures=NAME,...]\n"
     "       bench --only=NAME [--side=engine|plain] [--iterations=N] [--connections=N]\n"
     "  --certs=DIR        tests/certs of the repository (default: tests/certs)\n"
     "  --rounds=N         rounds per figure, alternating engine and plain (default 7)\n"
@@ -55,6 +55,7 @@ constexpr char kUsage[] =
     "  --quick            1 round, tiny fixed counts, no openssl speed (CI)\n"
     "  --results=FILE     append the table to FILE (markdown), dated (not with --quick)\n"
     "  --label=TEXT       the heading of that section\n"
+    "  --figures=A,B      only these rows of the table (mem: the heap rows); writes nothing\n"
     "  --only=NAME        run only one side of one figure (a row name, or mem), for profiling\n"
     "  --side=engine|plain  with --only (default engine)\n"
     "  --iterations=N     with --only: handshakes, writes or records (default 100)\n";
@@ -68,6 +69,7 @@ struct Options {
   std::string results;
   std::string label;
   std::string only;
+  std::string figures;  // comma-separated row names; "" for all
   std::string side = "engine";
   int64_t iterations = 100;
 };
@@ -93,6 +95,7 @@ bool ParseArgs(int argc, char** argv, Options* o) {
     else if (key == "--results") o->results = value;
     else if (key == "--label") o->label = value;
     else if (key == "--only") o->only = value;
+    else if (key == "--figures") o->figures = value;
     else if (key == "--side") ok = value == "engine" || value == "plain", o->side = value;
     else if (key == "--iterations") ok = absl::SimpleAtoi(value, &o->iterations) && o->iterations > 0;
     else ok = false;
@@ -227,7 +230,11 @@ int64_t QuickIterations(Kind kind) {
 }
 
 absl::Status RunTable(const Options& o, std::vector<Row>* rows, double* bulk_aes[2]) {
+  auto wanted = [&](const std::string& name) {
+    return o.figures.empty() || absl::StrContains(absl::StrCat(",", o.figures, ","), absl::StrCat(",", name, ","));
+  };
   for (const Figure& f : RateFigures(o.certs)) {
+    if (!wanted(f.name)) continue;
     std::unique_ptr<Stack> stacks[2];  // engine, plain
     for (int side = 0; side < 2; ++side) {
       absl::StatusOr<std::unique_ptr<Stack>> s = MakeStack(side == 0, f.config);
@@ -292,7 +299,9 @@ absl::Status RunTable(const Options& o, std::vector<Row>* rows, double* bulk_aes
   }
 
   const std::string speed_title = "crypto limit: `openssl speed -seconds 1 -evp aes-128-gcm`, 16 KB blocks, MB/s";
-  if (o.quick) {
+  if (!o.figures.empty()) {
+    // only the rows asked for
+  } else if (o.quick) {
     rows->push_back({"speed_aes128gcm", speed_title, "skipped (--quick)", "skipped (--quick)", "-"});
   } else {
     double speed = OpenSslSpeed();
@@ -333,7 +342,7 @@ int Main(int argc, char** argv) {
   }
   std::printf("\ntotal: %.1f s\n", absl::ToDoubleSeconds(absl::Now() - started));
 
-  if (!o.quick && !o.results.empty()) {
+  if (!o.quick && o.figures.empty() && !o.results.empty()) {
     bool fresh = !std::ifstream(o.results).good();
     std::ofstream out(o.results, std::ios::app);
     if (fresh) out << "# Benchmark results\n\nWritten by `bench/run` (bench/README.md), newest last.\n";
