@@ -175,8 +175,9 @@ NameText DescribeName(const GENERAL_NAME* name) {
   return out;
 }
 
-// subjectaltname for display; dns_names and ip_addresses for identity.
-void FillAltNames(X509* cert, CertificateInfo* info) {
+// subjectaltname for display (unless `identity_only`); dns_names and
+// ip_addresses for identity.
+void FillAltNames(X509* cert, CertificateInfo* info, bool identity_only = false) {
   int crit = 0;
   OpenSslPtr<GENERAL_NAMES> names(
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, &crit, nullptr)));
@@ -190,7 +191,7 @@ void FillAltNames(X509* cert, CertificateInfo* info) {
   std::vector<std::string> parts;
   for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
     const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
-    parts.push_back(Display(DescribeName(name)));
+    if (!identity_only) parts.push_back(Display(DescribeName(name)));
     if (name->type == GEN_DNS) info->dns_names.push_back(Text(name->d.dNSName));
     if (name->type == GEN_IPADD) info->ip_addresses.push_back(Text(name->d.iPAddress));
   }
@@ -280,6 +281,29 @@ void FillKeyInfo(X509* cert, CertificateInfo* info) {
 }  // namespace
 
 namespace internal {
+
+absl::Status CheckServerIdentityOfX509(absl::string_view hostname, X509* cert) {
+  // Only what the check reads: the structured names and the subject's CNs
+  // (CheckServerIdentity's GetAll("CN") is NID_commonName, whose short
+  // name is "CN"), not the display strings, digests and key encoding.
+  CertificateInfo names;
+  FillAltNames(cert, &names, /*identity_only=*/true);
+  const X509_NAME* subject = X509_get_subject_name(cert);  // borrowed
+  for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;) {
+    const X509_NAME_ENTRY* entry = X509_NAME_get_entry(subject, i);  // borrowed
+    unsigned char* utf8 = nullptr;
+    int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
+    names.subject.entries.emplace_back("CN", len >= 0 ? std::string(reinterpret_cast<char*>(utf8), len) : "");
+    OPENSSL_free(utf8);
+  }
+  ERR_clear_error();
+  if (CheckServerIdentity(hostname, names).ok()) return absl::OkStatus();
+  // A mismatch: the message quotes the display forms (subjectaltname), so
+  // it comes from the whole certificate, as it always did.
+  absl::StatusOr<CertificateInfo> info = InfoFromX509(cert);
+  if (!info.ok()) return info.status();
+  return CheckServerIdentity(hostname, *info);
+}
 
 absl::StatusOr<CertificateInfo> InfoFromX509(X509* cert) {
   CertificateInfo info;

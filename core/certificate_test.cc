@@ -4,7 +4,11 @@
 #include <string>
 #include <vector>
 
+#include <openssl/pem.h>
+
 #include "core/errors.h"
+#include "core/internal/openssl_util.h"
+#include "core/internal/x509_info.h"
 #include "gtest/gtest.h"
 #include "tests/testlib/testlib.h"
 
@@ -86,6 +90,13 @@ class CheckServerIdentityTest : public ::testing::TestWithParam<IdentityCase> {}
 TEST_P(CheckServerIdentityTest, FollowsRfc6125) {
   const IdentityCase& c = GetParam();
   absl::Status s = CheckServerIdentity(c.host, Load(c.identity));
+  // The handshake's check (names read straight from the X509) agrees, to
+  // the message.
+  const std::string pem = Cert(c.identity);
+  internal::OpenSslPtr<BIO> bio = internal::MemoryBio(pem);
+  internal::OpenSslPtr<X509> x509(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  ASSERT_NE(x509, nullptr);
+  EXPECT_EQ(internal::CheckServerIdentityOfX509(c.host, x509.get()), s);
   if (std::string(c.reason).empty()) {
     EXPECT_TRUE(s.ok()) << s;
     return;

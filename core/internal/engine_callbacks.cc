@@ -459,11 +459,14 @@ namespace {
 // becomes an error here. A result without a Node code gets
 // ERR_TLS_CERT_ALTNAME_INVALID.
 absl::Status IdentityOf(const ConnectionOptions& options, const std::string& host, X509* leaf) {
-  absl::StatusOr<CertificateInfo> info = internal::InfoFromX509(leaf);
-  absl::Status identity = info.status();
-  if (info.ok() && !options.check_server_identity) {
-    identity = CheckServerIdentity(host, *info);
-  } else if (info.ok()) {
+  absl::Status identity;
+  if (!options.check_server_identity) {
+    // The built-in check reads only the names: no CertificateInfo (with
+    // its key encoding and digests) unless it fails.
+    identity = internal::CheckServerIdentityOfX509(host, leaf);
+  } else if (absl::StatusOr<CertificateInfo> info = internal::InfoFromX509(leaf); !info.ok()) {
+    identity = info.status();
+  } else {
     try {
       identity = options.check_server_identity(host, *info);
     } catch (const std::exception& e) {
