@@ -300,6 +300,25 @@ absl::Status ApplyPfx(SSL_CTX* ctx, const SecureContextOptions& o) {
 
 absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
     const SecureContextOptions& options) {
+  return Build(options, nullptr);
+}
+
+absl::StatusOr<SSL_CTX*> SecureContext::KeylogNativeHandle() const {
+  // Built on first use, once, whichever thread asks first; read-only after.
+  std::call_once(keylog_once_, [this] {
+    absl::StatusOr<std::shared_ptr<const SecureContext>> twin = Build(options_, data_.get());
+    if (twin.ok()) {
+      keylog_twin_ = *std::move(twin);
+    } else {
+      keylog_status_ = twin.status();
+    }
+  });
+  if (!keylog_status_.ok()) return keylog_status_;
+  return keylog_twin_->native_handle();
+}
+
+absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Build(const SecureContextOptions& options,
+                                                                          const internal::ContextData* keylog_of) {
   ERR_clear_error();
   // Some failure paths report without draining the queue (their message
   // says more than OpenSSL's): whatever is left goes when Create returns.
@@ -364,8 +383,8 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
       return BadOption("ticket_keys", absl::StrCat("Ticket keys length must be 48 bytes, got ", key.size()));
     }
   }
-  result->data_->ticket_keys = options.ticket_keys;
-  if (options.ticket_keys.empty()) {
+  result->data_->ticket_keys = keylog_of != nullptr ? keylog_of->ticket_keys : options.ticket_keys;
+  if (result->data_->ticket_keys.empty()) {
     // As OpenSSL does in SSL_CTX_new: random keys, private to this context.
     // Every context has keys of its own, because the one that serves a
     // handshake (SNI may switch) issues and decrypts its tickets.
@@ -382,6 +401,10 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
                              internal::ProtocolListWire("npn_protocols", options.npn_protocols));
   if (options.secure_options != 0) SSL_CTX_set_options(ctx, options.secure_options);
   internal::InstallEngineCallbacks(ctx, result->data_.get());
+  // OpenSSL formats key log lines (hundreds of sprintf per handshake) for
+  // any context with a callback, so only the twin that connections with
+  // `keylog` use has one (KeylogNativeHandle).
+  if (keylog_of != nullptr) internal::InstallKeylogCallback(ctx);
 
   if (options.session_timeout <= 0) {
     return BadOption("session_timeout", absl::StrCat("must be positive, got ", options.session_timeout));

@@ -142,6 +142,13 @@ class SecureContext {
   SSL_CTX* native_handle() const { return ctx_.get(); }
   // The BIO method engines on this context read and write through; borrowed.
   const BIO_METHOD* bio_method() const { return bio_method_.get(); }
+  // For core: the SSL_CTX for connections with ConnectionOptions::keylog,
+  // borrowed, valid while this object lives. The same configuration and
+  // ticket keys as native_handle() plus OpenSSL's key-log callback, which
+  // costs every handshake on its context even when nobody listens; so it
+  // is a twin built at the first call (thread-safe; never changed after),
+  // and native_handle() has none. kInvalidArgument / kInternal as Create().
+  absl::StatusOr<SSL_CTX*> KeylogNativeHandle() const;
 
  private:
   struct CtxDeleter {
@@ -151,12 +158,19 @@ class SecureContext {
     void operator()(BIO_METHOD* method) const;
   };
   SecureContext() = default;
+  // Create(); with `keylog_of`, the key-log twin of the context whose data
+  // that is (same ticket keys).
+  static absl::StatusOr<std::shared_ptr<const SecureContext>> Build(const SecureContextOptions& options,
+                                                                    const internal::ContextData* keylog_of);
 
   SecureContextOptions options_;
   std::unique_ptr<SSL_CTX, CtxDeleter> ctx_;
   std::unique_ptr<BIO_METHOD, BioMethodDeleter> bio_method_;
   std::unique_ptr<internal::ContextData> data_;  // read by the callbacks
   std::vector<std::string> warnings_;
+  mutable std::once_flag keylog_once_;
+  mutable std::shared_ptr<const SecureContext> keylog_twin_;  // set once, under keylog_once_
+  mutable absl::Status keylog_status_;                       // likewise
 };
 
 // Node's tls.getCiphers(): the supported cipher names, lower case, sorted.

@@ -80,7 +80,14 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
 
   ERR_clear_error();
   active_context_ = options_.secure_context;
-  ssl_.reset(SSL_new(active_context_->native_handle()));
+  SSL_CTX* native = active_context_->native_handle();
+  if (options_.keylog) {
+    // The twin with OpenSSL's key-log callback (see KeylogNativeHandle).
+    absl::StatusOr<SSL_CTX*> keylog = active_context_->KeylogNativeHandle();
+    if (!keylog.ok()) return keylog.status();
+    native = *keylog;
+  }
+  ssl_.reset(SSL_new(native));
   BIO* bio = ssl_ ? BIO_new(active_context_->bio_method()) : nullptr;
   if (bio == nullptr) {
     return MakeError(absl::StatusCode::kInternal, kErrInternal,

@@ -51,9 +51,14 @@ std::shared_ptr<SniContexts> g_sni;
 void FreshKeys() {
   for (auto& [fixture, cached] : g_contexts) {
     if (!cached.pristine_rsa_key) continue;
-    std::unique_ptr<EVP_PKEY, KeyFree> copy(EVP_PKEY_dup(cached.pristine_rsa_key.get()));
-    // The context takes its own reference; fuzzing is single-threaded.
-    if (!copy || SSL_CTX_use_PrivateKey(cached.context->native_handle(), copy.get()) != 1) std::abort();
+    // The context and its key-log twin, which connections with `keylog`
+    // use (each takes its own reference; fuzzing is single-threaded).
+    absl::StatusOr<SSL_CTX*> twin = cached.context->KeylogNativeHandle();
+    if (!twin.ok()) std::abort();
+    for (SSL_CTX* ctx : {cached.context->native_handle(), *twin}) {
+      std::unique_ptr<EVP_PKEY, KeyFree> copy(EVP_PKEY_dup(cached.pristine_rsa_key.get()));
+      if (!copy || SSL_CTX_use_PrivateKey(ctx, copy.get()) != 1) std::abort();
+    }
   }
 }
 std::function<void(const Event&)> g_observer;
@@ -184,6 +189,9 @@ std::shared_ptr<const SecureContext> Context(Fixture fixture) {
   g_stream = 0;
   g_state[0] = 0xC0FFEEull + static_cast<uint64_t>(fixture);
   auto ctx = SecureContext::Create(o);
+  // Its key-log twin is built on first use: here, from the same seed, so
+  // that it does not depend on which input asks first.
+  if (ctx.ok() && !(*ctx)->KeylogNativeHandle().ok()) std::abort();
   g_state[0] = saved_setup;
   g_stream = saved_stream;
   if (!ctx.ok()) {

@@ -119,10 +119,14 @@ struct ContextData {
 };
 
 // Installs the context-wide OpenSSL callbacks (SNI and session lookup at
-// ClientHello, OCSP, ALPN, NPN when `data` has a list, new sessions, key
-// log, ticket keys, session lifetimes). Each finds its connection through
-// SSL_get_app_data and does nothing for other SSLs. `data` must outlive ctx.
+// ClientHello, OCSP, ALPN, NPN when `data` has a list, new sessions, ticket
+// keys, session lifetimes; not the key log). Each finds its connection
+// through SSL_get_app_data and does nothing for other SSLs. `data` must
+// outlive ctx.
 void InstallEngineCallbacks(SSL_CTX* ctx, const ContextData* data);
+// The key-log callback (raising kKeylog), for the twin contexts that
+// connections with ConnectionOptions::keylog use (KeylogNativeHandle).
+void InstallKeylogCallback(SSL_CTX* ctx);
 
 }  // namespace internal
 

@@ -134,7 +134,17 @@ int ClientHelloCallback(SSL* ssl, int* alert, void* /*arg*/) {
       chosen = self->options_.sni_contexts->Find(servername);
     }
     if (chosen && chosen != self->active_context_) {
-      SSL_set_SSL_CTX(ssl, chosen->native_handle());  // takes its own reference
+      SSL_CTX* native = chosen->native_handle();
+      if (self->options_.keylog) {
+        absl::StatusOr<SSL_CTX*> keylog = chosen->KeylogNativeHandle();
+        if (!keylog.ok()) {
+          if (self->pending_failure_.ok()) self->pending_failure_ = keylog.status();
+          *alert = SSL_AD_INTERNAL_ERROR;
+          return SSL_CLIENT_HELLO_ERROR;
+        }
+        native = *keylog;
+      }
+      SSL_set_SSL_CTX(ssl, native);  // takes its own reference
       self->active_context_ = chosen;
     }
   }
@@ -558,6 +568,8 @@ OpenSslPtr<BIO_METHOD> NewEngineBioMethod() {
   return method;
 }
 
+void InstallKeylogCallback(SSL_CTX* ctx) { SSL_CTX_set_keylog_callback(ctx, &KeylogCallback); }
+
 void InstallEngineCallbacks(SSL_CTX* ctx, const ContextData* data) {
   SSL_CTX_set_app_data(ctx, const_cast<ContextData*>(data));  // borrowed; outlives ctx
   // Like Node: no internal session cache; tickets resume statelessly and
@@ -569,7 +581,6 @@ void InstallEngineCallbacks(SSL_CTX* ctx, const ContextData* data) {
   SSL_CTX_set_cert_cb(ctx, &CertCallback, nullptr);
   SSL_CTX_set_tlsext_status_cb(ctx, &StatusCallback);
   SSL_CTX_set_alpn_select_cb(ctx, &AlpnSelectCallback, nullptr);
-  SSL_CTX_set_keylog_callback(ctx, &KeylogCallback);
   if (!data->npn_wire.empty()) {
     SSL_CTX_set_next_protos_advertised_cb(ctx, &NpnAdvertiseCallback, nullptr);
     SSL_CTX_set_next_proto_select_cb(ctx, &NpnSelectCallback, nullptr);
