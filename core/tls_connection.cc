@@ -208,7 +208,7 @@ absl::Status TlsConnection::Impl::OpenSslFailure(absl::Status if_empty) {
 }
 
 void TlsConnection::Impl::DoHandshake() {
-  ERR_clear_error();
+  internal::ClearErrorQueue();
   SetVerifyTime();
   read_stalled_ = false;
   int r = SSL_do_handshake(ssl_.get());
@@ -294,12 +294,16 @@ bool TlsConnection::Impl::CountPeerRenegotiation() {
 }
 
 void TlsConnection::Impl::ReadPlaintext() {
-  ERR_clear_error();
+  internal::ClearErrorQueue();
   SetVerifyTime();
   read_stalled_ = false;
   write_blocked_ = false;  // whatever the handshake waited for may be here
   size_t n = 0;
-  absl::Span<uint8_t> buf = read_buf_.Reserve(internal::kMaxPlaintextRecord);
+  // Plaintext is never longer than the ciphertext it comes from: when all
+  // there is to decrypt is small, no 16 KB buffer is allocated for it.
+  absl::Span<uint8_t> buf = SSL_has_pending(ssl_.get()) == 0 && input_.size() <= sizeof(small_read_)
+                                ? absl::MakeSpan(small_read_)
+                                : read_buf_.Reserve(internal::kMaxPlaintextRecord);
   int r = SSL_read_ex(ssl_.get(), buf.data(), buf.size(), &n);
   if (state_ == State::kDone) return;  // a callback ended the connection
   if (!pending_failure_.ok()) {
@@ -314,9 +318,10 @@ void TlsConnection::Impl::ReadPlaintext() {
   if (r == 1) {
     key_update_requests_ = 0;
     session_events_ = 0;
-    Event event = internal::MakeEvent(EventType::kData);
-    event.data = absl::MakeConstSpan(buf.data(), n);
-    Push(std::move(event));
+    // Handed out by NextEvent, which called us, without the deque when
+    // nothing is queued before it.
+    data_ready_ = absl::MakeConstSpan(buf.data(), n);
+    has_data_ready_ = true;
     return;
   }
   int err = SSL_get_error(ssl_.get(), r);
@@ -345,7 +350,7 @@ void TlsConnection::Impl::ReadPlaintext() {
 void TlsConnection::Impl::EncryptPending() {
   while (state_ == State::kOpen && !write_blocked_ && !plaintext_out_.empty() &&
          output_.size() < options_.max_output_buffer) {
-    ERR_clear_error();
+    internal::ClearErrorQueue();
     size_t chunk = std::min(plaintext_out_.size(), internal::kMaxPlaintextRecord);
     size_t written = 0;
     if (SSL_write_ex(ssl_.get(), plaintext_out_.data(), chunk, &written) != 1) {
@@ -363,7 +368,6 @@ void TlsConnection::Impl::EncryptPending() {
     plaintext_out_.Consume(written);
   }
   if (plaintext_out_.empty() && state_ != State::kDone) {
-    plaintext_out_.Release();
     if (write_was_full_) {
       write_was_full_ = false;
       Push(EventType::kDrain);
@@ -405,7 +409,11 @@ void TlsConnection::Impl::Step() {
       return;
     case State::kOpen:
     case State::kClosing:
-      if (!peer_closed_) ReadPlaintext();
+      // Without input, buffered or to come as EOF, SSL_read can only say
+      // it wants more: not asked (it would be a second read per record).
+      if (!peer_closed_ && (!input_.empty() || transport_eof_ || SSL_has_pending(ssl_.get()) == 1)) {
+        ReadPlaintext();
+      }
       return;
     case State::kDone:
       return;
@@ -491,6 +499,14 @@ std::optional<Event> TlsConnection::NextEvent(absl::Time now) {
   if (s.events_.empty()) {
     if (now >= NextDeadline()) OnTimer(now);
     if (s.events_.empty() && s.new_sessions_pending_ == 0) s.Step();
+    if (s.has_data_ready_) {
+      s.has_data_ready_ = false;
+      Event data = internal::MakeEvent(EventType::kData);
+      data.data = s.data_ready_;
+      // Callbacks during that read (tickets, key log) queued theirs first.
+      if (s.events_.empty() && s.new_sessions_pending_ == 0) return data;
+      s.Push(std::move(data));
+    }
   }
   if (s.events_.empty()) {
     s.ReleaseIdleBuffers();
@@ -535,8 +551,9 @@ absl::Status TlsConnection::ConsumeOutput(size_t n) {
   if (n > pending) {
     return InvalidOption(absl::StrCat("ConsumeOutput: ", n, " bytes consumed but only ", pending, " pending"));
   }
+  // Emptied, the buffer keeps its memory until NextEvent finds the
+  // connection idle (ReleaseIdleBuffers): not an allocation per record.
   s.output_.Consume(n);
-  if (s.output_.empty()) s.output_.Release();
   return absl::OkStatus();
 }
 

@@ -214,6 +214,12 @@ class TlsConnection::Impl {
   ByteBuffer output_;
   ByteBuffer plaintext_out_;
   ByteBuffer read_buf_;  // the plaintext of the last kData event
+  uint8_t small_read_[512];  // instead of read_buf_ for small records
+  // ReadPlaintext's plaintext, for the NextEvent call that ran it.
+  absl::Span<const uint8_t> data_ready_;
+  bool has_data_ready_ = false;
+  size_t direct_since_output_ = 0;  // Write() bytes encrypted directly since Output()
+  bool release_ssl_buffers_ = false;  // a handshake completed: free OpenSSL's at idle
   bool transport_eof_ = false;
   bool peer_closed_ = false;
   bool read_stalled_ = false;   // BioRead refused input (see MayRead)

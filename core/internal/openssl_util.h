@@ -86,6 +86,14 @@ class ErrorQueueCleaner {
   ErrorQueueCleaner& operator=(const ErrorQueueCleaner&) = delete;
 };
 
+// ERR_clear_error() only when something is queued. Before each SSL call on
+// the record path: a full clear walks all 16 slots of the thread's queue
+// (about 800 instructions, as much as the rest of a small record's
+// bookkeeping), a peek at an empty queue is a fraction of that.
+inline void ClearErrorQueue() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 // The reason code of the oldest queued error, without removing it (0: none).
 int PeekErrorReason();
 
