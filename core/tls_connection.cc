@@ -376,6 +376,30 @@ void TlsConnection::Impl::EncryptPending() {
   MaybeSendCloseNotify();
 }
 
+size_t TlsConnection::Impl::EncryptDirect(absl::Span<const uint8_t> data) {
+  size_t done = 0;
+  while (state_ == State::kOpen && !write_blocked_ && new_sessions_pending_ == 0 && plaintext_out_.empty() &&
+         options_.max_write_buffer >= internal::kMaxPlaintextRecord &&
+         output_.size() < options_.max_output_buffer && data.size() - done >= internal::kMaxPlaintextRecord) {
+    internal::ClearErrorQueue();
+    size_t written = 0;
+    if (SSL_write_ex(ssl_.get(), data.data() + done, internal::kMaxPlaintextRecord, &written) != 1) {
+      int err = SSL_get_error(ssl_.get(), 0);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        // As in EncryptPending: the same bytes are retried from the write
+        // buffer once the renegotiation is done (the caller buffers them).
+        write_blocked_ = true;
+        ERR_clear_error();
+        return done;
+      }
+      Fail(OpenSslFailure(MakeError(absl::StatusCode::kInternal, kErrInternal, "TLS write failed")));
+      return done;
+    }
+    done += written;
+  }
+  return done;
+}
+
 void TlsConnection::Impl::MaybeSendCloseNotify() {
   // Not while a kNewSession waits, nor during a renegotiation (OpenSSL
   // refuses to shut down in init): retried from Output() and AckNewSession().
@@ -523,10 +547,19 @@ absl::StatusOr<size_t> TlsConnection::Write(absl::Span<const uint8_t> data) {
   if (s.end_requested_ || s.state_ == Impl::State::kClosing || s.state_ == Impl::State::kDone) {
     return MakeError(absl::StatusCode::kFailedPrecondition, "ERR_STREAM_WRITE_AFTER_END", "write after end");
   }
-  size_t room = s.options_.max_write_buffer - std::min(s.options_.max_write_buffer, s.plaintext_out_.size());
-  size_t n = std::min(room, data.size());
+  // Whole records straight from the caller's bytes when nothing is
+  // buffered before them (no copy into the write buffer); the rest, and
+  // small writes, are buffered and coalesced as before.
+  // Those count against max_write_buffer until the next Output(), as if
+  // they had waited in the buffer: Write() takes what it always took.
+  const size_t held = s.plaintext_out_.size() + s.direct_since_output_;
+  const size_t room = s.options_.max_write_buffer - std::min(s.options_.max_write_buffer, held);
+  const size_t n = std::min(room, data.size());
   if (n < data.size()) s.write_was_full_ = true;
-  s.plaintext_out_.Append(data.data(), n);
+  const size_t direct = s.EncryptDirect(data.first(n));
+  if (!s.status_.ok()) return s.status_;
+  s.direct_since_output_ += direct;
+  s.plaintext_out_.Append(data.data() + direct, n - direct);
   return n;
 }
 
@@ -538,6 +571,7 @@ absl::InlinedVector<absl::Span<const uint8_t>, 2> TlsConnection::Output() {
   absl::InlinedVector<absl::Span<const uint8_t>, 2> out;
   Impl& s = *impl_;
   if (s.new_sessions_pending_ > 0) return out;  // held until AckNewSession()
+  s.direct_since_output_ = 0;
   s.EncryptPending();
   if (!s.output_.empty()) out.push_back(absl::MakeConstSpan(s.output_.data(), s.output_.size()));
   return out;

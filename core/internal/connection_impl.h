@@ -155,6 +155,10 @@ class TlsConnection::Impl {
   // Encrypts buffered plaintext while the output buffer has room, then sends
   // the close_notify End() asked for once everything before it is out.
   void EncryptPending();
+  // Write(): encrypts whole records of `data` (borrowed) directly while
+  // EncryptPending could and the write buffer is empty; returns how many
+  // bytes it took.
+  size_t EncryptDirect(absl::Span<const uint8_t> data);
   void MaybeSendCloseNotify();
   void Fail(absl::Status status);
   void Push(Event event);
