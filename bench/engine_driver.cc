@@ -14,6 +14,7 @@
 #include "bench/pair.h"
 #include "core/secure_context.h"
 #include "core/tls_connection.h"
+#include "core/tls_session.h"
 
 namespace tlsengine {
 namespace bench {
@@ -79,7 +80,7 @@ class EnginePair : public Pair {
   void DropClient() override { client_.reset(); }
   bool ReleaseServerBuffers() override { return false; }  // the engine has no such call
 
-  const std::string& session() const { return session_; }
+  const std::shared_ptr<const TlsSession>& session() const { return session_; }
 
  private:
   static constexpr int kClient = 0;
@@ -89,7 +90,7 @@ class EnginePair : public Pair {
     while (std::optional<Event> ev = conn.NextEvent(now)) {
       switch (ev->type) {
         case EventType::kData: received_[side] += ev->data.size(); break;
-        case EventType::kSession: session_ = std::move(ev->session); break;
+        case EventType::kSession: session_ = std::move(ev->session_handle); break;
         case EventType::kError:
           if (error_.ok()) error_ = ev->status;
           break;
@@ -127,7 +128,9 @@ class EnginePair : public Pair {
   std::unique_ptr<TlsConnection> client_;
   std::unique_ptr<TlsConnection> server_;
   uint64_t received_[2] = {0, 0};
-  std::string session_;  // the client's latest kSession
+  // The client's latest kSession, decoded: resumptions reuse it as it is,
+  // as a client keeping sessions in memory would (no DER to decode).
+  std::shared_ptr<const TlsSession> session_;
   absl::Status error_;   // the first kError of either side
 };
 
@@ -144,7 +147,7 @@ class EngineStack : public Stack {
     ConnectionOptions client;
     client.secure_context = client_;
     client.servername = "localhost";
-    if (resume) client.session = session_;
+    if (resume) client.session_handle = session_;
     absl::StatusOr<std::unique_ptr<TlsConnection>> s = TlsConnection::Create(std::move(server), now);
     if (!s.ok()) return s.status();
     absl::StatusOr<std::unique_ptr<TlsConnection>> c = TlsConnection::Create(std::move(client), now);
@@ -154,14 +157,14 @@ class EngineStack : public Stack {
 
   absl::Status Remember(Pair& pair) override {
     session_ = static_cast<EnginePair&>(pair).session();  // this stack made it
-    if (session_.empty()) return Unfinished("the client got no session");
+    if (!session_) return Unfinished("the client got no session");
     return absl::OkStatus();
   }
 
  private:
   std::shared_ptr<const SecureContext> server_;
   std::shared_ptr<const SecureContext> client_;
-  std::string session_;
+  std::shared_ptr<const TlsSession> session_;
 };
 
 }  // namespace

@@ -133,12 +133,21 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
   }
   if (options_.request_ocsp) SSL_set_tlsext_status_type(ssl_.get(), TLSEXT_STATUSTYPE_ocsp);
   if (options_.post_handshake_auth) SSL_set_post_handshake_auth(ssl_.get(), 1);
+  if (options_.session_handle && !options_.session.empty()) {
+    return InvalidOption("session, session_handle: give one or the other");
+  }
+  std::shared_ptr<const TlsSession> session = options_.session_handle;
   if (!options_.session.empty()) {
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(options_.session.data());
-    OpenSslPtr<SSL_SESSION> session(d2i_SSL_SESSION(nullptr, &p, static_cast<long>(options_.session.size())));
-    if (!session) return InvalidOption("session: not a serialized TLS session");
-    // Offered only if its server passes this host's identity check.
-    if (MayOfferSession(session.get())) SSL_set_session(ssl_.get(), session.get());  // takes its own reference
+    absl::StatusOr<std::shared_ptr<const TlsSession>> decoded = TlsSession::FromDer(options_.session);
+    if (!decoded.ok()) return InvalidOption("session: not a serialized TLS session");
+    session = *std::move(decoded);
+  }
+  // Offered only if its server passes this host's identity check.
+  if (session && MayOfferSession(session->native_handle())) {
+    // Its own copy: the SSL changes the session it uses.
+    OpenSslPtr<SSL_SESSION> copy(SSL_SESSION_dup(session->native_handle()));
+    if (!copy) return MakeError(absl::StatusCode::kInternal, kErrInternal, "session: cannot copy");
+    SSL_set_session(ssl_.get(), copy.get());  // takes its own reference
   }
   ERR_clear_error();
   return absl::OkStatus();
@@ -785,6 +794,12 @@ std::string TlsConnection::GetSession() const {
   SSL_SESSION* session = SSL_get_session(impl_->ssl_.get());  // borrowed
   if (session == nullptr || SSL_SESSION_is_resumable(session) != 1) return "";
   return internal::ToDer(i2d_SSL_SESSION, session);
+}
+
+std::shared_ptr<const TlsSession> TlsConnection::GetSessionHandle() const {
+  SSL_SESSION* session = SSL_get_session(impl_->ssl_.get());  // borrowed
+  if (session == nullptr || SSL_SESSION_is_resumable(session) != 1) return nullptr;
+  return TlsSession::FromCopyOf(session);
 }
 
 std::string TlsConnection::GetTlsTicket() const {

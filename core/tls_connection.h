@@ -49,6 +49,7 @@
 #include "absl/types/span.h"
 #include "core/certificate.h"
 #include "core/secure_context.h"
+#include "core/tls_session.h"
 
 namespace tlsengine {
 
@@ -93,6 +94,9 @@ struct Event {
   std::string servername;     // kSniRequest
   std::string session_id;     // kResumeSession, kNewSession
   std::string session;        // kNewSession, kSession: serialized (DER) session
+  // kSession: the same session, decoded, to resume with without decoding
+  // `session` again (ConnectionOptions::session_handle).
+  std::shared_ptr<const TlsSession> session_handle;
   std::string certificate;    // kOcspRequest: our certificate, DER
   std::string issuer;         // kOcspRequest: its issuer, DER ("" when unknown)
   std::string ocsp_response;  // kOcspResponse: DER
@@ -146,6 +150,10 @@ struct ConnectionOptions {
   // Client: a session from an earlier kSession event or GetSession(), to
   // resume (Node's `session`).
   std::string session;
+  // Client: the same, decoded once (Event::session_handle,
+  // GetSessionHandle(), TlsSession::FromDer()); shared, never changed. When
+  // it is set, `session` must be empty (kInvalidArgument otherwise).
+  std::shared_ptr<const TlsSession> session_handle;
   // Server: raise kNewSession / kResumeSession so the application keeps
   // sessions in its own store (Node's 'newSession'/'resumeSession').
   bool session_cache = false;
@@ -353,6 +361,9 @@ class TlsConnection {
 
   // ---- Sessions (Node's getSession(), getTLSTicket()) ----
   std::string GetSession() const;    // serialized; "" before there is one
+  // The same, decoded (for ConnectionOptions::session_handle); nullptr
+  // before there is one.
+  std::shared_ptr<const TlsSession> GetSessionHandle() const;
   std::string GetTlsTicket() const;  // client: the ticket bytes; "" when none
 
   // ---- Application protocols ----

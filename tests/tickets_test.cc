@@ -259,6 +259,52 @@ TEST(SessionIdExpiryTest, SessionIdsExpireOnTheEngineClock) {
   }
 }
 
+// The decoded session (kSession's session_handle, GetSessionHandle) resumes
+// as the serialized one does, and one handle serves many connections: each
+// resumes from its own copy, so a connection dropped without close_notify
+// (which makes OpenSSL mark its session not resumable) spoils nothing.
+TEST_P(TicketTest, SessionHandleResumesAgainAndAgain) {
+  auto context = MakeContext(IdentityOptions("server-rsa", GetParam()));
+  EnginePair first(ServerOn(context), ClientOptions());
+  ASSERT_TRUE(first.Handshake().ok());
+  first.Pump();
+  std::shared_ptr<const TlsSession> handle = first.client().GetSessionHandle();
+  ASSERT_NE(handle, nullptr);
+  EXPECT_EQ(handle->Serialize(), first.client().GetSession());
+  for (int i = 0; i < 3; ++i) {
+    ConnectionOptions client = ClientOptions();
+    client.session_handle = handle;
+    EnginePair again(ServerOn(context), client);
+    absl::Status status = again.Handshake();
+    ASSERT_TRUE(status.ok()) << i << ": " << status;
+    EXPECT_TRUE(again.client().is_session_reused()) << i;
+    EXPECT_TRUE(again.client().authorized()) << i;
+  }
+  absl::StatusOr<std::shared_ptr<const TlsSession>> decoded = TlsSession::FromDer(handle->Serialize());
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ConnectionOptions client = ClientOptions();
+  client.session_handle = *decoded;
+  EnginePair from_der(ServerOn(context), client);
+  ASSERT_TRUE(from_der.Handshake().ok());
+  EXPECT_TRUE(from_der.client().is_session_reused());
+}
+
+TEST(SessionHandleTest, GivingBothFormsOrGarbageIsRefused) {
+  auto context = MakeContext(IdentityOptions("server-rsa", "TLSv1.3"));
+  EnginePair first(ServerOn(context), ClientOptions());
+  ASSERT_TRUE(first.Handshake().ok());
+  first.Pump();
+  ConnectionOptions both = ClientOptions();
+  both.session = first.client().GetSession();
+  both.session_handle = first.client().GetSessionHandle();
+  absl::StatusOr<std::unique_ptr<TlsConnection>> conn = TlsConnection::Create(both, TestNow());
+  ASSERT_FALSE(conn.ok());
+  EXPECT_EQ(conn.status().code(), absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<std::shared_ptr<const TlsSession>> garbage = TlsSession::FromDer("not a session");
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_EQ(NodeCode(garbage.status()), "ERR_INVALID_ARG_VALUE");
+}
+
 INSTANTIATE_TEST_SUITE_P(Versions, TicketTest, ::testing::Values("TLSv1.2", "TLSv1.3"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            return std::string(info.param) == "TLSv1.2" ? "Tls12" : "Tls13";

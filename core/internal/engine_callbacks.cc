@@ -270,6 +270,7 @@ int NewSessionCallback(SSL* ssl, SSL_SESSION* session) {
     if (++self->session_events_ > self->options_.max_session_events) return 0;
     Event event = internal::MakeEvent(EventType::kSession);
     event.session = internal::ToDer(i2d_SSL_SESSION, session);
+    event.session_handle = TlsSession::FromCopyOf(session);
     self->Push(std::move(event));
   }
   return 0;  // we keep no reference
