@@ -272,13 +272,15 @@ absl::Status RunTable(const Options& o, std::vector<Row>* rows, double* bulk_aes
   }
 
   const std::string titles[4] = {
-      "heap B/server conn after handshake (plain: after SSL_free_buffers)",
-      "heap B/server conn after handshake (plain: without SSL_free_buffers)",
-      "heap B/server conn idle after 16 KB each way (plain: after SSL_free_buffers)",
-      "heap B/server conn idle after 16 KB each way (plain: without SSL_free_buffers)",
+      "heap B/server conn after handshake (after SSL_free_buffers / engine ReleaseBuffers)",
+      "heap B/server conn after handshake (without those calls)",
+      "heap B/server conn idle after 16 KB each way (after SSL_free_buffers / engine ReleaseBuffers)",
+      "heap B/server conn idle after 16 KB each way (without those calls)",
   };
   const std::string names[4] = {"mem_handshake", "mem_handshake_nofree", "mem_idle", "mem_idle_nofree"};
-  if (TLSENGINE_BENCH_ASAN) {
+  if (!wanted("mem")) {
+    // not asked for
+  } else if (TLSENGINE_BENCH_ASAN) {
     for (int i = 0; i < 4; ++i) rows->push_back({names[i], titles[i], "n/a (ASan)", "n/a (ASan)", "n/a"});
   } else {
     const int connections = o.quick ? 10 : o.connections;
@@ -289,8 +291,8 @@ absl::Status RunTable(const Options& o, std::vector<Row>* rows, double* bulk_aes
       if (!f.ok()) return f.status();
       m[side] = *f;
     }
-    // The engine has no release call: its figures are what it holds.
-    const double engine[4] = {m[0].after_handshake, m[0].after_handshake, m[0].idle, m[0].idle};
+    // Both sides have a release call (SSL_free_buffers, TlsConnection::ReleaseBuffers).
+    const double engine[4] = {m[0].after_handshake_released, m[0].after_handshake, m[0].idle_released, m[0].idle};
     const double plain[4] = {m[1].after_handshake_released, m[1].after_handshake, m[1].idle_released, m[1].idle};
     for (int i = 0; i < 4; ++i) {
       rows->push_back({names[i], absl::StrCat(titles[i], ", ", connections, " held"), Bytes(engine[i]),

@@ -41,6 +41,10 @@ class EnginePair : public Pair {
     Drain(*server_, kServer, now);
     while (Transfer(*client_, *server_, kServer, now) | Transfer(*server_, *client_, kClient, now)) {
     }
+    // As an adapter does after ConsumeOutput: poll until nothing happens
+    // (the engine releases idle buffers there).
+    Drain(*client_, kClient, now);
+    Drain(*server_, kServer, now);
     if (!error_.ok()) return error_;
     if (!client_->secure() || !server_->secure()) return Unfinished("handshake did not complete");
     return absl::OkStatus();
@@ -67,6 +71,7 @@ class EnginePair : public Pair {
       if (!error_.ok()) return error_;
       stalls = moved || n > 0 ? 0 : stalls + 1;
     }
+    Drain(from, from_side, now);  // its output was consumed (see Handshake)
     if (received_[to_side] < goal) return Unfinished("data did not arrive");
     return absl::OkStatus();
   }
@@ -78,7 +83,7 @@ class EnginePair : public Pair {
   }
 
   void DropClient() override { client_.reset(); }
-  bool ReleaseServerBuffers() override { return false; }  // the engine has no such call
+  bool ReleaseServerBuffers() override { return server_->ReleaseBuffers(); }
 
   const std::shared_ptr<const TlsSession>& session() const { return session_; }
 

@@ -182,6 +182,18 @@ void TlsConnection::Impl::ReleaseIdleBuffers() {
   if (output_.empty()) output_.Release();
   if (plaintext_out_.empty()) plaintext_out_.Release();
   read_buf_.Release();
+  // OpenSSL's record buffers (about 33 KB) once after each handshake, which
+  // is where a connection typically goes idle; otherwise only when the
+  // application says so (ReleaseBuffers), as freeing them at every idle
+  // poll would reallocate them for every record.
+  if (release_ssl_buffers_ && FreeSslBuffers()) release_ssl_buffers_ = false;
+}
+
+bool TlsConnection::Impl::FreeSslBuffers() {
+  // SSL_free_buffers itself refuses while a record is partly read or
+  // written; OpenSSL allocates the buffers again on use.
+  return (state_ == State::kOpen || state_ == State::kClosing) && input_.empty() && !SSL_in_init(ssl_.get()) &&
+         SSL_free_buffers(ssl_.get()) == 1;
 }
 
 void TlsConnection::Impl::Fail(absl::Status status) {
@@ -268,6 +280,7 @@ bool TlsConnection::Impl::UpdateAuthorization() {
 
 void TlsConnection::Impl::OnHandshakeDone() {
   handshake_deadline_ = absl::InfiniteFuture();
+  release_ssl_buffers_ = true;
   state_ = State::kOpen;
   handshake_done_once_ = true;
   waiting_ = Waiting::kNothing;
@@ -647,6 +660,13 @@ void TlsConnection::End(absl::Time now, bool wait_for_peer) {
   // Now if nothing is left to send first; else when Output() has sent it,
   // or when the handshake completes.
   if (s.new_sessions_pending_ == 0) s.MaybeSendCloseNotify();
+}
+
+bool TlsConnection::ReleaseBuffers() {
+  Impl& s = *impl_;
+  if (s.input_.reserved() || !s.input_.empty() || !s.output_.empty() || !s.plaintext_out_.empty()) return false;
+  s.ReleaseIdleBuffers();
+  return s.state_ == Impl::State::kDone || s.FreeSslBuffers();
 }
 
 void TlsConnection::Destroy() {

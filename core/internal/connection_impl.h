@@ -172,6 +172,9 @@ class TlsConnection::Impl {
   bool interest_read() const;
   // Releases buffers that are empty (idle connections stay small).
   void ReleaseIdleBuffers();
+  // SSL_free_buffers when the connection is secure, no handshake is under
+  // way and no input waits; whether it freed them.
+  bool FreeSslBuffers();
   // Counts a renegotiation attempt by the peer (accepted or refused)
   // against Node's CLIENT_RENEG_LIMIT per CLIENT_RENEG_WINDOW; false (and
   // pending_failure_ set) when it is one too many.
