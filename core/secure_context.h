@@ -56,7 +56,10 @@ struct SecureContextOptions {
   // Node, join both the sent chain and the trusted set.
   std::string pfx;
   // Trusted CAs; each string may hold several certificates. nullopt: the
-  // system trust store. An empty vector: trust nothing (as Node's `ca: []`).
+  // system trust store, read on demand from its hashed directory
+  // (SSL_CERT_DIR, else OpenSSL's default), plus the bundle SSL_CERT_FILE
+  // names when that is set. An empty vector: trust nothing (as Node's
+  // `ca: []`).
   std::optional<std::vector<std::string>> ca;
   // CRLs; giving any turns on revocation checks for the whole chain.
   std::vector<std::string> crl;
