@@ -82,7 +82,10 @@ class EnginePair : public Pair {
                         client_->is_session_reused() ? "resumed" : "full");
   }
 
-  void DropClient() override { client_.reset(); }
+  void DropClient() override {
+    client_.reset();
+    session_.reset();  // the client's, not what a server holds
+  }
   bool ReleaseServerBuffers() override { return server_->ReleaseBuffers(); }
 
   const std::shared_ptr<const TlsSession>& session() const { return session_; }
