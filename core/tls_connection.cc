@@ -35,6 +35,7 @@ absl::string_view EventTypeName(EventType type) {
     case EventType::kOcspResponse: return "ocsp-response";
     case EventType::kKeylog: return "keylog";
     case EventType::kRenegotiated: return "renegotiated";
+    case EventType::kDrain: return "drain";
   }
   return "unknown";
 }
