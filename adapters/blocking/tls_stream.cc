@@ -427,7 +427,9 @@ absl::StatusOr<std::string> TlsStream::ReadUntil(absl::string_view delimiter, si
   if (n == 0 && (peer_closed_ || truncated_)) n = readable_size();
   if (n == 0) {
     if (!s.ok()) return s;
-    return MakeError(absl::StatusCode::kUnavailable, kErrConnReset, "the stream ended");
+    if (peer_closed_) return std::string();  // close_notify: end of stream
+    return MakeError(absl::StatusCode::kUnavailable, kErrConnReset,
+                     "the peer closed the connection without close_notify (truncated)");
   }
   std::string line(readable_.data() + readable_start_, std::min(n, readable_size()));
   readable_start_ += line.size();

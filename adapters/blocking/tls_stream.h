@@ -58,6 +58,10 @@ namespace blocking {
 // on the calling thread. An unset hook gives the default answer (keep the
 // context, staple nothing, store nothing, no session to resume).
 struct StreamOptions : ConnectionOptions {
+  StreamOptions() = default;
+  // From the engine's options alone (no hooks): StreamOptions(conn_opts).
+  StreamOptions(const ConnectionOptions& options) : ConnectionOptions(options) {}  // NOLINT: implicit on purpose
+
   // Server with sni_callback (Node's SNICallback): the context for a name;
   // nullptr keeps secure_context, an error refuses the handshake.
   std::function<absl::StatusOr<std::shared_ptr<const SecureContext>>(const std::string& servername)> on_sni;
@@ -129,8 +133,9 @@ class TlsStream {
   // Fills all of buf, or fails: as Read, and ECONNRESET when the stream
   // ends (close_notify) first. What was read before an error is lost.
   absl::Status ReadFull(absl::Span<uint8_t> buf, absl::Time deadline);
-  // Reads until `delimiter` has arrived (included in the result) or the
-  // peer closed (then what came). For line protocols.
+  // Reads until `delimiter` has arrived (included in the result), max_size
+  // bytes have, or the stream ended (then what came; "" once nothing is
+  // left after close_notify). For line protocols; errors as Read.
   absl::StatusOr<std::string> ReadUntil(absl::string_view delimiter, size_t max_size, absl::Time deadline);
 
   // Encrypts and sends all of `data`: returns once the kernel has taken all

@@ -31,19 +31,13 @@ using ::tlsengine::testing::ServerWith;
 constexpr absl::Duration kGenerous = absl::Seconds(10);  // an upper bound, never a speed
 constexpr absl::Duration kShort = absl::Milliseconds(300);
 
-StreamOptions Stream(const ConnectionOptions& o) {
-  StreamOptions s;
-  static_cast<ConnectionOptions&>(s) = o;
-  return s;
-}
-
 absl::Time Soon() { return absl::Now() + kGenerous; }
 
 StreamOptions SelfSignedServer() {
   SecureContextOptions o;
   o.key = {testing::Key("self-signed")};
   o.cert = {testing::Cert("self-signed")};
-  return Stream(ServerWith(o));
+  return StreamOptions(ServerWith(o));
 }
 
 // A status that failed with `code` at or after `deadline` and within a
@@ -88,7 +82,7 @@ class VersionTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(VersionTest, EchoesBothWaysAndEndsWithCloseNotify) {
   Pair p;
-  ASSERT_TRUE(Connect(p, Stream(ServerOptions("server-rsa", GetParam())), Stream(ClientOptions())).ok());
+  ASSERT_TRUE(Connect(p, StreamOptions(ServerOptions("server-rsa", GetParam())), StreamOptions(ClientOptions())).ok());
   EXPECT_TRUE(p.client->authorized()) << p.client->authorization_error();
   EXPECT_EQ(p.client->protocol(), GetParam());
   ASSERT_TRUE(p.client->GetCipher().has_value());
@@ -121,7 +115,7 @@ INSTANTIATE_TEST_SUITE_P(Tls, VersionTest, ::testing::Values("TLSv1.2", "TLSv1.3
 
 TEST(TlsStreamTest, ConnectsOverIpv6) {
   Pair p;
-  absl::Status s = Connect(p, Stream(ServerOptions()), Stream(ClientOptions()), "::1");
+  absl::Status s = Connect(p, StreamOptions(ServerOptions()), StreamOptions(ClientOptions()), "::1");
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_TRUE(p.client->authorized());
   ASSERT_TRUE(p.client->Write("v6", Soon()).ok());
@@ -131,10 +125,10 @@ TEST(TlsStreamTest, ConnectsOverIpv6) {
 }
 
 TEST(TlsStreamTest, ConnectByNameSendsItAsSniAndChecksIt) {
-  StreamOptions client = Stream(ClientOptions());
+  StreamOptions client = StreamOptions(ClientOptions());
   client.servername.clear();  // the host is the name, as in Node
   Pair p;
-  absl::StatusOr<std::unique_ptr<TlsListener>> listener = TlsListener::Listen("127.0.0.1", 0, Stream(ServerOptions()));
+  absl::StatusOr<std::unique_ptr<TlsListener>> listener = TlsListener::Listen("127.0.0.1", 0, StreamOptions(ServerOptions()));
   ASSERT_TRUE(listener.ok()) << listener.status();
   std::thread accept([&] {
     auto s = (*listener)->Accept(Soon());
@@ -153,7 +147,7 @@ TEST(TlsStreamTest, UnixSocket) {
   char dir[] = "/tmp/blocking-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   std::string path = absl::StrCat(dir, "/s");
-  auto listener = TlsListener::ListenUnix(path, Stream(ServerOptions()));
+  auto listener = TlsListener::ListenUnix(path, StreamOptions(ServerOptions()));
   ASSERT_TRUE(listener.ok()) << listener.status();
   EXPECT_EQ((*listener)->port(), 0);
   std::thread serve([&] {
@@ -164,7 +158,7 @@ TEST(TlsStreamTest, UnixSocket) {
     EXPECT_TRUE((*s)->Write("unix " + *line, Soon()).ok());
     EXPECT_TRUE((*s)->Shutdown(Soon(), /*wait_for_peer=*/true).ok());
   });
-  auto c = TlsStream::ConnectUnix(path, Stream(ClientOptions()), Soon());
+  auto c = TlsStream::ConnectUnix(path, StreamOptions(ClientOptions()), Soon());
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_TRUE((*c)->Write("hi\n", Soon()).ok());
   auto reply = (*c)->ReadUntil("\n", 100, Soon());
@@ -184,7 +178,7 @@ TEST(TlsStreamTest, WrapStartsTlsWithBytesAlreadyRead) {
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
   std::thread client([fd = fds[0]] {
     ASSERT_EQ(write(fd, "STARTTLS\n", 9), 9);
-    auto c = TlsStream::Wrap(fd, Stream(ClientOptions()));
+    auto c = TlsStream::Wrap(fd, StreamOptions(ClientOptions()));
     ASSERT_TRUE(c.ok()) << c.status();
     EXPECT_TRUE((*c)->Write("secret", Soon()).ok());
     EXPECT_TRUE((*c)->Shutdown(Soon(), /*wait_for_peer=*/true).ok());
@@ -199,7 +193,7 @@ TEST(TlsStreamTest, WrapStartsTlsWithBytesAlreadyRead) {
   n = recv(fds[1], buf, sizeof(buf), 0);
   std::string got(buf, static_cast<size_t>(n));
   ASSERT_TRUE(absl::StartsWith(got, "STARTTLS\n"));
-  auto s = TlsStream::Wrap(fds[1], Stream(ServerOptions()), absl::string_view(got).substr(9));
+  auto s = TlsStream::Wrap(fds[1], StreamOptions(ServerOptions()), absl::string_view(got).substr(9));
   ASSERT_TRUE(s.ok()) << s.status();
   char secret[6];
   ASSERT_TRUE((*s)->ReadFull(absl::MakeSpan(reinterpret_cast<uint8_t*>(secret), 6), Soon()).ok());
@@ -209,7 +203,7 @@ TEST(TlsStreamTest, WrapStartsTlsWithBytesAlreadyRead) {
 }
 
 TEST(TlsStreamTest, WrapRejectsABadFd) {
-  auto s = TlsStream::Wrap(-1, Stream(ClientOptions()));
+  auto s = TlsStream::Wrap(-1, StreamOptions(ClientOptions()));
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(NodeCode(s.status()), "EBADF");
 }
@@ -220,7 +214,7 @@ TEST(TlsStreamTest, ConnectRefused) {
     testing::Listener closed;  // bound, then closed: nobody listens there
     port = closed.port();
   }
-  auto c = TlsStream::Connect("127.0.0.1", port, Stream(ClientOptions()), Soon());
+  auto c = TlsStream::Connect("127.0.0.1", port, StreamOptions(ClientOptions()), Soon());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(NodeCode(c.status()), "ECONNREFUSED") << c.status();
   EXPECT_TRUE(absl::StrContains(c.status().message(), "127.0.0.1:")) << c.status();
@@ -230,7 +224,7 @@ TEST(TlsStreamTest, ConnectRefused) {
 // and the server hears the alert (the careful close delivered it).
 TEST(TlsStreamTest, RejectedServerLearnsWhy) {
   Pair p;
-  absl::Status s = Connect(p, SelfSignedServer(), Stream(ClientOptions()));
+  absl::Status s = Connect(p, SelfSignedServer(), StreamOptions(ClientOptions()));
   EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
   ASSERT_NE(p.server, nullptr);
   absl::Status server = p.server->status();
@@ -241,24 +235,24 @@ TEST(TlsStreamTest, RejectedServerLearnsWhy) {
 TEST(TlsStreamTest, ClientReportsVerifyCodes) {
   {
     Pair p;
-    absl::Status s = Connect(p, SelfSignedServer(), Stream(ClientOptions()));
+    absl::Status s = Connect(p, SelfSignedServer(), StreamOptions(ClientOptions()));
     EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
     EXPECT_EQ(NodeCode(s), "DEPTH_ZERO_SELF_SIGNED_CERT") << s;
   }
   {
-    StreamOptions client = Stream(ClientOptions());
+    StreamOptions client = StreamOptions(ClientOptions());
     client.servername = "other.example.com";
     Pair p;
-    absl::Status s = Connect(p, Stream(ServerOptions()), client);
+    absl::Status s = Connect(p, StreamOptions(ServerOptions()), client);
     EXPECT_EQ(NodeCode(s), kErrCertAltnameInvalid) << s;
   }
 }
 
 TEST(TlsStreamTest, ServerRequiresAClientCertificate) {
-  StreamOptions server = Stream(ServerOptions());
+  StreamOptions server = StreamOptions(ServerOptions());
   server.request_cert = true;
   Pair p;
-  absl::Status s = Connect(p, server, Stream(ClientOptions("TLSv1.3")));
+  absl::Status s = Connect(p, server, StreamOptions(ClientOptions("TLSv1.3")));
   // The client learns it from the certificate_required alert, on its
   // first read after the handshake (TLS 1.3 finishes the client first).
   ASSERT_NE(p.server, nullptr);
@@ -270,7 +264,7 @@ TEST(TlsStreamTest, ServerRequiresAClientCertificate) {
     EXPECT_TRUE(AlertOf(n.status()).has_value()) << n.status();
   }
 
-  StreamOptions with_cert = Stream(ClientWith(IdentityOptions("client")));
+  StreamOptions with_cert = StreamOptions(ClientWith(IdentityOptions("client")));
   Pair q;
   ASSERT_TRUE(Connect(q, server, with_cert).ok());
   EXPECT_TRUE(q.server->authorized());
@@ -280,7 +274,7 @@ TEST(TlsStreamTest, ServerRequiresAClientCertificate) {
 
 TEST(TlsStreamTest, TruncationIsAnError) {
   Pair p;
-  ASSERT_TRUE(Connect(p, Stream(ServerOptions()), Stream(ClientOptions())).ok());
+  ASSERT_TRUE(Connect(p, StreamOptions(ServerOptions()), StreamOptions(ClientOptions())).ok());
   ::shutdown(p.server->fd(), SHUT_RDWR);  // the transport ends, no close_notify
   char buf[8];
   absl::StatusOr<size_t> n = p.client->Read(absl::MakeSpan(buf), Soon());
@@ -291,7 +285,7 @@ TEST(TlsStreamTest, TruncationIsAnError) {
 
 TEST(TlsStreamTest, CallsAfterCloseOrShutdown) {
   Pair p;
-  ASSERT_TRUE(Connect(p, Stream(ServerOptions()), Stream(ClientOptions())).ok());
+  ASSERT_TRUE(Connect(p, StreamOptions(ServerOptions()), StreamOptions(ClientOptions())).ok());
   ASSERT_TRUE(p.client->Shutdown(Soon()).ok());
   absl::Status w = p.client->Write("late", Soon());
   EXPECT_EQ(w.code(), absl::StatusCode::kFailedPrecondition);
@@ -311,7 +305,7 @@ TEST(TlsStreamTest, CallsAfterCloseOrShutdown) {
 
 TEST(TlsStreamTest, KeyUpdateMidStream) {
   Pair p;
-  ASSERT_TRUE(Connect(p, Stream(ServerOptions("server-rsa", "TLSv1.3")), Stream(ClientOptions())).ok());
+  ASSERT_TRUE(Connect(p, StreamOptions(ServerOptions("server-rsa", "TLSv1.3")), StreamOptions(ClientOptions())).ok());
   ASSERT_TRUE(p.server->KeyUpdate(/*request_peer=*/true, Soon()).ok());
   ASSERT_TRUE(p.server->Write("after update", Soon()).ok());
   char buf[12];
@@ -329,8 +323,8 @@ class RenegotiationTest : public ::testing::TestWithParam<std::string> {};
 // for by the server while the client sits in Read().
 TEST_P(RenegotiationTest, ServerAsksForACertificateMidStream) {
   Pair p;
-  ASSERT_TRUE(Connect(p, Stream(ServerOptions("server-rsa", GetParam())),
-                      Stream(ClientWith(IdentityOptions("client")))).ok());
+  ASSERT_TRUE(Connect(p, StreamOptions(ServerOptions("server-rsa", GetParam())),
+                      StreamOptions(ClientWith(IdentityOptions("client")))).ok());
   EXPECT_FALSE(p.server->GetPeerCertificate().has_value());
   absl::Status client_read;
   std::string got(5, '\0');
@@ -371,7 +365,7 @@ TEST(DeadlineTest, TcpConnectTimesOut) {
   int filler = testing::ConnectLoopback(port);
   ASSERT_GE(filler, 0);
   absl::Time deadline = absl::Now() + kShort;
-  auto c = TlsStream::Connect("127.0.0.1", port, Stream(ClientOptions()), deadline);
+  auto c = TlsStream::Connect("127.0.0.1", port, StreamOptions(ClientOptions()), deadline);
   ExpectTimedOut(c.status(), "ETIMEDOUT", deadline);
   close(filler);
   close(fd);
@@ -380,12 +374,12 @@ TEST(DeadlineTest, TcpConnectTimesOut) {
 TEST(DeadlineTest, ConnectHandshakeTimesOutOnASilentServer) {
   testing::Listener silent;  // the kernel accepts; nobody ever speaks
   absl::Time deadline = absl::Now() + kShort;
-  auto c = TlsStream::Connect("127.0.0.1", silent.port(), Stream(ClientOptions()), deadline);
+  auto c = TlsStream::Connect("127.0.0.1", silent.port(), StreamOptions(ClientOptions()), deadline);
   ExpectTimedOut(c.status(), kErrHandshakeTimeout, deadline);
 }
 
 TEST(DeadlineTest, AcceptTimesOut) {
-  auto listener = TlsListener::Listen("127.0.0.1", 0, Stream(ServerOptions()));
+  auto listener = TlsListener::Listen("127.0.0.1", 0, StreamOptions(ServerOptions()));
   ASSERT_TRUE(listener.ok()) << listener.status();
   absl::Time deadline = absl::Now() + kShort;
   auto s = (*listener)->Accept(deadline);
@@ -393,7 +387,7 @@ TEST(DeadlineTest, AcceptTimesOut) {
 }
 
 TEST(DeadlineTest, ServerHandshakeTimesOutOnASilentClientAndStaysFailed) {
-  auto listener = TlsListener::Listen("127.0.0.1", 0, Stream(ServerOptions()));
+  auto listener = TlsListener::Listen("127.0.0.1", 0, StreamOptions(ServerOptions()));
   ASSERT_TRUE(listener.ok()) << listener.status();
   int silent = testing::ConnectLoopback((*listener)->port());
   ASSERT_GE(silent, 0);
@@ -407,7 +401,7 @@ TEST(DeadlineTest, ServerHandshakeTimesOutOnASilentClientAndStaysFailed) {
 
 TEST(DeadlineTest, ReadTimesOutAndTheStreamStaysUsable) {
   Pair p;
-  ASSERT_TRUE(Connect(p, Stream(ServerOptions()), Stream(ClientOptions())).ok());
+  ASSERT_TRUE(Connect(p, StreamOptions(ServerOptions()), StreamOptions(ClientOptions())).ok());
   char buf[4];
   absl::Time deadline = absl::Now() + kShort;
   ExpectTimedOut(p.client->Read(absl::MakeSpan(buf), deadline).status(), "ETIMEDOUT", deadline);
@@ -424,7 +418,7 @@ TEST(DeadlineTest, ReadTimesOutAndTheStreamStaysUsable) {
 
 TEST(DeadlineTest, WriteTimesOutOnAPeerThatDoesNotReadAndFailsTheStream) {
   Pair p;
-  ASSERT_TRUE(Connect(p, Stream(ServerOptions()), Stream(ClientOptions())).ok());
+  ASSERT_TRUE(Connect(p, StreamOptions(ServerOptions()), StreamOptions(ClientOptions())).ok());
   std::string lots(64 << 20, 'x');  // more than loopback's socket buffers
   absl::Time deadline = absl::Now() + kShort;
   ExpectTimedOut(p.client->Write(lots, deadline), "ETIMEDOUT", deadline);
@@ -433,20 +427,20 @@ TEST(DeadlineTest, WriteTimesOutOnAPeerThatDoesNotReadAndFailsTheStream) {
 
 TEST(DeadlineTest, ShutdownWaitingForThePeerTimesOut) {
   Pair p;
-  ASSERT_TRUE(Connect(p, Stream(ServerOptions()), Stream(ClientOptions())).ok());
+  ASSERT_TRUE(Connect(p, StreamOptions(ServerOptions()), StreamOptions(ClientOptions())).ok());
   absl::Time deadline = absl::Now() + kShort;
   ExpectTimedOut(p.client->Shutdown(deadline, /*wait_for_peer=*/true), "ETIMEDOUT", deadline);
 }
 
 TEST(DeadlineTest, RenegotiateTimesOutWhenThePeerIsNotReading) {
   Pair p;
-  ASSERT_TRUE(Connect(p, Stream(ServerOptions("server-rsa", "TLSv1.2")), Stream(ClientOptions())).ok());
+  ASSERT_TRUE(Connect(p, StreamOptions(ServerOptions("server-rsa", "TLSv1.2")), StreamOptions(ClientOptions())).ok());
   absl::Time deadline = absl::Now() + kShort;
   ExpectTimedOut(p.server->Renegotiate({}, deadline), "ETIMEDOUT", deadline);
 }
 
 TEST(ListenerTest, ShutdownWakesAcceptingThreads) {
-  auto listener = TlsListener::Listen("127.0.0.1", 0, Stream(ServerOptions()));
+  auto listener = TlsListener::Listen("127.0.0.1", 0, StreamOptions(ServerOptions()));
   ASSERT_TRUE(listener.ok()) << listener.status();
   std::vector<std::future<absl::Status>> waiting;
   for (int i = 0; i < 3; ++i) {
@@ -463,11 +457,11 @@ TEST(ListenerTest, ShutdownWakesAcceptingThreads) {
 }
 
 TEST(ListenerTest, RefusesBadArguments) {
-  EXPECT_EQ(TlsListener::Listen("127.0.0.1", 70000, Stream(ServerOptions())).status().code(),
+  EXPECT_EQ(TlsListener::Listen("127.0.0.1", 70000, StreamOptions(ServerOptions())).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(TlsListener::ListenUnix("", Stream(ServerOptions())).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(TlsListener::ListenUnix("", StreamOptions(ServerOptions())).status().code(), absl::StatusCode::kInvalidArgument);
   testing::Listener taken;
-  auto again = TlsListener::Listen("127.0.0.1", taken.port(), Stream(ServerOptions()));
+  auto again = TlsListener::Listen("127.0.0.1", taken.port(), StreamOptions(ServerOptions()));
   EXPECT_EQ(NodeCode(again.status()), "EADDRINUSE") << again.status();
 }
 
