@@ -51,7 +51,8 @@ class ConnectionHandler {
   virtual void OnEngineEvent(const Event& event) = 0;
   // The socket moved bytes (read or written): for idle timers.
   virtual void OnActivity() {}
-  // The fd is closed and the engine released; the last call. `status` is
+  // The fd is closed; the last call, always from a task posted to the loop
+  // (never from inside a method the application called). `status` is
   // OK after a clean close (close_notify, or EOF after End()), else the
   // error that ended the connection: the engine's (with its Node code), or
   // a transport one (kUnavailable, ECONNRESET / EPIPE / ...).
@@ -89,9 +90,9 @@ class Connection {
   // error nothing is watched (the fd is still owned: the destructor closes).
   absl::Status Start();
 
-  // The engine, for Write(), End(), Renegotiate(), properties...; nullptr
-  // once the connection has closed (after OnClosed). Call Pump() after any
-  // call that changes it.
+  // The engine, for Write(), End(), Renegotiate(), properties...; kept
+  // after close (for its properties) until the Connection is destroyed.
+  // Call Pump() after any call that changes it.
   TlsConnection* engine() { return engine_.get(); }
   const TlsConnection* engine() const { return engine_.get(); }
 
@@ -141,6 +142,7 @@ class Connection {
   void FinishClose();
   void TransportError(absl::Status status);
   void SetTimer(absl::Time when);
+  void CheckSocketError();
 
   Loop* const loop_;
   int fd_;
@@ -153,6 +155,7 @@ class Connection {
   bool watched_ = false;
   bool reading_ = true;
   bool eof_ = false;
+  bool write_blocked_ = false;  // the last writev hit EAGAIN: arm EPOLLOUT
   bool in_run_ = false;    // Run() is on the stack
   bool run_again_ = false;  // Pump() was called from inside Run()
   Interest armed_;

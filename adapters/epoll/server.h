@@ -205,6 +205,7 @@ class Server {
   absl::Status StartListening(int fd);
   void OnAcceptReady();
   void ServeOn(size_t loop_index, int fd);
+  void Answer(TlsSocket& socket, const Event& event);
   void OnSocketClosed();
   void MaybeFinishClose();
 

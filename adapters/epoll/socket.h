@@ -138,6 +138,9 @@ struct TlsSocketOptions {
   // the SSLKEYLOGFILE environment variable when honour_sslkeylogfile.
   std::string keylog_file;
   bool honour_sslkeylogfile = true;
+  // Node's allowHalfOpen: false (the default) ends our side as soon as
+  // the peer's 'end' has been emitted; true leaves that to the application.
+  bool allow_half_open = false;
   // The careful close's bounds.
   DriverOptions driver;
 };
@@ -223,8 +226,9 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   absl::StatusOr<std::string> ExportKeyingMaterial(
       size_t length, absl::string_view label,
       std::optional<absl::string_view> context = std::nullopt) const;
-  // The engine, for everything else core offers; nullptr once closed (and
-  // while a client is still connecting). Call Pump() after changing it.
+  // The engine, for everything else core offers; nullptr while a client is
+  // still connecting (and if it never connected). Call Pump() after
+  // changing it.
   TlsConnection* engine();
   void Pump();
 
@@ -275,7 +279,9 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
 
  private:
   class Handler;
+  class Closer;
   TlsSocket(Loop* loop, TlsSocketOptions options);
+  static absl::StatusOr<std::shared_ptr<TlsSocket>> Make(Loop* loop, TlsSocketOptions options);
 
   absl::Status StartEngine(int fd, absl::string_view already_read);
   void StartConnect();
@@ -300,6 +306,7 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   bool is_server_ = false;
   std::shared_ptr<TlsSocket> self_;  // alive until 'close'
   std::unique_ptr<Handler> handler_;
+  std::unique_ptr<Closer> closer_;  // registered with the loop's Shutdown
   std::unique_ptr<Connection> conn_;
 
   // Connecting.
@@ -314,6 +321,9 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   size_t pending_bytes_ = 0;
   bool need_drain_ = false;
   bool ending_ = false;
+  bool end_sent_ = false;      // engine End() called
+  bool end_emitted_ = false;   // on_end delivered
+  bool closed_pending_ = false;  // closing without an engine (connect failed)
   bool paused_ = false;
   std::deque<std::string> paused_data_;
   bool peer_ended_ = false;
