@@ -291,6 +291,7 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   void HandleEvent(const Event& event);
   void HandleClosed(const absl::Status& status);
   void FlushPending();
+  bool EngineHasRoom() const;
   void EmitError(const absl::Status& status);
   void Emit(const std::function<void()>& fn);
   void TouchIdle();
