@@ -540,6 +540,7 @@ void TlsSocket::HandleEvent(const Event& event) {
         reneg_done_ = nullptr;
         done(absl::OkStatus());
       }
+      Emit(handlers_.on_renegotiated);
       return;
     case EventType::kDrain:
       FlushPending();

@@ -133,7 +133,7 @@ absl::StatusOr<ServerSetup> BuildServer(const ServeFlags& flags, const DefaultId
   c.handshake_timeout = absl::Milliseconds(flags.handshake_timeout_ms);
   c.alpn_protocols = flags.tls.alpn;
   c.npn_protocols = flags.tls.npn;
-  c.session_cache = true;  // sessions go to tlsctl's MemorySessionStore
+  c.session_cache = true;  // sessions go to the server's session store
   c.ocsp_request = !out.ocsp_response.empty();
   if (flags.reneg_limit) {
     c.allow_client_renegotiation = true;
@@ -160,6 +160,7 @@ absl::StatusOr<ServerSetup> BuildServer(const ServeFlags& flags, const DefaultId
       if (!sctx.ok()) return sctx.status();
       s = c.sni_contexts->Add(sni.name, *sctx);
       if (!s.ok()) return Bad("sni", absl::StrCat("'", sni.name, "': ", s.message()));
+      out.sni.emplace_back(sni.name, *sctx);
     }
   }
   return out;

@@ -11,6 +11,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/secure_context.h"
@@ -33,6 +35,9 @@ struct ServerSetup {
   ConnectionOptions connection;          // for each accepted connection
   std::string ocsp_response;             // DER to staple; "" for none
   std::string keylog_path;               // --keylog or $SSLKEYLOGFILE; "" for none
+  // The --sni contexts by name, in flag order, for Server::AddContext
+  // (connection.sni_contexts holds the same, checked, for engine users).
+  std::vector<std::pair<std::string, std::shared_ptr<const SecureContext>>> sni;
 };
 
 // The identity used when no --key/--cert/--pfx is given.

@@ -34,24 +34,20 @@ void Note(absl::string_view text) {
   std::fflush(stderr);
 }
 
-KeylogFile::~KeylogFile() {
-  if (fd_ >= 0) close(fd_);
-}
-
-absl::Status KeylogFile::Open(const std::string& path) {
-  fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd_ < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--keylog: cannot open '", path, "': ", std::strerror(errno)));
+absl::Status CheckWritable(absl::string_view flag, const std::string& path, absl::string_view shown,
+                           absl::string_view verb) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": cannot ", verb, " '", shown, "': ", std::strerror(errno)));
   }
+  close(fd);
   return absl::OkStatus();
 }
 
-void KeylogFile::Append(absl::string_view line) {
-  if (fd_ < 0) return;
-  std::string l = absl::StrCat(line, "\n");
-  // One write with O_APPEND: the line lands whole.
-  ssize_t n = write(fd_, l.data(), l.size());
-  (void)n;  // a full disk loses key-log lines, never the connection
+JsonObject SecureReportOf(absl::string_view event, epoll::TlsSocket& socket, uint64_t id) {
+  PeerAddress peer{socket.remote_address(), socket.remote_port(), socket.remote_family()};
+  return SecureReport(event, *socket.engine(), peer, id);
 }
 
 }  // namespace tlsctl

@@ -1,13 +1,17 @@
 // tlsctl's stdout: whole JSON lines, flushed one at a time, from any thread
-// (serve --loops runs several), so a reader of the pipe never sees half a line.
+// (serve --loops runs several), so a reader of the pipe never sees half a line;
+// and the few helpers serve and connect share.
 #ifndef TLSENGINE_EXAMPLES_TLSCTL_OUTPUT_H_
 #define TLSENGINE_EXAMPLES_TLSCTL_OUTPUT_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "adapters/epoll/socket.h"
 #include "examples/tlsctl/json.h"
+#include "examples/tlsctl/report.h"
 
 namespace tlsengine {
 namespace tlsctl {
@@ -17,21 +21,16 @@ void Emit(const JsonObject& o);
 // "tlsctl: <text>" on stderr (progress and diagnostics). Thread-safe.
 void Note(absl::string_view text);
 
-// Appends NSS key-log lines to a file opened once with O_APPEND, so the
-// lines of concurrent connections never interleave. Thread-safe.
-class KeylogFile {
- public:
-  KeylogFile() = default;
-  ~KeylogFile();
-  KeylogFile(const KeylogFile&) = delete;
-  KeylogFile& operator=(const KeylogFile&) = delete;
-  // kInvalidArgument "--keylog: cannot open 'path': ..." on failure.
-  absl::Status Open(const std::string& path);
-  void Append(absl::string_view line);
+// A file the adapter will write (--keylog, --session-out), opened once
+// (created if missing) and closed, so that an unwritable one is a bad flag
+// found before listening or connecting. kInvalidArgument
+// "--<flag>: cannot <verb> '<shown>': <strerror>".
+absl::Status CheckWritable(absl::string_view flag, const std::string& path, absl::string_view shown,
+                           absl::string_view verb);
 
- private:
-  int fd_ = -1;
-};
+// secureConnection / secureConnect for a handshaked socket (SecureReport
+// with the socket's peer address).
+JsonObject SecureReportOf(absl::string_view event, epoll::TlsSocket& socket, uint64_t id);
 
 }  // namespace tlsctl
 }  // namespace tlsengine

@@ -1,16 +1,16 @@
-// tlsctl serve: listeners on N loops (SO_REUSEPORT), one Link per accepted
-// connection, echo or HTTP on top, sessions in a shared MemorySessionStore.
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+// tlsctl serve: an epoll::Server on --loops loops (LoopGroup), echo or HTTP
+// on each handshaked socket, Node's events as JSON lines. Listening,
+// accepting, the careful close, the session store, SNI contexts and the key
+// log are the adapter's; this file only says what to answer and prints.
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <memory>
-#include <thread>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -18,14 +18,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
-#include "adapters/epoll/loop.h"
-#include "adapters/epoll/session_store.h"
+#include "adapters/epoll/server.h"
+#include "adapters/epoll/socket.h"
 #include "core/errors.h"
 #include "examples/tlsctl/commands.h"
 #include "examples/tlsctl/default_cert.h"
-#include "examples/tlsctl/link.h"
-#include "examples/tlsctl/net.h"
 #include "examples/tlsctl/options.h"
 #include "examples/tlsctl/output.h"
 
@@ -35,32 +34,53 @@ namespace {
 
 // Requests larger than this (headers) get 431 and the connection is ended.
 constexpr size_t kMaxHttpHead = 64 * 1024;
-
-// What every loop shares: immutable options, the session store, counters.
-struct Shared {
-  ServeFlags flags;
-  ServerSetup setup;
-  epoll::MemorySessionStore store{20000, 32 << 20};
-  KeylogFile keylog;
-  std::atomic<uint64_t> next_id{1};
-  std::atomic<int64_t> open{0};
-};
+// SIGINT/SIGTERM: how long open connections get to close gracefully.
+constexpr absl::Duration kShutdownBound = absl::Seconds(3);
 
 // Per connection: what the application layer keeps.
 struct ConnState {
   uint64_t id = 0;
   bool secure = false;
-  std::string http;  // --mode http: bytes of the request being read
+  bool ended = false;  // we called End(): ignore what still arrives
+  std::string http;    // --mode http: bytes of the request being read
+};
+
+// The connections the server has announced (on_connection) and not yet
+// closed, so that clientError, which the Server raises with the socket,
+// can print the connection's id. Sockets of every loop: guarded.
+class Connections {
+ public:
+  std::shared_ptr<ConnState> Add(epoll::TlsSocket* s) {
+    auto st = std::make_shared<ConnState>();
+    st->id = next_id_.fetch_add(1);
+    std::lock_guard<std::mutex> lock(mu_);
+    open_[s] = st;
+    return st;
+  }
+  std::shared_ptr<ConnState> Find(epoll::TlsSocket* s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = open_.find(s);
+    return it == open_.end() ? nullptr : it->second;
+  }
+  void Remove(epoll::TlsSocket* s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_.erase(s);
+  }
+
+ private:
+  std::atomic<uint64_t> next_id_{1};
+  std::mutex mu_;
+  std::unordered_map<epoll::TlsSocket*, std::shared_ptr<ConnState>> open_;  // guarded by mu_
 };
 
 // Answers every complete request in `st.http`; false once the connection
 // should end (Connection: close, HTTP/1.0, or a request too large).
-bool ServeHttp(Link& link, ConnState& st) {
+bool ServeHttp(epoll::TlsSocket& socket, ConnState& st) {
   for (;;) {
     size_t end = st.http.find("\r\n\r\n");
     if (end == std::string::npos) {
       if (st.http.size() <= kMaxHttpHead) return true;
-      link.Write("HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      socket.Write("HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       return false;
     }
     std::string head = absl::AsciiStrToLower(st.http.substr(0, end));
@@ -78,139 +98,55 @@ bool ServeHttp(Link& link, ConnState& st) {
     }
     if (st.http.size() < end + 4 + body) return true;  // the body is still coming
     st.http.erase(0, end + 4 + body);
-    std::string json = SecureReport("secureConnection", link.tls(), link.peer(), st.id).Line();
-    link.Write(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ", json.size(),
-                            "\r\n", close ? "Connection: close\r\n" : "", "\r\n", json));
+    std::string json = SecureReportOf("secureConnection", socket, st.id).Line();
+    socket.Write(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ", json.size(),
+                              "\r\n", close ? "Connection: close\r\n" : "", "\r\n", json));
     if (close) return false;
   }
 }
 
-void OnServerEvent(Shared& sh, ConnState& st, Link& link, const Event& ev) {
-  TlsConnection& tls = link.tls();
-  absl::Time now = absl::Now();
-  switch (ev.type) {
-    case EventType::kSecure:
-      st.secure = true;
-      Emit(SecureReport("secureConnection", tls, link.peer(), st.id));
-      break;
-    case EventType::kData: {
-      absl::string_view data(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
-      if (sh.flags.mode == ServeMode::kEcho) {
-        link.Write(data);
-      } else {
-        st.http.append(data.data(), data.size());
-        if (!ServeHttp(link, st)) link.End();
-      }
-      break;
-    }
-    case EventType::kPeerClosed:
-      link.End();
-      break;
-    case EventType::kTruncated:
-      link.Abandon();
-      break;
-    case EventType::kError: {
-      JsonObject o = ErrorReport(st.secure ? "error" : "clientError", ev.status, st.id);
-      o.Add("remoteAddress", link.peer().address);
-      Emit(o);
-      break;
-    }
-    case EventType::kNewSession:
-      // A store that refuses (a huge session) costs a resumption, not the connection.
-      sh.store.Put(ev.session_id, ev.session, now + absl::Seconds(sh.flags.session_timeout_s)).IgnoreError();
-      tls.AckNewSession().IgnoreError();  // fails only if nothing waits, which the event rules out
-      break;
-    case EventType::kResumeSession:
-      tls.AnswerResumeSession(sh.store.Get(ev.session_id, now).value_or("")).IgnoreError();
-      break;
-    case EventType::kOcspRequest:
-      tls.AnswerOcspRequest(sh.setup.ocsp_response).IgnoreError();
-      break;
-    case EventType::kSniRequest:
-      tls.AnswerSni(std::shared_ptr<const SecureContext>()).IgnoreError();
-      break;
-    case EventType::kKeylog:
-      sh.keylog.Append(ev.line);
-      break;
-    case EventType::kRenegotiated: {
-      JsonObject o;
-      o.Add("event", "renegotiated").Add("id", st.id);
-      Emit(o);
-      break;
-    }
-    default:
-      break;
-  }
+JsonObject ErrorLine(absl::string_view event, const absl::Status& status, uint64_t id, epoll::TlsSocket& socket) {
+  JsonObject o = ErrorReport(event, status, id);
+  o.Add("remoteAddress", socket.remote_address());
+  return o;
 }
 
-// One loop with its own listener (they share the port through SO_REUSEPORT).
-class ServeLoop {
- public:
-  ServeLoop(Shared& shared, std::unique_ptr<epoll::Loop> loop, int listen_fd)
-      : sh_(shared), loop_(std::move(loop)), listen_fd_(listen_fd) {}
-  ~ServeLoop() {
-    if (listen_fd_ >= 0) close(listen_fd_);
-  }
-
-  absl::Status Start() {
-    return loop_->Watch(listen_fd_, epoll::Interest{true, false}, [this](epoll::Ready) { Accept(); });
-  }
-  epoll::Loop& loop() { return *loop_; }
-
-  // From another thread: stop accepting, close connections within a bound, stop.
-  void RequestShutdown() {
-    loop_->Post([this] {
-      loop_->Unwatch(listen_fd_).IgnoreError();
-      close(listen_fd_);
-      listen_fd_ = -1;
-      epoll::Loop* l = loop_.get();
-      if (!loop_->Shutdown(absl::Seconds(3), [l] { l->Stop(); }).ok()) l->Stop();
-    });
-  }
-
- private:
-  void Accept() {
-    for (int budget = 64; budget > 0 && listen_fd_ >= 0; --budget) {
-      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
-          Note(absl::StrCat("accept: ", ErrnoName(errno)));  // EMFILE: try again on the next wakeup
-        }
-        return;
-      }
-      // Node's maxConnections: closed at accept, without a clientError.
-      if (sh_.flags.max_connections > 0 && sh_.open.load() >= sh_.flags.max_connections) {
-        close(fd);
-        continue;
-      }
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on unix sockets
-      auto st = std::make_shared<ConnState>();
-      st->id = sh_.next_id.fetch_add(1);
-      Shared& sh = sh_;
-      Link::Handlers h;
-      h.on_event = [&sh, st](Link& link, const Event& ev) { OnServerEvent(sh, *st, link, ev); };
-      h.on_close = [&sh, st](Link& link, const absl::Status&) {
-        sh.open.fetch_sub(1);
-        if (!st->secure) return;
-        JsonObject o;
-        o.Add("event", "close").Add("id", st->id).Add("bytesRead", link.bytes_read()).Add("bytesWritten",
-                                                                                         link.bytes_written());
-        Emit(o);
-      };
-      sh_.open.fetch_add(1);
-      absl::StatusOr<std::shared_ptr<Link>> link = Link::Start(loop_.get(), fd, sh_.setup.connection, std::move(h));
-      if (!link.ok()) {
-        sh_.open.fetch_sub(1);
-        Emit(ErrorReport("clientError", link.status(), st->id));
-      }
+// Node's 'connection': the application's handlers, before any TLS event.
+void OnConnection(const ServeFlags& flags, Connections& conns, epoll::TlsSocket& socket) {
+  epoll::TlsSocket* s = &socket;  // handlers run only while the socket lives
+  std::shared_ptr<ConnState> st = conns.Add(s);
+  epoll::SocketHandlers& h = socket.handlers();
+  h.on_data = [s, st, mode = flags.mode](absl::string_view data) {
+    if (st->ended) return;
+    if (mode == ServeMode::kEcho) {
+      if (!s->Write(data)) s->Pause();  // the peer reads slower than it sends: wait for on_drain
+      return;
     }
-  }
-
-  Shared& sh_;
-  std::unique_ptr<epoll::Loop> loop_;
-  int listen_fd_;
-};
+    st->http.append(data.data(), data.size());
+    if (!ServeHttp(*s, *st)) {
+      st->ended = true;
+      s->End();
+    }
+  };
+  h.on_drain = [s] { s->Resume(); };
+  // on_end: the socket ends our side itself (allow_half_open is false).
+  h.on_error = [s, st](const absl::Status& e) { Emit(ErrorLine("error", e, st->id, *s)); };
+  h.on_renegotiated = [st] {
+    JsonObject o;
+    o.Add("event", "renegotiated").Add("id", st->id);
+    Emit(o);
+  };
+  h.on_close = [s, st, &conns](bool) {
+    conns.Remove(s);
+    if (!st->secure) return;
+    JsonObject o;
+    o.Add("event", "close")
+        .Add("id", st->id)
+        .Add("bytesRead", s->raw_bytes_read())
+        .Add("bytesWritten", s->raw_bytes_written());
+    Emit(o);
+  };
+}
 
 absl::StatusOr<GeneratedIdentity> CachedLocalhost() {
   absl::StatusOr<std::string> dir = DefaultCacheDir();
@@ -222,26 +158,47 @@ absl::StatusOr<GeneratedIdentity> CachedLocalhost() {
   return id->identity;
 }
 
+// Server::Listen takes a numeric address; --host may be a name, resolved
+// once here, before serving. kUnavailable ENOTFOUND when it does not resolve.
+absl::StatusOr<std::string> NumericHost(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* list = nullptr;
+  int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), "0", &hints, &list);
+  if (rc != 0 || list == nullptr) {
+    return MakeError(absl::StatusCode::kUnavailable, "ENOTFOUND",
+                     absl::StrCat("getaddrinfo ENOTFOUND ", host, ": ", gai_strerror(rc)));
+  }
+  char text[NI_MAXHOST] = {0};
+  rc = getnameinfo(list->ai_addr, list->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST);
+  freeaddrinfo(list);
+  if (rc != 0) {
+    return MakeError(absl::StatusCode::kUnavailable, "ENOTFOUND",
+                     absl::StrCat("getnameinfo ", host, ": ", gai_strerror(rc)));
+  }
+  return std::string(text);
+}
+
 }  // namespace
 
 int RunServe(const ServeFlags& flags) {
-  auto sh = std::make_unique<Shared>();
-  sh->flags = flags;
   absl::StatusOr<ServerSetup> setup = BuildServer(flags, CachedLocalhost);
   if (!setup.ok()) {
     Note(setup.status().message());
     return 2;
   }
-  sh->setup = *std::move(setup);
-  if (!sh->setup.keylog_path.empty()) {
-    absl::Status s = sh->keylog.Open(sh->setup.keylog_path);
+  if (!setup->keylog_path.empty()) {
+    absl::Status s = CheckWritable("keylog", setup->keylog_path, setup->keylog_path, "open");
     if (!s.ok()) {
       Note(s.message());
       return 2;
     }
   }
 
-  // Signals are taken by this thread (sigwait); the loops never see them.
+  // Signals are taken by this thread (sigwait); the loops, started below
+  // with the signals blocked, never see them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
@@ -250,60 +207,99 @@ int RunServe(const ServeFlags& flags) {
   signal(SIGPIPE, SIG_IGN);
 
   if (flags.loops > 1) Note(absl::StrCat("starting ", flags.loops, " loops..."));
-  std::vector<std::unique_ptr<ServeLoop>> loops;
-  PeerAddress where;
-  for (int64_t i = 0; i < flags.loops; ++i) {
-    absl::StatusOr<int> fd = !flags.unix_path.empty()
-                                 ? ListenUnix(ResolvePath(flags.unix_path))
-                                 : ListenTcp(flags.host, i == 0 ? flags.port : where.port, flags.loops > 1);
-    if (!fd.ok()) {
-      Emit(ErrorReport("error", fd.status()));
-      return 1;
-    }
-    if (i == 0) where = LocalAddressOf(*fd);
-    absl::StatusOr<std::unique_ptr<epoll::Loop>> loop = epoll::Loop::Create();
-    if (!loop.ok()) {
-      close(*fd);
-      Emit(ErrorReport("error", loop.status()));
-      return 1;
-    }
-    loops.push_back(std::make_unique<ServeLoop>(*sh, *std::move(loop), *fd));
-    absl::Status s = loops.back()->Start();
-    if (!s.ok()) {
-      Emit(ErrorReport("error", s));
-      return 1;
-    }
+  absl::StatusOr<std::unique_ptr<epoll::LoopGroup>> group = epoll::LoopGroup::Start(static_cast<int>(flags.loops));
+  if (!group.ok()) {
+    Emit(ErrorReport("error", group.status()));
+    return 1;
   }
-  JsonObject listening;
-  listening.Add("event", "listening").Add("address", where.address);
-  if (where.family != "unix") listening.Add("port", where.port);
-  listening.Add("family", where.family);
-  Emit(listening);
-  Note(absl::StrCat("serving ", flags.mode == ServeMode::kHttp ? "http" : "echo", " on ",
-                    where.family == "unix" ? where.address : absl::StrCat(where.address, ":", where.port),
-                    where.family == "unix" ? "" : absl::StrCat("; try: openssl s_client -connect ", where.address, ":",
-                                                               where.port),
-                    " (Ctrl-C stops)"));
 
-  std::vector<std::thread> threads;
-  std::atomic<int> failed{0};
-  for (auto& l : loops) {
-    threads.emplace_back([&l, &failed] {
-      absl::Status s = l->loop().Run();
-      if (!s.ok()) {
-        Emit(ErrorReport("error", s));
-        failed.fetch_add(1);
-      }
-    });
+  epoll::ServerOptions o;
+  o.secure_context = setup->connection.secure_context;
+  o.connection = setup->connection;
+  o.handshake_timeout = setup->connection.handshake_timeout;
+  o.max_connections = static_cast<int>(flags.max_connections);
+  o.keylog_file = setup->keylog_path;  // already $SSLKEYLOGFILE when --keylog is absent
+  o.honour_sslkeylogfile = false;
+
+  Connections conns;
+  std::unique_ptr<epoll::Server> server;
+  epoll::ServerHandlers h;
+  h.on_connection = [&flags, &conns](epoll::TlsSocket& s) { OnConnection(flags, conns, s); };
+  h.on_secure_connection = [&conns](std::shared_ptr<epoll::TlsSocket> s) {
+    std::shared_ptr<ConnState> st = conns.Find(s.get());
+    if (st == nullptr) return;  // cannot happen: on_connection came first
+    st->secure = true;
+    Emit(SecureReportOf("secureConnection", *s, st->id));
+  };
+  h.on_client_error = [&conns](const absl::Status& e, epoll::TlsSocket& s) {
+    std::shared_ptr<ConnState> st = conns.Find(&s);
+    Emit(ErrorLine("clientError", e, st != nullptr ? st->id : 0, s));
+  };
+  if (!setup->ocsp_response.empty()) {
+    h.on_ocsp_request = [der = setup->ocsp_response](epoll::TlsSocket&, const std::string&, const std::string&,
+                                                      std::function<void(absl::StatusOr<std::string>)> done) {
+      done(der);
+    };
   }
+  h.on_listening = [&server, &flags] {
+    // On the first loop, before it accepts anything: the first line.
+    absl::StatusOr<epoll::SocketAddress> where = server->address();
+    if (!where.ok()) return;  // closed already (a signal during start-up)
+    JsonObject listening;
+    listening.Add("event", "listening").Add("address", where->address);
+    if (where->family != "unix") listening.Add("port", where->port);
+    listening.Add("family", where->family);
+    Emit(listening);
+    bool unix = where->family == "unix";
+    Note(absl::StrCat("serving ", flags.mode == ServeMode::kHttp ? "http" : "echo", " on ",
+                      unix ? where->address : absl::StrCat(where->address, ":", where->port),
+                      unix ? "" : absl::StrCat("; try: openssl s_client -connect ", where->address, ":", where->port),
+                      " (Ctrl-C stops)"));
+  };
+
+  absl::StatusOr<std::unique_ptr<epoll::Server>> made = epoll::Server::Create((*group)->loops(), o, std::move(h));
+  if (!made.ok()) {
+    Emit(ErrorReport("error", made.status()));
+    return 1;
+  }
+  server = *std::move(made);
+  for (const auto& [name, context] : setup->sni) {
+    absl::Status s = server->AddContext(name, context);
+    if (!s.ok()) {  // BuildServer checked the names already
+      Note(absl::StrCat("--sni: '", name, "': ", s.message()));
+      return 2;
+    }
+  }
+  absl::Status listened;
+  if (!flags.unix_path.empty()) {
+    listened = server->ListenUnix(ResolvePath(flags.unix_path));
+  } else {
+    absl::StatusOr<std::string> host = NumericHost(flags.host);
+    listened = host.ok() ? server->Listen(static_cast<int>(flags.port), *host) : host.status();
+  }
+  if (!listened.ok()) {
+    Emit(ErrorReport("error", listened));
+    (*group)->Stop();
+    return 1;
+  }
+
   int sig = 0;
   sigwait(&stop_signals, &sig);
   Note("stopping: closing connections");
-  for (auto& l : loops) l->RequestShutdown();
-  for (auto& t : threads) t.join();
-  loops.clear();
-  if (!flags.unix_path.empty()) unlink(ResolvePath(flags.unix_path).c_str());
-  return failed.load() == 0 ? 0 : 1;
+  server->Close().IgnoreError();  // stops accepting; not listening only after a failed start
+  // Each loop ends its sockets gracefully (close_notify, the careful
+  // close) and force-closes what is left at the bound.
+  std::vector<epoll::Loop*> loops = (*group)->loops();
+  absl::BlockingCounter drained(static_cast<int>(loops.size()));
+  for (epoll::Loop* loop : loops) {
+    loop->Post([loop, &drained] {
+      if (!loop->Shutdown(kShutdownBound, [&drained] { drained.DecrementCount(); }).ok()) drained.DecrementCount();
+    });
+  }
+  drained.Wait();
+  (*group)->Stop();
+  server.reset();  // after its loops stopped for good
+  return 0;
 }
 
 }  // namespace tlsctl
