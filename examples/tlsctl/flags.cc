@@ -183,7 +183,7 @@ const std::vector<Flag<ServeFlags>>& ServeTable() {
                 }
                 return absl::OkStatus();
               }},
-      Flag<T>{"loops", "N", "event loops on N threads sharing the port (SO_REUSEPORT), contexts and sessions",
+      Flag<T>{"loops", "N", "event loops on N threads (one acceptor deals connections out), sharing contexts, ticket keys and sessions",
               [](T& f, const std::string& v) { return IntFlag(f, &T::loops, "loops", v, 1, 256); }},
   };
   return *table;
