@@ -491,7 +491,7 @@ TEST_P(ClientCertTest, MissingClientCertificateWithoutRejectIsUnauthorized) {
 
 TEST_P(ClientCertTest, UntrustedClientCertificate) {
   EnginePair rejected(RequestingServer(true, GetParam()), ClientWith("client2", GetParam()));
-  rejected.Handshake().IgnoreError();
+  EXPECT_FALSE(rejected.Handshake().ok());
   EXPECT_EQ(NodeCode(rejected.server_side().error), "UNABLE_TO_VERIFY_LEAF_SIGNATURE");
   EXPECT_EQ(NodeCode(rejected.client_side().error), "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA");
   EnginePair allowed(RequestingServer(false, GetParam()), ClientWith("client2", GetParam()));
