@@ -1,0 +1,265 @@
+// Server: Node's tls.Server (tls.createServer) on one or more epoll Loops.
+// One acceptor on the first loop hands accepted sockets round-robin to all
+// loops (like Node's cluster, without processes); the loops share the
+// SecureContexts and ticket keys, so a ticket issued on one loop resumes on
+// any other.
+//
+//   ServerOptions o;
+//   o.context.key = {key_pem};  o.context.cert = {cert_pem};
+//   ServerHandlers h;
+//   h.on_secure_connection = [](std::shared_ptr<TlsSocket> s) {
+//     s->handlers().on_data = [s = s.get()](absl::string_view d) { s->Write(d); };  // echo
+//     s->handlers().on_end = [s = s.get()] { s->End(); };
+//   };
+//   h.on_client_error = [](const absl::Status& e, TlsSocket*) { NodeCode(e); };
+//   auto server = Server::Create({loop.get()}, o, h).value();
+//   server->Listen(0, "127.0.0.1").IgnoreError();   // port 0: an ephemeral port
+//   int port = server->address()->port;
+//   loop->Run();
+//
+// Threads: every method is thread-safe (configuration is read by each loop
+// when it accepts). Events run on the loop that serves the connection;
+// on_listening and Close's callback on the first loop. Destroy the Server
+// only after Close()'s callback ran or after its loops stopped running for
+// good; the loops must outlive it.
+#ifndef TLSENGINE_ADAPTERS_EPOLL_SERVER_H_
+#define TLSENGINE_ADAPTERS_EPOLL_SERVER_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "adapters/epoll/loop.h"
+#include "adapters/epoll/session_store.h"
+#include "adapters/epoll/socket.h"
+#include "core/secure_context.h"
+#include "core/tls_connection.h"
+
+namespace tlsengine {
+namespace epoll {
+
+struct ServerOptions {
+  // The default context, built at Create() (tls.createServer's context
+  // options). Ignored when `secure_context` is set.
+  SecureContextOptions context;
+  std::shared_ptr<const SecureContext> secure_context;
+  // Per-connection options: request_cert, reject_unauthorized, ALPN/NPN,
+  // renegotiation limits, buffer bounds, ... (is_server, secure_context,
+  // sni_contexts, handshake_timeout, session_cache, sni_callback,
+  // ocsp_request and keylog are set by the Server).
+  ConnectionOptions connection;
+  // Node's handshakeTimeout: a connection whose handshake has not finished
+  // in this time is closed with ERR_TLS_HANDSHAKE_TIMEOUT (on_client_error).
+  absl::Duration handshake_timeout = absl::Seconds(120);
+  // Node's maxConnections: connections accepted past it are closed at once,
+  // with no on_client_error. 0: no limit.
+  int max_connections = 0;
+  // Session-id resumption (TLS 1.2) and Node's newSession/resumeSession.
+  // When ServerHandlers::on_new_session / on_resume_session are both empty,
+  // sessions go to `session_store` (a MemorySessionStore of
+  // `session_store_entries` entries / `session_store_bytes` bytes made at
+  // Create() when null), each kept for the context's session_timeout.
+  // session_cache = false: no server-side cache (tickets still resume).
+  bool session_cache = true;
+  std::shared_ptr<SessionStore> session_store;
+  size_t session_store_entries = 20000;
+  size_t session_store_bytes = 32 << 20;
+  // Append NSS key-log lines of every connection to this file. Empty: the
+  // SSLKEYLOGFILE environment variable when honour_sslkeylogfile.
+  std::string keylog_file;
+  bool honour_sslkeylogfile = true;
+  // listen(2) backlog.
+  int backlog = 511;
+  // Accepted sockets: TCP_NODELAY, the write high-water mark, the careful
+  // close's bounds.
+  bool no_delay = true;
+  size_t high_water_mark = 16 * 1024;
+  DriverOptions driver;
+};
+
+// Node's server events. Each runs on the loop serving the connection.
+struct ServerHandlers {
+  // Node's 'secureConnection': a handshaked socket. Keep the shared_ptr or
+  // not: the socket stays alive until its 'close' either way.
+  std::function<void(std::shared_ptr<TlsSocket> socket)> on_secure_connection;
+  // Node's 'tlsClientError' / 'clientError': the connection failed before
+  // 'secureConnection', with a Node code: ERR_TLS_HANDSHAKE_TIMEOUT, a
+  // verify code (ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE,
+  // UNABLE_TO_GET_ISSUER_CERT_LOCALLY, ...), a protocol error
+  // (kAborted, with the alert), ECONNRESET. At most once per connection.
+  // The socket is closing; use it for its properties only.
+  std::function<void(const absl::Status& error, TlsSocket& socket)> on_client_error;
+  // Node's 'newSession'(id, data, cb): store `session` under `id`, then call
+  // `done` (from any thread, now or later). Output and 'secureConnection'
+  // wait for it, as in Node.
+  std::function<void(TlsSocket& socket, const std::string& id, const std::string& session,
+                     std::function<void(absl::Status stored)> done)>
+      on_new_session;
+  // Node's 'resumeSession'(id, cb): call `done` with the stored session, ""
+  // for none (any thread, now or later).
+  std::function<void(TlsSocket& socket, const std::string& id,
+                     std::function<void(absl::StatusOr<std::string> session)> done)>
+      on_resume_session;
+  // Node's 'OCSPRequest'(certificate, issuer, cb): DER of our certificate
+  // and its issuer ("" when unknown); call `done` with the DER response to
+  // staple, "" for none.
+  std::function<void(TlsSocket& socket, const std::string& certificate, const std::string& issuer,
+                     std::function<void(absl::StatusOr<std::string> response)> done)>
+      on_ocsp_request;
+  // Node's SNICallback(servername, cb): call `done` with the context for
+  // `servername` (nullptr: the default) or an error (the handshake then
+  // fails with unrecognized_name). Replaces the addContext table.
+  std::function<void(const std::string& servername,
+                     std::function<void(absl::StatusOr<std::shared_ptr<const SecureContext>>)> done)>
+      sni_callback;
+  // Node's server 'keylog'(line, socket).
+  std::function<void(const std::string& line, TlsSocket& socket)> on_keylog;
+  // Node's 'connection': a TCP connection was accepted (before TLS).
+  std::function<void(TlsSocket& socket)> on_connection;
+  // Node's 'listening' (first loop).
+  std::function<void()> on_listening;
+};
+
+class Server {
+ public:
+  // tls.createServer(options). `loops` (at least one, not owned, must
+  // outlive the Server) serve the connections; the first also accepts.
+  // kInvalidArgument (ERR_INVALID_ARG_VALUE) for no loops, a bad context,
+  // a negative max_connections or a non-positive handshake_timeout; the
+  // keylog file's open error (kUnavailable, errno name).
+  static absl::StatusOr<std::unique_ptr<Server>> Create(std::vector<Loop*> loops, ServerOptions options,
+                                                        ServerHandlers handlers);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // server.listen(port[, host]): binds and listens now (so address() is
+  // valid on return), then accepts on the first loop. port 0 picks a free
+  // port. host "" listens on :: (dual stack) when IPv6 is available, else
+  // 0.0.0.0; "127.0.0.1", "::1" and other numeric addresses bind to that
+  // address (names are not resolved here: give an address).
+  // Errors: kFailedPrecondition (ERR_SERVER_ALREADY_LISTEN) when listening;
+  // kInvalidArgument for a port outside 0..65535 or a non-numeric host;
+  // kUnavailable with the errno name (EADDRINUSE, EACCES, ...).
+  absl::Status Listen(int port, const std::string& host = "");
+  // server.listen(path): a unix stream socket at `path` (which must not
+  // exist; it is unlinked at Close). Errors as for Listen.
+  absl::Status ListenUnix(const std::string& path);
+  // server.close(cb): stop accepting now; `done` runs (on the first loop)
+  // once every open connection has closed. Connections are not ended by
+  // this (as in Node); End() or Destroy() them, or use CloseAll.
+  // kFailedPrecondition (ERR_SERVER_NOT_RUNNING) when not listening.
+  absl::Status Close(std::function<void()> done = nullptr);
+  // Ends every open connection gracefully (close_notify), on its loop.
+  void EndAll();
+
+  // server.address(): where it listens. kFailedPrecondition when not
+  // listening.
+  absl::StatusOr<SocketAddress> address() const;
+  bool listening() const;
+  // Node's server.connections / getConnections(): open connections now.
+  int connections() const { return connections_.load(); }
+  int max_connections() const { return max_connections_.load(); }
+  // 0 removes the limit. kInvalidArgument when negative.
+  absl::Status set_max_connections(int max);
+
+  // server.addContext(hostname, context): SNI names (exact or
+  // "*.example.com") served by another context, for new connections.
+  // Errors of SecureContext::Create and SniContexts::Add.
+  absl::Status AddContext(const std::string& hostname, const SecureContextOptions& options);
+  absl::Status AddContext(const std::string& hostname, std::shared_ptr<const SecureContext> context);
+  // server.setSecureContext(options): new connections get a context made
+  // from `options` (keeping the server's ticket keys unless `options` has
+  // its own); open connections carry on with theirs.
+  absl::Status SetSecureContext(const SecureContextOptions& options);
+  std::shared_ptr<const SecureContext> secure_context() const;
+  // server.setTicketKeys(keys) / getTicketKeys(): 48 bytes per key, Node's
+  // layout, several concatenated (the first encrypts, all decrypt). Applied
+  // by rebuilding the default context. kInvalidArgument when the length is
+  // not a positive multiple of 48.
+  absl::Status SetTicketKeys(absl::string_view keys);
+  std::string GetTicketKeys() const;
+
+  // The session store in use (null when session_cache is off or the
+  // application handles newSession/resumeSession).
+  SessionStore* session_store() const { return store_.get(); }
+  const std::vector<Loop*>& loops() const { return loops_; }
+  // Connections accepted since Create, and those refused by maxConnections.
+  uint64_t accepted() const { return accepted_.load(); }
+  uint64_t refused() const { return refused_.load(); }
+
+ private:
+  struct Shared;
+  Server(std::vector<Loop*> loops, ServerOptions options, ServerHandlers handlers);
+
+  absl::Status StartListening(int fd);
+  void OnAcceptReady();
+  void ServeOn(size_t loop_index, int fd);
+  void Answer(TlsSocket& socket, const Event& event);
+  void OnSocketClosed();
+  void MaybeFinishClose();
+
+  const std::vector<Loop*> loops_;
+  ServerOptions options_;
+  ServerHandlers handlers_;
+  std::shared_ptr<Shared> shared_;
+  std::shared_ptr<SessionStore> store_;
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const SecureContext> context_;  // guarded by mu_
+  std::string ticket_keys_;                       // guarded by mu_
+  std::shared_ptr<SniContexts> sni_;
+  int listen_fd_ = -1;                            // guarded by mu_
+  std::string unix_path_;                         // guarded by mu_
+  SocketAddress address_;                         // guarded by mu_
+  std::function<void()> close_done_;              // guarded by mu_
+  bool closing_ = false;                          // guarded by mu_
+  size_t next_loop_ = 0;                          // acceptor (first loop) only
+  int keylog_fd_ = -1;
+
+  std::atomic<int> connections_{0};
+  std::atomic<int> max_connections_{0};
+  std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> refused_{0};
+};
+
+// N loops on N threads, for a Server over several cores (tlsctl --loops).
+//
+//   auto group = LoopGroup::Start(4).value();
+//   auto server = Server::Create(group->loops(), o, h).value();
+//   ...
+//   group->Stop();   // Loop::Stop on each, then join
+class LoopGroup {
+ public:
+  // Creates `n` loops (n >= 1) and runs each on its own thread.
+  // kInvalidArgument for n < 1; Loop::Create's errors.
+  static absl::StatusOr<std::unique_ptr<LoopGroup>> Start(int n);
+  // Stops and joins (idempotent); the loops are destroyed with the group.
+  ~LoopGroup();
+  void Stop();
+  std::vector<Loop*> loops() const;
+  // Runs `fn` on loop `i` and waits for it (not from a loop thread of this
+  // group).
+  void RunOn(size_t i, std::function<void()> fn);
+
+ private:
+  LoopGroup() = default;
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::vector<std::thread> threads_;
+  bool stopped_ = false;
+};
+
+}  // namespace epoll
+}  // namespace tlsengine
+
+#endif  // TLSENGINE_ADAPTERS_EPOLL_SERVER_H_
