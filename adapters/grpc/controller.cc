@@ -9,6 +9,7 @@
 #include <openssl/pkcs12.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -85,6 +86,10 @@ absl::Status CheckText(absl::string_view field, const std::string& s, size_t max
 absl::StatusOr<std::string> ReadFileField(absl::string_view field, const std::string& path, size_t max) {
   if (path.empty()) return Invalid(field, "empty path");
   if (path.size() > 4096 || path.find('\0') != std::string::npos) return Invalid(field, "bad path");
+  // Only regular files: a FIFO or a device would block or never end.
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return Invalid(field, absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) return Invalid(field, absl::StrCat(path, " is not a regular file"));
   std::ifstream in(path, std::ios::binary);
   if (!in) return Invalid(field, absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
   std::string data;

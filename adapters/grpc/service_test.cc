@@ -22,6 +22,7 @@
 #include "adapters/grpc/daemon.h"
 #include "core/certificate.h"
 #include "gtest/gtest.h"
+#include "tests/testlib/peers.h"
 #include "tests/testlib/testlib.h"
 
 namespace tlsengine {
@@ -600,6 +601,34 @@ TEST_F(ControlTest, ListenConnectEchoPagesAndStats) {
   del.set_context_id(server_ctx);
   v1::DeleteContextResponse deleted;
   EXPECT_TRUE(Do(&v1::TlsControl::Stub::DeleteContext, del, &deleted).ok());
+}
+
+TEST_F(ControlTest, ConnectsThroughTheServiceToAnOpensslSServer) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  tlsengine::testing::Subprocess peer;
+  using tlsengine::testing::TestFilePath;
+  ASSERT_TRUE(peer.Start({"openssl", "s_server", "-accept", "0", "-naccept", "1", "-rev", "-cert",
+                          TestFilePath("server-rsa.pem"), "-cert_chain", TestFilePath("int1.pem"), "-key",
+                          TestFilePath("server-rsa-key.pem")})
+                  .ok());
+  absl::StatusOr<std::string> accept = peer.WaitForLine("ACCEPT", absl::Seconds(10));
+  ASSERT_TRUE(accept.ok()) << accept.status();
+  int port = std::stoi(accept->substr(accept->rfind(':') + 1));
+  // The client context from a file the daemon reads.
+  v1::CreateContextRequest req;
+  req.add_ca_file(TestFilePath("ca1.pem"));
+  v1::CreateContextResponse ctx;
+  ASSERT_TRUE(Do(&v1::TlsControl::Stub::CreateContext, req, &ctx).ok());
+  v1::ConnectResponse c = Connect(port, ctx.context_id());
+  EXPECT_TRUE(c.connection().authorized());
+  EXPECT_EQ(c.connection().peer_certificate().fingerprint256(), Fingerprint("server-rsa"));
+  ASSERT_TRUE(Write(c.connection_id(), "hello\n").ok());
+  EXPECT_EQ(Read(c.connection_id(), 6), "olleh\n");
+  v1::ConnectionRequest end;
+  end.set_connection_id(c.connection_id());
+  v1::ConnectionInfo info;
+  EXPECT_TRUE(Do(&v1::TlsControl::Stub::End, end, &info).ok());
+  peer.Kill();
 }
 
 TEST_F(ControlTest, HoldModeHandsThePlaintextToTheController) {
