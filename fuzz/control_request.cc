@@ -136,6 +136,8 @@ absl::Status RunControlRequest(const uint8_t* data, size_t size) {
 
 bool ControllerAnswers() { return TheController().GetStats(v1::GetStatsRequest()).ok(); }
 
+void ShutdownController() { TheController().Shutdown(); }
+
 }  // namespace fuzz
 }  // namespace tlsengine
 

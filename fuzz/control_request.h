@@ -17,6 +17,9 @@ absl::Status RunControlRequest(const uint8_t* data, size_t size);
 bool AllowedCode(absl::StatusCode code);
 // The controller still serves (GetStats is OK).
 bool ControllerAnswers();
+// Stops the target's Controller (its loop thread), so a test binary exits
+// with no thread running. Later inputs get kUnavailable.
+void ShutdownController();
 
 }  // namespace fuzz
 }  // namespace tlsengine

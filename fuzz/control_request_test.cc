@@ -100,6 +100,13 @@ TEST(ControlRequestFuzz, MutatedRequestsGetPromisedCodes) {
   }
 }
 
+// The target's Controller lives for the process; stop its thread before exit.
+class StopController : public ::testing::Environment {
+ public:
+  void TearDown() override { ShutdownController(); }
+};
+const auto* const kStop = ::testing::AddGlobalTestEnvironment(new StopController);
+
 }  // namespace
 }  // namespace fuzz
 }  // namespace tlsengine

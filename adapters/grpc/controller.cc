@@ -1070,6 +1070,7 @@ class Controller::State {
       change.set_change("replaceContext");
       change.set_context_id(r.context_id());
       for (const std::string& f : Fingerprints(r.context_id())) change.add_fingerprint256(f);
+      change.set_ticket_keys(static_cast<int>((*l)->keys.size()));
       change.set_description(absl::StrCat("new connections get ", r.context_id(), " (was ",
                                           change.previous_context_id(), "); open connections carry on"));
       PublishChange(change);
