@@ -35,6 +35,7 @@ absl::string_view EventTypeName(EventType type) {
     case EventType::kOcspResponse: return "ocsp-response";
     case EventType::kKeylog: return "keylog";
     case EventType::kRenegotiated: return "renegotiated";
+    case EventType::kDrain: return "drain";
   }
   return "unknown";
 }
@@ -328,6 +329,7 @@ void TlsConnection::Impl::ReadPlaintext() {
     // Transport EOF without close_notify (RFC 8446 §6.1): possibly a
     // truncation attack; reported, never mistaken for a clean close.
     peer_closed_ = true;
+    truncated_ = true;
     Push(EventType::kTruncated);
     if (state_ == State::kClosing) FinishClose();
     return;
@@ -366,6 +368,13 @@ void TlsConnection::Impl::EncryptPending() {
 }
 
 void TlsConnection::Impl::MaybeSendCloseNotify() {
+  // After a truncation OpenSSL is in its error state and sends nothing more
+  // (what it queued, if anything, is still drained): End() just finishes.
+  if (end_requested_ && truncated_ && !close_notify_sent_ && state_ == State::kOpen) {
+    close_notify_sent_ = true;
+    FinishClose();
+    return;
+  }
   // Not while a kNewSession waits, nor during a renegotiation (OpenSSL
   // refuses to shut down in init): retried from Output() and AckNewSession().
   if (!end_requested_ || close_notify_sent_ || state_ != State::kOpen || !plaintext_out_.empty() ||

@@ -495,6 +495,23 @@ TEST(EndTest, EndRightAfterConnectCompletesTheHandshakeAndSendsWhatWasWritten) {
   }
 }
 
+// An adapter answering a truncation with End() must see kClosed: OpenSSL
+// is in its error state by then and sends no close_notify.
+TEST(EndTest, EndAfterATruncationFinishes) {
+  for (bool wait : {false, true}) {
+    EnginePair pair(ServerOptions(), ClientOptions());
+    ASSERT_TRUE(pair.Handshake().ok());
+    pair.client().OnTransportEof();
+    pair.Poll();
+    ASSERT_TRUE(pair.client_side().Saw(EventType::kTruncated));
+    pair.client().End(pair.now(), wait);
+    pair.Poll();
+    EXPECT_TRUE(pair.client_side().Saw(EventType::kClosed)) << wait;
+    EXPECT_TRUE(pair.client().finished());
+    EXPECT_FALSE(pair.client().interest().write && pair.client().Output().empty());
+  }
+}
+
 TEST(EndTest, EndRespectsTheOutputBound) {
   ConnectionOptions co = ClientOptions();
   co.max_output_buffer = 20000;

@@ -145,6 +145,14 @@ bool Connection::Flush() {
         write_blocked_ = true;
         return true;
       }
+      if (eof_ && (errno == EPIPE || errno == ECONNRESET)) {
+        // The peer closed both ways after its EOF: what is left to send
+        // (our close_notify) has nobody to go to. Not an error of its own:
+        // the engine already reported how the peer ended.
+        engine_->Destroy();
+        FinishClose();
+        return false;
+      }
       TransportError(internal::SysError("write", errno));
       return false;
     }
@@ -349,7 +357,9 @@ void Connection::Linger() {
 
 void Connection::TransportError(absl::Status status) {
   if (phase_ == Phase::kClosed) return;
-  if (final_status_.ok()) final_status_ = std::move(status);
+  // While flushing the last close_notify the peer may be gone already
+  // (EPIPE): the connection had ended well, and that stays its result.
+  if (final_status_.ok() && phase_ == Phase::kOpen) final_status_ = std::move(status);
   // Nothing more can be sent or received; drop what the engine holds.
   engine_->Destroy();
   FinishClose();

@@ -7,6 +7,8 @@
 #include <sys/resource.h>
 
 #include <functional>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 
@@ -54,7 +56,17 @@ inline TlsSocketOptions ClientTo(int port, const std::string& version = "") {
   TlsSocketOptions o;
   o.host = "127.0.0.1";
   o.port = port;
-  o.tls = tlsengine::testing::ClientOptions(version);
+  // One client context per version for the whole test binary: contexts are
+  // built once and shared (DESIGN.md), and thousands of clients would
+  // otherwise parse the CA thousands of times.
+  static std::map<std::string, ConnectionOptions>* cache = new std::map<std::string, ConnectionOptions>();
+  static std::mutex mu;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache->find(version);
+    if (it == cache->end()) it = cache->emplace(version, tlsengine::testing::ClientOptions(version)).first;
+    o.tls = it->second;
+  }
   o.honour_sslkeylogfile = false;
   return o;
 }

@@ -14,6 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "adapters/epoll/epoll_testlib.h"
 #include "adapters/epoll/socket.h"
 #include "core/errors.h"
@@ -300,6 +301,40 @@ TEST_F(ServerTest, MaxConnectionsClosesTheExcessWithoutClientError) {
   EXPECT_EQ(server_->set_max_connections(-1).code(), absl::StatusCode::kInvalidArgument);
   first->End();
   ASSERT_TRUE(RunUntil(*loop_, [&] { return server_->connections() == 0; }));
+}
+
+}  // namespace
+}  // namespace epoll
+}  // namespace tlsengine
+
+namespace tlsengine {
+namespace epoll {
+namespace {
+
+TEST_F(ServerTest, ClientDestroyEndsTheServerSideAsTruncated) {
+  std::vector<std::string> server_events;
+  handlers_.on_secure_connection = [&](std::shared_ptr<TlsSocket> s) {
+    TlsSocket* raw = s.get();
+    s->handlers().on_end = [&, raw] { server_events.push_back(raw->truncated() ? "end(truncated)" : "end"); };
+    s->handlers().on_error = [&](const absl::Status& e) { server_events.push_back(NodeCode(e)); };
+    s->handlers().on_close = [&](bool had_error) { server_events.push_back(had_error ? "close(error)" : "close"); };
+  };
+  server_ = *Server::Create({loop_.get()}, ServerFor(), handlers_);
+  ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+  std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), ClientTo(server_->address()->port));
+  bool secure = false, closed = false, had_error = true;
+  c->handlers().on_secure_connect = [&] { secure = true; };
+  c->handlers().on_close = [&](bool e) {
+    closed = true;
+    had_error = e;
+  };
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return secure && server_->connections() == 1; }));
+  c->Destroy();
+  EXPECT_FALSE(closed) << "'close' comes from the loop, not from inside Destroy()";
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return closed && server_->connections() == 0; }))
+      << absl::StrJoin(server_events, ",");
+  EXPECT_FALSE(had_error);
+  EXPECT_EQ(server_events, (std::vector<std::string>{"end(truncated)", "close"}));
 }
 
 }  // namespace

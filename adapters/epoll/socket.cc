@@ -143,7 +143,10 @@ class TlsSocket::Handler : public ConnectionHandler {
  public:
   explicit Handler(TlsSocket* socket) : socket_(socket) {}
   void OnEngineEvent(const Event& event) override { socket_->HandleEvent(event); }
-  void OnActivity() override { socket_->TouchIdle(); }
+  void OnActivity() override {
+    socket_->TouchIdle();
+    socket_->FlushPending();  // output moved: room for more plaintext
+  }
   void OnClosed(const absl::Status& status) override { socket_->HandleClosed(status); }
 
  private:
@@ -537,6 +540,7 @@ void TlsSocket::HandleEvent(const Event& event) {
         reneg_done_ = nullptr;
         done(absl::OkStatus());
       }
+      Emit(handlers_.on_renegotiated);
       return;
     case EventType::kDrain:
       FlushPending();
@@ -575,6 +579,7 @@ void TlsSocket::HandleClosed(const absl::Status& status) {
 void TlsSocket::FlushPending() {
   if (conn_ == nullptr || conn_->closing() || closed_) return;
   TlsConnection* engine = conn_->engine();
+  if (!pending_.empty() && !EngineHasRoom()) return;
   while (!pending_.empty()) {
     std::string& front = pending_.front();
     absl::StatusOr<size_t> n = engine->Write(front);
@@ -590,13 +595,22 @@ void TlsSocket::FlushPending() {
   if (!pending_.empty()) return;
   if (ending_ && !end_sent_) {
     end_sent_ = true;
-    engine->End(loop_->Now(), /*wait_for_peer=*/true);
+    engine->End(loop_->Now(), /*wait_for_peer=*/!peer_ended_ && !conn_->transport_eof());
   }
   conn_->Pump();
   if (need_drain_ && !closed_) {
     need_drain_ = false;
     Emit(handlers_.on_drain);
   }
+}
+
+bool TlsSocket::EngineHasRoom() const {
+  // The engine stops reading while its output buffer is full. Plaintext
+  // that the application writes faster than the peer reads must not fill
+  // it, or two peers echoing to each other stop reading at once and
+  // deadlock: keep the excess here (as Node's stream buffer does) while
+  // half the output buffer is taken.
+  return conn_->engine()->OutputSize() < options_.tls.max_output_buffer / 2;
 }
 
 bool TlsSocket::Write(absl::string_view data) {
@@ -617,7 +631,7 @@ bool TlsSocket::Write(absl::string_view data) {
     return false;
   }
   bytes_written_ += data.size();
-  if (conn_ != nullptr && !conn_->closing() && pending_.empty()) {
+  if (conn_ != nullptr && !conn_->closing() && pending_.empty() && EngineHasRoom()) {
     absl::StatusOr<size_t> n = conn_->engine()->Write(data);
     if (n.ok()) data.remove_prefix(*n);
     // An error is the engine's sticky one: kError is raised by the Pump.
@@ -638,7 +652,7 @@ void TlsSocket::End(absl::string_view data) {
   ending_ = true;
   if (conn_ != nullptr && !conn_->closing() && pending_.empty()) {
     end_sent_ = true;
-    conn_->engine()->End(loop_->Now(), /*wait_for_peer=*/true);
+    conn_->engine()->End(loop_->Now(), /*wait_for_peer=*/!peer_ended_ && !conn_->transport_eof());
     conn_->Pump();
   }
 }

@@ -109,6 +109,10 @@ struct SocketHandlers {
   // SetTimeout's idle period passed with no bytes in or out. Fires once per
   // idle period; the socket stays open (Node's 'timeout').
   std::function<void()> on_timeout;
+  // A renegotiation (TLS 1.2) or post-handshake authentication finished,
+  // whoever started it (the peer, or Renegotiate(), whose `done` runs
+  // first). Node has no such event; tlsctl reports it.
+  std::function<void()> on_renegotiated;
 };
 
 struct TlsSocketOptions {
@@ -291,6 +295,7 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   void HandleEvent(const Event& event);
   void HandleClosed(const absl::Status& status);
   void FlushPending();
+  bool EngineHasRoom() const;
   void EmitError(const absl::Status& status);
   void Emit(const std::function<void()>& fn);
   void TouchIdle();

@@ -212,6 +212,7 @@ class TlsConnection::Impl {
   ByteBuffer read_buf_;  // the plaintext of the last kData event
   bool transport_eof_ = false;
   bool peer_closed_ = false;
+  bool truncated_ = false;      // peer_closed_ by a transport EOF without close_notify
   bool read_stalled_ = false;   // BioRead refused input (see MayRead)
   bool write_blocked_ = false;  // SSL_write waits for the handshake (renegotiation)
   bool write_was_full_ = false; // a Write() took less than given: kDrain is owed

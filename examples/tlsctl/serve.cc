@@ -1,0 +1,306 @@
+// tlsctl serve: an epoll::Server on --loops loops (LoopGroup), echo or HTTP
+// on each handshaked socket, Node's events as JSON lines. Listening,
+// accepting, the careful close, the session store, SNI contexts and the key
+// log are the adapter's; this file only says what to answer and prints.
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/time/clock.h"
+#include "adapters/epoll/server.h"
+#include "adapters/epoll/socket.h"
+#include "core/errors.h"
+#include "examples/tlsctl/commands.h"
+#include "examples/tlsctl/default_cert.h"
+#include "examples/tlsctl/options.h"
+#include "examples/tlsctl/output.h"
+
+namespace tlsengine {
+namespace tlsctl {
+namespace {
+
+// Requests larger than this (headers) get 431 and the connection is ended.
+constexpr size_t kMaxHttpHead = 64 * 1024;
+// SIGINT/SIGTERM: how long open connections get to close gracefully.
+constexpr absl::Duration kShutdownBound = absl::Seconds(3);
+
+// Per connection: what the application layer keeps.
+struct ConnState {
+  uint64_t id = 0;
+  bool secure = false;
+  bool ended = false;  // we called End(): ignore what still arrives
+  std::string http;    // --mode http: bytes of the request being read
+};
+
+// The connections the server has announced (on_connection) and not yet
+// closed, so that clientError, which the Server raises with the socket,
+// can print the connection's id. Sockets of every loop: guarded.
+class Connections {
+ public:
+  std::shared_ptr<ConnState> Add(epoll::TlsSocket* s) {
+    auto st = std::make_shared<ConnState>();
+    st->id = next_id_.fetch_add(1);
+    std::lock_guard<std::mutex> lock(mu_);
+    open_[s] = st;
+    return st;
+  }
+  std::shared_ptr<ConnState> Find(epoll::TlsSocket* s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = open_.find(s);
+    return it == open_.end() ? nullptr : it->second;
+  }
+  void Remove(epoll::TlsSocket* s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_.erase(s);
+  }
+
+ private:
+  std::atomic<uint64_t> next_id_{1};
+  std::mutex mu_;
+  std::unordered_map<epoll::TlsSocket*, std::shared_ptr<ConnState>> open_;  // guarded by mu_
+};
+
+// Answers every complete request in `st.http`; false once the connection
+// should end (Connection: close, HTTP/1.0, or a request too large).
+bool ServeHttp(epoll::TlsSocket& socket, ConnState& st) {
+  for (;;) {
+    size_t end = st.http.find("\r\n\r\n");
+    if (end == std::string::npos) {
+      if (st.http.size() <= kMaxHttpHead) return true;
+      socket.Write("HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      return false;
+    }
+    std::string head = absl::AsciiStrToLower(st.http.substr(0, end));
+    size_t body = 0;
+    bool close = false;
+    std::vector<absl::string_view> lines = absl::StrSplit(head, "\r\n");
+    if (!lines.empty() && absl::EndsWith(lines[0], "http/1.0")) close = !absl::StrContains(head, "keep-alive");
+    for (size_t i = 1; i < lines.size(); ++i) {
+      absl::string_view l = lines[i];
+      if (absl::ConsumePrefix(&l, "content-length:")) {
+        if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(l), &body)) body = 0;
+      } else if (absl::ConsumePrefix(&l, "connection:")) {
+        close = absl::StrContains(l, "close");
+      }
+    }
+    if (st.http.size() < end + 4 + body) return true;  // the body is still coming
+    st.http.erase(0, end + 4 + body);
+    std::string json = SecureReportOf("secureConnection", socket, st.id).Line();
+    socket.Write(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ", json.size(),
+                              "\r\n", close ? "Connection: close\r\n" : "", "\r\n", json));
+    if (close) return false;
+  }
+}
+
+JsonObject ErrorLine(absl::string_view event, const absl::Status& status, uint64_t id, epoll::TlsSocket& socket) {
+  JsonObject o = ErrorReport(event, status, id);
+  o.Add("remoteAddress", socket.remote_address());
+  return o;
+}
+
+// Node's 'connection': the application's handlers, before any TLS event.
+void OnConnection(const ServeFlags& flags, Connections& conns, epoll::TlsSocket& socket) {
+  epoll::TlsSocket* s = &socket;  // handlers run only while the socket lives
+  std::shared_ptr<ConnState> st = conns.Add(s);
+  epoll::SocketHandlers& h = socket.handlers();
+  h.on_data = [s, st, mode = flags.mode](absl::string_view data) {
+    if (st->ended) return;
+    if (mode == ServeMode::kEcho) {
+      if (!s->Write(data)) s->Pause();  // the peer reads slower than it sends: wait for on_drain
+      return;
+    }
+    st->http.append(data.data(), data.size());
+    if (!ServeHttp(*s, *st)) {
+      st->ended = true;
+      s->End();
+    }
+  };
+  h.on_drain = [s] { s->Resume(); };
+  // on_end: the socket ends our side itself (allow_half_open is false).
+  h.on_error = [s, st](const absl::Status& e) { Emit(ErrorLine("error", e, st->id, *s)); };
+  h.on_renegotiated = [st] {
+    JsonObject o;
+    o.Add("event", "renegotiated").Add("id", st->id);
+    Emit(o);
+  };
+  h.on_close = [s, st, &conns](bool) {
+    conns.Remove(s);
+    if (!st->secure) return;
+    JsonObject o;
+    o.Add("event", "close")
+        .Add("id", st->id)
+        .Add("bytesRead", s->raw_bytes_read())
+        .Add("bytesWritten", s->raw_bytes_written());
+    Emit(o);
+  };
+}
+
+absl::StatusOr<GeneratedIdentity> CachedLocalhost() {
+  absl::StatusOr<std::string> dir = DefaultCacheDir();
+  if (!dir.ok()) return dir.status();
+  absl::StatusOr<CachedIdentity> id = LoadOrCreateIdentity(*dir, absl::Now());
+  if (!id.ok()) return id.status();
+  Note(absl::StrCat(id->generated ? "made a certificate for localhost: " : "certificate for localhost: ", id->cert_path,
+                    " (SHA-256 ", id->fingerprint256, "); clients can trust it with --ca / -CAfile"));
+  return id->identity;
+}
+
+// Server::Listen takes a numeric address; --host may be a name, resolved
+// once here, before serving. kUnavailable ENOTFOUND when it does not resolve.
+absl::StatusOr<std::string> NumericHost(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* list = nullptr;
+  int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), "0", &hints, &list);
+  if (rc != 0 || list == nullptr) {
+    return MakeError(absl::StatusCode::kUnavailable, "ENOTFOUND",
+                     absl::StrCat("getaddrinfo ENOTFOUND ", host, ": ", gai_strerror(rc)));
+  }
+  char text[NI_MAXHOST] = {0};
+  rc = getnameinfo(list->ai_addr, list->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST);
+  freeaddrinfo(list);
+  if (rc != 0) {
+    return MakeError(absl::StatusCode::kUnavailable, "ENOTFOUND",
+                     absl::StrCat("getnameinfo ", host, ": ", gai_strerror(rc)));
+  }
+  return std::string(text);
+}
+
+}  // namespace
+
+int RunServe(const ServeFlags& flags) {
+  absl::StatusOr<ServerSetup> setup = BuildServer(flags, CachedLocalhost);
+  if (!setup.ok()) {
+    Note(setup.status().message());
+    return 2;
+  }
+  if (!setup->keylog_path.empty()) {
+    absl::Status s = CheckWritable("keylog", setup->keylog_path, setup->keylog_path, "open");
+    if (!s.ok()) {
+      Note(s.message());
+      return 2;
+    }
+  }
+
+  // Signals are taken by this thread (sigwait); the loops, started below
+  // with the signals blocked, never see them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (flags.loops > 1) Note(absl::StrCat("starting ", flags.loops, " loops..."));
+  absl::StatusOr<std::unique_ptr<epoll::LoopGroup>> group = epoll::LoopGroup::Start(static_cast<int>(flags.loops));
+  if (!group.ok()) {
+    Emit(ErrorReport("error", group.status()));
+    return 1;
+  }
+
+  epoll::ServerOptions o;
+  o.secure_context = setup->connection.secure_context;
+  o.connection = setup->connection;
+  o.handshake_timeout = setup->connection.handshake_timeout;
+  o.max_connections = static_cast<int>(flags.max_connections);
+  o.keylog_file = setup->keylog_path;  // already $SSLKEYLOGFILE when --keylog is absent
+  o.honour_sslkeylogfile = false;
+
+  Connections conns;
+  std::unique_ptr<epoll::Server> server;
+  epoll::ServerHandlers h;
+  h.on_connection = [&flags, &conns](epoll::TlsSocket& s) { OnConnection(flags, conns, s); };
+  h.on_secure_connection = [&conns](std::shared_ptr<epoll::TlsSocket> s) {
+    std::shared_ptr<ConnState> st = conns.Find(s.get());
+    if (st == nullptr) return;  // cannot happen: on_connection came first
+    st->secure = true;
+    Emit(SecureReportOf("secureConnection", *s, st->id));
+  };
+  h.on_client_error = [&conns](const absl::Status& e, epoll::TlsSocket& s) {
+    std::shared_ptr<ConnState> st = conns.Find(&s);
+    Emit(ErrorLine("clientError", e, st != nullptr ? st->id : 0, s));
+  };
+  if (!setup->ocsp_response.empty()) {
+    h.on_ocsp_request = [der = setup->ocsp_response](epoll::TlsSocket&, const std::string&, const std::string&,
+                                                      std::function<void(absl::StatusOr<std::string>)> done) {
+      done(der);
+    };
+  }
+  h.on_listening = [&server, &flags] {
+    // On the first loop, before it accepts anything: the first line.
+    absl::StatusOr<epoll::SocketAddress> where = server->address();
+    if (!where.ok()) return;  // closed already (a signal during start-up)
+    JsonObject listening;
+    listening.Add("event", "listening").Add("address", where->address);
+    if (where->family != "unix") listening.Add("port", where->port);
+    listening.Add("family", where->family);
+    Emit(listening);
+    bool unix = where->family == "unix";
+    Note(absl::StrCat("serving ", flags.mode == ServeMode::kHttp ? "http" : "echo", " on ",
+                      unix ? where->address : absl::StrCat(where->address, ":", where->port),
+                      unix ? "" : absl::StrCat("; try: openssl s_client -connect ", where->address, ":", where->port),
+                      " (Ctrl-C stops)"));
+  };
+
+  absl::StatusOr<std::unique_ptr<epoll::Server>> made = epoll::Server::Create((*group)->loops(), o, std::move(h));
+  if (!made.ok()) {
+    Emit(ErrorReport("error", made.status()));
+    return 1;
+  }
+  server = *std::move(made);
+  for (const auto& [name, context] : setup->sni) {
+    absl::Status s = server->AddContext(name, context);
+    if (!s.ok()) {  // BuildServer checked the names already
+      Note(absl::StrCat("--sni: '", name, "': ", s.message()));
+      return 2;
+    }
+  }
+  absl::Status listened;
+  if (!flags.unix_path.empty()) {
+    listened = server->ListenUnix(ResolvePath(flags.unix_path));
+  } else {
+    absl::StatusOr<std::string> host = NumericHost(flags.host);
+    listened = host.ok() ? server->Listen(static_cast<int>(flags.port), *host) : host.status();
+  }
+  if (!listened.ok()) {
+    Emit(ErrorReport("error", listened));
+    (*group)->Stop();
+    return 1;
+  }
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  Note("stopping: closing connections");
+  server->Close().IgnoreError();  // stops accepting; not listening only after a failed start
+  // Each loop ends its sockets gracefully (close_notify, the careful
+  // close) and force-closes what is left at the bound.
+  std::vector<epoll::Loop*> loops = (*group)->loops();
+  absl::BlockingCounter drained(static_cast<int>(loops.size()));
+  for (epoll::Loop* loop : loops) {
+    loop->Post([loop, &drained] {
+      if (!loop->Shutdown(kShutdownBound, [&drained] { drained.DecrementCount(); }).ok()) drained.DecrementCount();
+    });
+  }
+  drained.Wait();
+  (*group)->Stop();
+  server.reset();  // after its loops stopped for good
+  return 0;
+}
+
+}  // namespace tlsctl
+}  // namespace tlsengine

@@ -1,0 +1,458 @@
+// tlsctl end to end: the built binary as a subprocess against real peers
+// (openssl s_client/s_server, gnutls-cli, node, curl) and against itself, on
+// loopback.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "tests/testlib/peers.h"
+
+namespace tlsengine {
+namespace {
+
+using testing::Subprocess;
+using testing::TestFilePath;
+
+constexpr absl::Duration kTimeout = absl::Seconds(15);
+
+std::string Tlsctl() {
+  char cwd[4096];
+  EXPECT_NE(getcwd(cwd, sizeof cwd), nullptr);
+  return absl::StrCat(cwd, "/examples/tlsctl/tlsctl");
+}
+
+std::string TmpDir() {
+  const char* d = std::getenv("TEST_TMPDIR");
+  return d != nullptr ? d : "/tmp";
+}
+
+std::string CacheCert() { return TmpDir() + "/cache/tlsengine/tlsctl/localhost.pem"; }
+
+struct Outcome {
+  int code = -1;
+  std::string out, err;
+};
+
+// Runs tlsctl to completion.
+Outcome RunTlsctl(std::vector<std::string> args, const std::string& stdin_data = "") {
+  args.insert(args.begin(), Tlsctl());
+  Subprocess p;
+  Outcome r;
+  absl::Status s = p.Start(args);
+  EXPECT_TRUE(s.ok()) << s;
+  if (!s.ok()) return r;
+  if (!stdin_data.empty()) {
+    EXPECT_TRUE(p.WriteStdin(stdin_data).ok());
+  }
+  p.CloseStdin();
+  r.code = p.Wait(kTimeout);
+  r.out = p.out();
+  r.err = p.err();
+  return r;
+}
+
+// The stdout lines holding `needle`.
+std::vector<std::string> Lines(const std::string& out, const std::string& needle) {
+  std::vector<std::string> got;
+  for (absl::string_view l : absl::StrSplit(out, '\n')) {
+    if (absl::StrContains(l, needle)) got.emplace_back(l);
+  }
+  return got;
+}
+
+int PortOf(const std::string& listening_line) {
+  size_t at = listening_line.find("\"port\":");
+  return at == std::string::npos ? -1 : std::atoi(listening_line.c_str() + at + 7);
+}
+
+class TlsctlTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { setenv("XDG_CACHE_HOME", (TmpDir() + "/cache").c_str(), 1); }
+
+  // Starts `tlsctl serve --port 0 ARGS` and returns the port it listens on.
+  int StartServe(Subprocess& server, std::vector<std::string> args) {
+    args.insert(args.begin(), {Tlsctl(), "serve", "--port", "0"});
+    absl::Status s = server.Start(args);
+    EXPECT_TRUE(s.ok()) << s;
+    absl::StatusOr<std::string> line = server.WaitForLine("\"event\":\"listening\"", kTimeout);
+    EXPECT_TRUE(line.ok()) << line.status();
+    if (!line.ok()) return -1;
+    EXPECT_TRUE(absl::StrContains(*line, "\"address\":\"127.0.0.1\"")) << *line;
+    EXPECT_TRUE(absl::StrContains(*line, "\"family\":\"IPv4\"")) << *line;
+    return PortOf(*line);
+  }
+
+  // Starts `openssl s_client -connect 127.0.0.1:PORT ARGS`.
+  static void StartSClient(Subprocess& client, int port, std::vector<std::string> args) {
+    args.insert(args.begin(), {"openssl", "s_client", "-connect", absl::StrCat("127.0.0.1:", port)});
+    absl::Status s = client.Start(args);
+    EXPECT_TRUE(s.ok()) << s;
+  }
+
+  // Starts openssl s_server with `cert` (sent with int1 when `chain`) and
+  // returns its port.
+  int StartSServer(Subprocess& server, const std::string& cert, const std::string& key, bool chain) {
+    std::vector<std::string> argv = {"openssl", "s_server", "-accept", "0", "-naccept", "1", "-cert",
+                                     TestFilePath(cert), "-key", TestFilePath(key)};
+    if (chain) argv.insert(argv.end(), {"-cert_chain", TestFilePath("int1.pem")});
+    EXPECT_TRUE(server.Start(argv).ok());
+    absl::StatusOr<std::string> accept = server.WaitForLine("ACCEPT", kTimeout);
+    EXPECT_TRUE(accept.ok()) << accept.status();
+    if (!accept.ok()) return -1;
+    return std::atoi(accept->substr(accept->rfind(':') + 1).c_str());
+  }
+};
+
+TEST_F(TlsctlTest, BadFlagsAndUnreadableFilesExitTwoWithOneLine) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"serve", "--bogus"},
+           {"serve", "--min-version", "TLSv1_3"},
+           {"serve", "--key", "/nonexistent/k.pem", "--cert", "/nonexistent/c.pem"},
+           {"connect", "--port", "1", "--ca", "/nonexistent/ca.pem"},
+           {"connect", "--host", "127.0.0.1"},
+           {"launch"},
+       }) {
+    Outcome r = RunTlsctl(args);
+    EXPECT_EQ(r.code, 2) << args[1] << ": " << r.err;
+    EXPECT_EQ(r.out, "") << args[1];
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_TRUE(absl::StartsWith(r.err, "tlsctl: ")) << r.err;
+  }
+  Outcome r = RunTlsctl({"serve", "--cert", "/nonexistent/c.pem", "--key", "/nonexistent/k.pem"});
+  EXPECT_TRUE(absl::StrContains(r.err, "--key: cannot read '/nonexistent/k.pem'")) << r.err;
+}
+
+TEST_F(TlsctlTest, HelpAndCiphers) {
+  Outcome help = RunTlsctl({"serve", "--help"});
+  EXPECT_EQ(help.code, 0);
+  EXPECT_TRUE(absl::StrContains(help.out, "--reneg-limit N")) << help.out;
+  Outcome ciphers = RunTlsctl({"ciphers"});
+  EXPECT_EQ(ciphers.code, 0);
+  EXPECT_FALSE(Lines(ciphers.out, "tls_aes_128_gcm_sha256").empty()) << ciphers.out;
+  EXPECT_FALSE(Lines(ciphers.out, "ecdhe-rsa-aes128-gcm-sha256").empty());
+}
+
+TEST_F(TlsctlTest, ServeEchoesToOpensslClientWithTheCachedLocalhostCertificate) {
+  Subprocess server;
+  int port = StartServe(server, {});
+  ASSERT_GT(port, 0);
+  Subprocess client;
+  StartSClient(client, port, {"-CAfile", CacheCert(), "-verify_return_error", "-servername", "localhost"});
+  ASSERT_TRUE(client.WaitForLine("Verify return code: 0 (ok)", kTimeout).ok()) << client.err();
+  ASSERT_TRUE(client.WriteStdin("ping from s_client\n").ok());
+  EXPECT_TRUE(client.WaitForLine("ping from s_client", kTimeout).ok());
+  client.CloseStdin();
+  client.Wait(kTimeout);
+  absl::StatusOr<std::string> secure = server.WaitForLine("\"event\":\"secureConnection\"", kTimeout);
+  ASSERT_TRUE(secure.ok()) << secure.status();
+  EXPECT_TRUE(absl::StrContains(*secure, "\"protocol\":\"TLSv1.3\"")) << *secure;
+  EXPECT_TRUE(absl::StrContains(*secure, "\"servername\":\"localhost\"")) << *secure;
+  absl::StatusOr<std::string> close = server.WaitForLine("\"event\":\"close\"", kTimeout);
+  ASSERT_TRUE(close.ok()) << close.status();
+  EXPECT_TRUE(absl::StrContains(*close, "\"id\":1")) << *close;
+}
+
+TEST_F(TlsctlTest, CurlReadsTheConnectionAsJsonInHttpMode) {
+  Subprocess server;
+  int port = StartServe(server, {"--mode", "http", "--key", TestFilePath("server-rsa-key.pem"), "--cert",
+                                 TestFilePath("server-rsa-chain.pem"), "--alpn", "http/1.1"});
+  ASSERT_GT(port, 0);
+  Subprocess curl;
+  ASSERT_TRUE(curl.Start({"curl", "-sS", "--max-time", "10", "--cacert", TestFilePath("ca1.pem"),
+                          absl::StrCat("https://localhost:", port, "/"), absl::StrCat("https://localhost:", port, "/again")})
+                  .ok());
+  EXPECT_EQ(curl.Wait(kTimeout), 0) << curl.err();
+  std::vector<std::string> bodies = Lines(curl.out(), "\"event\":\"secureConnection\"");
+  ASSERT_EQ(bodies.size(), 2u) << curl.out();  // two requests on one kept-alive connection
+  EXPECT_TRUE(absl::StrContains(bodies[0], "\"alpnProtocol\":\"http/1.1\"")) << bodies[0];
+  EXPECT_TRUE(absl::StrContains(bodies[0], "\"servername\":\"localhost\"")) << bodies[0];
+  EXPECT_TRUE(absl::StrContains(bodies[0], "\"cipher\":{\"name\":")) << bodies[0];
+}
+
+TEST_F(TlsctlTest, ConnectToOpensslServer) {
+  Subprocess server;
+  int port = StartSServer(server, "server-rsa.pem", "server-rsa-key.pem", true);
+  ASSERT_GT(port, 0);
+  Outcome r = RunTlsctl({"connect", "--port", absl::StrCat(port), "--ca", TestFilePath("ca1.pem"), "--servername",
+                     "localhost", "--max-version", "TLSv1.2"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  std::vector<std::string> secure = Lines(r.out, "\"event\":\"secureConnect\"");
+  ASSERT_EQ(secure.size(), 1u) << r.out;
+  EXPECT_TRUE(absl::StrContains(secure[0], "\"authorized\":true")) << secure[0];
+  EXPECT_TRUE(absl::StrContains(secure[0], "\"protocol\":\"TLSv1.2\"")) << secure[0];
+  EXPECT_TRUE(absl::StrContains(secure[0], "\"CN\":\"localhost\"")) << secure[0];
+  EXPECT_EQ(Lines(r.out, "\"event\":\"close\",\"hadError\":false").size(), 1u) << r.out;
+}
+
+TEST_F(TlsctlTest, ConnectRefusesASelfSignedServer) {
+  Subprocess server;
+  int port = StartSServer(server, "self-signed.pem", "self-signed-key.pem", false);
+  ASSERT_GT(port, 0);
+  Outcome r = RunTlsctl({"connect", "--port", absl::StrCat(port), "--servername", "localhost"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(Lines(r.out, "\"event\":\"error\",\"code\":\"DEPTH_ZERO_SELF_SIGNED_CERT\"").size(), 1u) << r.out;
+  EXPECT_TRUE(Lines(r.out, "secureConnect").empty()) << r.out;
+}
+
+TEST_F(TlsctlTest, ConnectRefusesAWrongName) {
+  Subprocess server;
+  int port = StartSServer(server, "other-name.pem", "other-name-key.pem", true);
+  ASSERT_GT(port, 0);
+  Outcome r = RunTlsctl({"connect", "--port", absl::StrCat(port), "--ca", TestFilePath("ca1.pem"), "--servername",
+                     "localhost"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(Lines(r.out, "\"code\":\"ERR_TLS_CERT_ALTNAME_INVALID\"").size(), 1u) << r.out;
+}
+
+TEST_F(TlsctlTest, ConnectReportsConnectionRefused) {
+  int port;
+  {
+    testing::Listener closed;  // a port that was free a moment ago
+    port = closed.port();
+  }
+  Outcome r = RunTlsctl({"connect", "--port", absl::StrCat(port), "--insecure"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(Lines(r.out, "\"code\":\"ECONNREFUSED\"").size(), 1u) << r.out;
+}
+
+TEST_F(TlsctlTest, ConnectToServeEchoesAndResumes) {
+  for (const char* version : {"TLSv1.3", "TLSv1.2"}) {
+    SCOPED_TRACE(version);
+    Subprocess server;
+    int port = StartServe(server, {"--max-version", version});
+    ASSERT_GT(port, 0);
+    std::string session = absl::StrCat(TmpDir(), "/session-", version, ".der");
+    Outcome first = RunTlsctl({"connect", "--port", absl::StrCat(port), "--ca", CacheCert(), "--send", "hello \"tlsctl\"\n",
+                           "--session-out", session});
+    EXPECT_EQ(first.code, 0) << first.out << first.err;
+    EXPECT_EQ(Lines(first.out, "{\"event\":\"data\",\"data\":\"hello \\\"tlsctl\\\"\\n\"}").size(), 1u) << first.out;
+    EXPECT_EQ(Lines(first.out, "\"sessionReused\":false").size(), 1u) << first.out;
+    Outcome second = RunTlsctl({"connect", "--port", absl::StrCat(port), "--ca", CacheCert(), "--stdin", "--session-in",
+                            session},
+                           "from stdin");
+    EXPECT_EQ(second.code, 0) << second.out << second.err;
+    EXPECT_EQ(Lines(second.out, "\"sessionReused\":true").size(), 1u) << second.out;
+    EXPECT_EQ(Lines(second.out, "\"data\":\"from stdin\"").size(), 1u) << second.out;
+    absl::StatusOr<std::string> reused = server.WaitForLine("\"sessionReused\":true", kTimeout);
+    EXPECT_TRUE(reused.ok()) << reused.status();
+  }
+}
+
+TEST_F(TlsctlTest, ServeReportsClientErrorsWithNodeCodes) {
+  Subprocess server;
+  int port = StartServe(server, {"--request-cert", "--reject-unauthorized", "--ca", TestFilePath("ca1.pem")});
+  ASSERT_GT(port, 0);
+  Outcome r = RunTlsctl({"connect", "--port", absl::StrCat(port), "--ca", CacheCert()});
+  EXPECT_EQ(r.code, 1) << r.out;
+  absl::StatusOr<std::string> err = server.WaitForLine("\"event\":\"clientError\"", kTimeout);
+  ASSERT_TRUE(err.ok()) << err.status();
+  EXPECT_TRUE(absl::StrContains(*err, "\"code\":\"ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE\"")) << *err;
+  // With a client certificate from ca1 the same server authorizes it.
+  Outcome ok = RunTlsctl({"connect", "--port", absl::StrCat(port), "--ca", CacheCert(), "--key",
+                      TestFilePath("client-key.pem"), "--cert", TestFilePath("client-chain.pem"), "--send", "x"});
+  EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
+  absl::StatusOr<std::string> secure = server.WaitForLine("\"event\":\"secureConnection\"", kTimeout);
+  ASSERT_TRUE(secure.ok()) << secure.status();
+  EXPECT_TRUE(absl::StrContains(*secure, "\"authorized\":true")) << *secure;
+  EXPECT_TRUE(absl::StrContains(*secure, "\"CN\":\"test client\"")) << *secure;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The non-empty lines of a key-log file.
+std::set<std::string> KeylogLines(const std::string& path) {
+  std::set<std::string> got;
+  for (absl::string_view l : absl::StrSplit(ReadFile(path), '\n', absl::SkipEmpty())) got.emplace(l);
+  return got;
+}
+
+TEST_F(TlsctlTest, TwoLoopsResumeEachOthersTickets) {
+  Subprocess server;
+  int port = StartServe(server, {"--loops", "2"});
+  ASSERT_GT(port, 0);
+  EXPECT_TRUE(absl::StrContains(server.err(), "starting 2 loops")) << server.err();
+  std::string session = TmpDir() + "/session-loops.der";
+  Outcome first = RunTlsctl({"connect", "--port", absl::StrCat(port), "--ca", CacheCert(), "--session-out", session});
+  ASSERT_EQ(first.code, 0) << first.out << first.err;
+  // The acceptor deals connections out in turn: 2 goes to the second loop,
+  // 3 back to the first; both resume the ticket the first loop issued.
+  for (int id : {2, 3}) {
+    Outcome again = RunTlsctl({"connect", "--port", absl::StrCat(port), "--ca", CacheCert(), "--session-in", session,
+                               "--send", "again"});
+    EXPECT_EQ(again.code, 0) << again.out << again.err;
+    EXPECT_EQ(Lines(again.out, "\"sessionReused\":true").size(), 1u) << again.out;
+    absl::StatusOr<std::string> reused = server.WaitForLine(absl::StrCat("\"id\":", id, ","), kTimeout);
+    ASSERT_TRUE(reused.ok()) << reused.status();
+    EXPECT_TRUE(absl::StrContains(*reused, "\"sessionReused\":true")) << *reused;
+  }
+}
+
+TEST_F(TlsctlTest, StaplesTheOcspResponseForOpensslAndForConnect) {
+  Subprocess server;
+  int port = StartServe(server, {"--key", TestFilePath("server-rsa-key.pem"), "--cert",
+                                 TestFilePath("server-rsa-chain.pem"), "--ocsp-response",
+                                 TestFilePath("server-rsa-ocsp.der")});
+  ASSERT_GT(port, 0);
+  Subprocess client;
+  StartSClient(client, port, {"-CAfile", TestFilePath("ca1.pem"), "-servername", "localhost", "-status"});
+  EXPECT_TRUE(client.WaitForLine("OCSP Response Status: successful", kTimeout).ok()) << client.out();
+  EXPECT_TRUE(client.WaitForLine("Cert Status: good", kTimeout).ok()) << client.out();
+  client.CloseStdin();
+  client.Wait(kTimeout);
+  Outcome r = RunTlsctl({"connect", "--port", absl::StrCat(port), "--ca", TestFilePath("ca1.pem"), "--servername",
+                         "localhost", "--request-ocsp"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  std::string der = ReadFile(TestFilePath("server-rsa-ocsp.der"));
+  std::vector<std::string> ocsp = Lines(r.out, "\"event\":\"OCSPResponse\"");
+  ASSERT_EQ(ocsp.size(), 1u) << r.out;
+  EXPECT_TRUE(absl::StrContains(ocsp[0], absl::StrCat("\"response\":\"", absl::Base64Escape(der), "\""))) << ocsp[0];
+}
+
+TEST_F(TlsctlTest, SniServesTheNamedCertificate) {
+  Subprocess server;
+  int port = StartServe(server, {"--key", TestFilePath("server-rsa-key.pem"), "--cert",
+                                 TestFilePath("server-rsa-chain.pem"), "--sni",
+                                 absl::StrCat("other.example.com=", TestFilePath("other-name-key.pem"), ":",
+                                              TestFilePath("other-name-chain.pem"))});
+  ASSERT_GT(port, 0);
+  for (const char* name : {"other.example.com", "localhost"}) {
+    SCOPED_TRACE(name);
+    Subprocess client;
+    StartSClient(client, port,
+                 {"-CAfile", TestFilePath("ca1.pem"), "-servername", name, "-verify_hostname", name,
+                  "-verify_return_error"});
+    absl::StatusOr<std::string> subject = client.WaitForLine("subject=", kTimeout);
+    ASSERT_TRUE(subject.ok()) << client.out() << client.err();
+    EXPECT_TRUE(absl::StrContains(*subject, absl::StrCat("CN = ", name))) << *subject;
+    EXPECT_TRUE(client.WaitForLine("Verify return code: 0 (ok)", kTimeout).ok()) << client.out();
+    client.CloseStdin();
+    client.Wait(kTimeout);
+    absl::StatusOr<std::string> secure = server.WaitForLine("\"event\":\"secureConnection\"", kTimeout);
+    ASSERT_TRUE(secure.ok()) << secure.status();
+    EXPECT_TRUE(absl::StrContains(*secure, absl::StrCat("\"servername\":\"", name, "\""))) << *secure;
+  }
+}
+
+TEST_F(TlsctlTest, BothSidesWriteTheSameKeylogLines) {
+  std::string server_log = TmpDir() + "/server.keylog", client_log = TmpDir() + "/client.keylog";
+  unlink(server_log.c_str());
+  unlink(client_log.c_str());
+  Subprocess server;
+  int port = StartServe(server, {"--keylog", server_log});
+  ASSERT_GT(port, 0);
+  Outcome r = RunTlsctl({"connect", "--port", absl::StrCat(port), "--ca", CacheCert(), "--keylog", client_log,
+                         "--send", "secret"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  ASSERT_TRUE(server.WaitForLine("\"event\":\"close\"", kTimeout).ok());
+  std::set<std::string> ours = KeylogLines(server_log), theirs = KeylogLines(client_log);
+  EXPECT_EQ(ours, theirs);
+  // TLS 1.3: both handshake and traffic secrets, and the exporter secret.
+  for (const char* label : {"CLIENT_HANDSHAKE_TRAFFIC_SECRET ", "SERVER_HANDSHAKE_TRAFFIC_SECRET ",
+                            "CLIENT_TRAFFIC_SECRET_0 ", "SERVER_TRAFFIC_SECRET_0 ", "EXPORTER_SECRET "}) {
+    int n = 0;
+    for (const std::string& l : ours) n += absl::StartsWith(l, label) ? 1 : 0;
+    EXPECT_EQ(n, 1) << label << " in " << ReadFile(server_log);
+  }
+}
+
+TEST_F(TlsctlTest, RenegotiationIsAllowedUpToTheLimit) {
+  Subprocess server;
+  int port = StartServe(server, {"--reneg-limit", "1"});
+  ASSERT_GT(port, 0);
+  // openssl s_client renegotiates when a line starts with R (TLS 1.2).
+  Subprocess client;
+  StartSClient(client, port, {"-CAfile", CacheCert(), "-servername", "localhost", "-tls1_2"});
+  ASSERT_TRUE(client.WaitForLine("Verify return code: 0 (ok)", kTimeout).ok()) << client.out();
+  ASSERT_TRUE(client.WriteStdin("R\n").ok());
+  absl::StatusOr<std::string> once = server.WaitForLine("\"event\":\"renegotiated\"", kTimeout);
+  ASSERT_TRUE(once.ok()) << once.status();
+  EXPECT_TRUE(absl::StrContains(*once, "\"id\":1")) << *once;
+  ASSERT_TRUE(client.WriteStdin("R\n").ok());  // one past the limit
+  absl::StatusOr<std::string> attack = server.WaitForLine("\"event\":\"error\"", kTimeout);
+  ASSERT_TRUE(attack.ok()) << attack.status();
+  EXPECT_TRUE(absl::StrContains(*attack, "\"code\":\"ERR_TLS_SESSION_ATTACK\"")) << *attack;
+  EXPECT_TRUE(absl::StrContains(*attack, "\"id\":1")) << *attack;
+  client.CloseStdin();
+  client.Wait(kTimeout);
+  EXPECT_TRUE(server.WaitForLine("\"event\":\"close\",\"id\":1", kTimeout).ok());
+
+  // tlsctl connect --renegotiate on a fresh connection (its own count).
+  Outcome r = RunTlsctl({"connect", "--port", absl::StrCat(port), "--ca", CacheCert(), "--max-version", "TLSv1.2",
+                         "--renegotiate", "--send", "after"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(Lines(r.out, "{\"event\":\"renegotiated\",\"protocol\":\"TLSv1.2\"}").size(), 1u) << r.out;
+  EXPECT_EQ(Lines(r.out, "\"data\":\"after\"").size(), 1u) << r.out;
+  absl::StatusOr<std::string> second = server.WaitForLine("\"event\":\"renegotiated\"", kTimeout);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(absl::StrContains(*second, "\"id\":2")) << *second;
+}
+
+TEST_F(TlsctlTest, ConnectUpdatesKeysAndStillEchoes) {
+  Subprocess server;
+  int port = StartServe(server, {});
+  ASSERT_GT(port, 0);
+  Outcome r = RunTlsctl({"connect", "--port", absl::StrCat(port), "--ca", CacheCert(), "--key-update", "--send",
+                         "after the update"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(Lines(r.out, "{\"event\":\"keyUpdate\",\"requestPeer\":true}").size(), 1u) << r.out;
+  EXPECT_EQ(Lines(r.out, "\"data\":\"after the update\"").size(), 1u) << r.out;
+  // Renegotiation does not exist in TLS 1.3: an error line, exit 1.
+  Outcome reneg = RunTlsctl({"connect", "--port", absl::StrCat(port), "--ca", CacheCert(), "--renegotiate"});
+  EXPECT_EQ(reneg.code, 1) << reneg.out;
+  EXPECT_EQ(Lines(reneg.out, "\"event\":\"error\"").size(), 1u) << reneg.out;
+}
+
+TEST_F(TlsctlTest, GnutlsAndNodeClientsTalkToServe) {
+  Subprocess server;
+  int port = StartServe(server, {});
+  ASSERT_GT(port, 0);
+  {
+    Subprocess gnutls;
+    ASSERT_TRUE(gnutls
+                    .Start({"gnutls-cli", "--x509cafile", CacheCert(), "--sni-hostname", "localhost",
+                            "--verify-hostname", "localhost", "-p", absl::StrCat(port), "127.0.0.1"})
+                    .ok());
+    ASSERT_TRUE(gnutls.WaitForLine("Handshake was completed", kTimeout).ok()) << gnutls.out() << gnutls.err();
+    ASSERT_TRUE(gnutls.WriteStdin("ping from gnutls\n").ok());
+    EXPECT_TRUE(gnutls.WaitForLine("ping from gnutls", kTimeout).ok()) << gnutls.out();
+    gnutls.CloseStdin();
+    gnutls.Wait(kTimeout);
+    absl::StatusOr<std::string> secure = server.WaitForLine("\"event\":\"secureConnection\"", kTimeout);
+    ASSERT_TRUE(secure.ok()) << secure.status();
+    EXPECT_TRUE(absl::StrContains(*secure, "\"servername\":\"localhost\"")) << *secure;
+    EXPECT_TRUE(server.WaitForLine("\"event\":\"close\",\"id\":1", kTimeout).ok());
+  }
+  Subprocess node;
+  ASSERT_TRUE(node.Start({"node", "-e",
+                          "const tls = require('tls'), fs = require('fs');\n"
+                          "const s = tls.connect({host: '127.0.0.1', port: +process.argv[1], servername: 'localhost',\n"
+                          "  ca: fs.readFileSync(process.argv[2])}, () => s.write('ping'));\n"
+                          "s.on('data', d => { console.log(s.getProtocol(), s.authorized, String(d)); s.end(); });\n"
+                          "s.on('error', e => { console.log('error', e.code); process.exit(1); });\n",
+                          absl::StrCat(port), CacheCert()})
+                  .ok());
+  EXPECT_EQ(node.Wait(kTimeout), 0) << node.out() << node.err();
+  EXPECT_TRUE(absl::StrContains(node.out(), "TLSv1.3 true ping")) << node.out();
+  absl::StatusOr<std::string> secure = server.WaitForLine("\"event\":\"secureConnection\"", kTimeout);
+  ASSERT_TRUE(secure.ok()) << secure.status();
+  EXPECT_TRUE(absl::StrContains(*secure, "\"id\":2")) << *secure;
+  EXPECT_TRUE(server.WaitForLine("\"event\":\"close\",\"id\":2", kTimeout).ok());
+}
+
+}  // namespace
+}  // namespace tlsengine
