@@ -45,7 +45,8 @@ def main(src, dst):
     ax.set_xticklabels(labels)
     ax.set_ylabel("server CPU per unit / plain OpenSSL's (lower is better)")
     ax.set_title("Server CPU per handshake and per MB")
-    ax.legend(fontsize=8)
+    ax.margins(y=0.3)  # room for the legend above the tallest bar
+    ax.legend(fontsize=8, loc="upper left")
 
     ax = axes[1]
     mem = sorted((n for n in rows if n.startswith("idle_kb_")), key=lambda n: int(n.split("_")[-1]))
@@ -64,7 +65,8 @@ def main(src, dst):
     ax.set_xticklabels([n.split("_")[-1] + " conns" for n in mem])
     ax.set_ylabel("resident KB per idle connection")
     ax.set_title("Idle memory")
-    ax.legend(fontsize=8)
+    ax.margins(y=0.3)  # room for the legend above the tallest bar
+    ax.legend(fontsize=8, loc="upper left")
 
     ax = axes[2]
     groups = [("hs_wall", "handshakes\nper wall s"), ("hs_cpu", "handshakes\nper CPU s"),
@@ -84,7 +86,8 @@ def main(src, dst):
     ax.set_xticklabels([g[1] for g in groups])
     ax.set_ylabel("2 loops / 1 loop")
     ax.set_title("Scale-out")
-    ax.legend(fontsize=8)
+    ax.margins(y=0.3)  # room for the legend above the tallest bar
+    ax.legend(fontsize=8, loc="upper left")
 
     fig.suptitle("tlsengine over loopback: figures from the server process's own CPU time and RSS")
     fig.tight_layout()
