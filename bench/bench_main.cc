@@ -7,7 +7,6 @@
 //   bench --only=hs13_ecdsa --iterations=200  one side of one figure, for a profiler
 #include <malloc.h>
 #include <openssl/crypto.h>
-#include <sched.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -27,6 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bench/figures.h"
+#include "bench/machine.h"
 #include "bench/pair.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -111,25 +111,7 @@ absl::StatusOr<std::unique_ptr<Stack>> MakeStack(bool engine, const Config& conf
   return engine ? MakeEngineStack(config) : MakePlainStack(config);
 }
 
-// ---- The machine ----
-
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);) {
-    if (absl::StartsWith(line, "model name")) {
-      size_t colon = line.find(':');
-      return colon == std::string::npos ? line : line.substr(colon + 2);
-    }
-  }
-  return "unknown CPU";
-}
-
-int Nproc() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
-  return CPU_COUNT(&set);
-}
+// ---- The machine (see also bench/machine.h) ----
 
 // AES-128-GCM MB/s on 16 KB blocks from `openssl speed` (0 when it fails).
 double OpenSslSpeed() {
@@ -147,13 +129,6 @@ double OpenSslSpeed() {
     if (absl::ConsumeSuffix(&last, "k") && absl::SimpleAtod(last, &kb)) return kb / 1000.0;
   }
   return 0;
-}
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string one, five, fifteen;
-  in >> one >> five >> fifteen;
-  return absl::StrCat(one, " ", five, " ", fifteen);
 }
 
 // ---- The table ----

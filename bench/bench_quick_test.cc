@@ -6,27 +6,14 @@
 #include <cstdio>
 #include <string>
 
+#include "bench/quick_run.h"
 #include "gtest/gtest.h"
 
 namespace {
 
-struct QuickOutput {
-  std::string out;
-  int status = -1;
-};
+using tlsengine::bench::QuickOutput;
 
-const QuickOutput& QuickRun() {
-  static const QuickOutput* run = [] {
-    auto* r = new QuickOutput;  // never freed: read by every test
-    FILE* p = popen("bench/bench --quick --certs=tests/certs 2>&1", "r");
-    if (p == nullptr) return r;
-    char buf[4096];
-    while (size_t n = fread(buf, 1, sizeof(buf), p)) r->out.append(buf, n);
-    r->status = pclose(p);
-    return r;
-  }();
-  return *run;
-}
+const QuickOutput& QuickRun() { return tlsengine::bench::QuickRun("bench/bench --quick --certs=tests/certs 2>&1"); }
 
 TEST(BenchQuick, ExitsZero) {
   const QuickOutput& run = QuickRun();

@@ -1,0 +1,90 @@
+// engine_echo: the loopback benchmark's echo server on the epoll adapter
+// (adapters/epoll Server over a LoopGroup), as tlsctl serve would run it.
+// netbench starts it, reads "port N" from its stdout and stops it by closing
+// its stdin.
+//
+//   engine_echo --key=k1.pem,k2.pem --cert=c1.pem,c2.pem [--loops=N]
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "adapters/epoll/server.h"
+
+namespace tlsengine {
+namespace bench {
+namespace {
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return in.good() || in.eof();
+}
+
+int Fail(const std::string& what) {
+  std::fprintf(stderr, "engine_echo: %s\n", what.c_str());
+  return 1;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> keys, certs;
+  int loops = 1;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--key=", 0) == 0) keys = absl::StrSplit(a.substr(6), ',');
+    else if (a.rfind("--cert=", 0) == 0) certs = absl::StrSplit(a.substr(7), ',');
+    else if (a.rfind("--loops=", 0) == 0 && absl::SimpleAtoi(a.substr(8), &loops) && loops > 0) {}
+    else return Fail("usage: engine_echo --key=K[,K2] --cert=C[,C2] [--loops=N]");
+  }
+  epoll::ServerOptions o;
+  std::vector<std::string> key_pems, cert_pems;
+  for (const std::string& k : keys) {
+    std::string pem;
+    if (!ReadFile(k, &pem) || pem.empty()) return Fail("cannot read " + k);
+    key_pems.push_back(pem);
+  }
+  for (const std::string& c : certs) {
+    std::string pem;
+    if (!ReadFile(c, &pem) || pem.empty()) return Fail("cannot read " + c);
+    cert_pems.push_back(pem);
+  }
+  o.context.key = key_pems;
+  o.context.cert = cert_pems;
+  o.handshake_timeout = absl::Seconds(30);
+  epoll::ServerHandlers h;
+  h.on_secure_connection = [](std::shared_ptr<epoll::TlsSocket> s) {
+    epoll::TlsSocket* sock = s.get();  // alive until its 'close'
+    sock->handlers().on_data = [sock](absl::string_view d) { sock->Write(d); };
+    sock->handlers().on_end = [sock] { sock->End(); };
+  };
+  h.on_client_error = [](const absl::Status&, epoll::TlsSocket&) {};
+
+  auto group = epoll::LoopGroup::Start(loops);
+  if (!group.ok()) return Fail(group.status().ToString());
+  auto server = epoll::Server::Create((*group)->loops(), o, h);
+  if (!server.ok()) return Fail(server.status().ToString());
+  if (absl::Status s = (*server)->Listen(0, "127.0.0.1"); !s.ok()) return Fail(s.ToString());
+  std::printf("port %d\n", (*server)->address()->port);
+  std::fflush(stdout);
+  char c;
+  while (read(0, &c, 1) > 0) {
+  }
+  // The parent closed our stdin: stop at once. _exit skips teardown (and
+  // LeakSanitizer's report on connections still open), which a benchmark
+  // server does not need.
+  _exit(0);
+}
+
+}  // namespace
+}  // namespace bench
+}  // namespace tlsengine
+
+int main(int argc, char** argv) { return tlsengine::bench::Main(argc, argv); }
