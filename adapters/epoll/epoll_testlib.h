@@ -4,6 +4,9 @@
 #define TLSENGINE_ADAPTERS_EPOLL_EPOLL_TESTLIB_H_
 
 #include <dirent.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include <functional>
@@ -11,12 +14,15 @@
 #include <mutex>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "adapters/epoll/loop.h"
 #include "adapters/epoll/server.h"
 #include "adapters/epoll/socket.h"
+#include "core/tls_connection.h"
+#include "gtest/gtest.h"
 #include "tests/testlib/testlib.h"
 
 namespace tlsengine {
@@ -72,10 +78,16 @@ inline TlsSocketOptions ClientTo(int port, const std::string& version = "") {
 }
 
 // Echo: every server socket writes back what it reads and ends when the
-// peer ends.
+// peer ends. Like Node's pipe(), it pauses reading while its writes wait
+// (Write() returned false) and resumes on 'drain', so a peer that sends
+// faster than it reads is held back instead of growing the queue up to
+// max_buffered_writes.
 inline void EchoOn(const std::shared_ptr<TlsSocket>& s) {
   TlsSocket* raw = s.get();
-  s->handlers().on_data = [raw](absl::string_view d) { raw->Write(d); };
+  s->handlers().on_data = [raw](absl::string_view d) {
+    if (!raw->Write(d)) raw->Pause();
+  };
+  s->handlers().on_drain = [raw] { raw->Resume(); };
 }
 
 inline int CountOpenFds() {
@@ -107,6 +119,97 @@ inline bool RaiseFdLimit(rlim_t want) {
   r.rlim_cur = want < r.rlim_max ? want : r.rlim_max;
   return setrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur >= want;
 }
+
+// How a socket ended: its on_error and on_close, recorded by RecordEnding.
+struct Ending {
+  absl::Status error;
+  bool closed = false;
+  bool had_error = false;
+};
+inline void RecordEnding(TlsSocket& s, Ending* ending) {
+  s.handlers().on_error = [ending](const absl::Status& e) { ending->error = e; };
+  s.handlers().on_close = [ending](bool had_error) {
+    ending->closed = true;
+    ending->had_error = had_error;
+  };
+}
+
+// Handshakes a bare engine over the blocking socket `fd` (not closed), so a
+// test can then send raw bytes or reset the connection. Waits for the
+// client's Finished to have been sent. A server on `loop` in this thread is
+// served meanwhile.
+inline std::unique_ptr<TlsConnection> HandshakeOver(int fd, absl::Duration timeout, Loop* loop = nullptr) {
+  std::unique_ptr<TlsConnection> conn = *TlsConnection::Create(ClientTo(1).tls, absl::Now());
+  absl::Time end = absl::Now() + timeout;
+  bool secure = false;
+  while (absl::Now() < end) {
+    while (std::optional<Event> ev = conn->NextEvent(absl::Now())) {
+      if (ev->type == EventType::kSecure) secure = true;
+      if (ev->type == EventType::kError) return nullptr;
+    }
+    for (auto out = conn->Output(); !out.empty(); out = conn->Output()) {
+      ssize_t n = send(fd, out[0].data(), out[0].size(), MSG_NOSIGNAL);
+      if (n <= 0 || !conn->ConsumeOutput(static_cast<size_t>(n)).ok()) return nullptr;
+    }
+    if (secure) return conn;
+    if (loop != nullptr && !loop->RunOnce(absl::Milliseconds(5)).ok()) return nullptr;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, loop != nullptr ? 0 : 50) <= 0) continue;
+    absl::Span<uint8_t> space = conn->InputSpace();
+    ssize_t n = recv(fd, space.data(), space.size(), 0);
+    if (n <= 0 || !conn->CommitInput(static_cast<size_t>(n)).ok()) return nullptr;
+  }
+  return nullptr;
+}
+
+// Closes `fd` with a TCP reset (SO_LINGER 0).
+inline void ResetAndClose(int fd) {
+  linger l = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  close(fd);
+}
+
+// A fixture: a Server on one loop in the test thread (StartEcho), clients on
+// the same loop; TearDown closes everything and checks that no fd is left.
+class EchoServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fds_before_ = testing::CountOpenFds();
+    loop_ = *Loop::Create();
+  }
+  void TearDown() override {
+    // Everything closes: no socket, watch or fd is left behind.
+    if (server_ != nullptr && server_->listening()) {
+      bool closed = false;
+      ASSERT_TRUE(server_->Close([&] { closed = true; }).ok());
+      server_->EndAll();
+      EXPECT_TRUE(RunUntil(*loop_, [&] { return closed; }));
+    }
+    server_.reset();
+    RunUntil(*loop_, [] { return false; }, absl::Milliseconds(20));
+    loop_.reset();
+    EXPECT_EQ(testing::CountOpenFds(), fds_before_);
+  }
+
+  void StartEcho(ServerOptions o = ServerFor(), const std::string& host = "127.0.0.1") {
+    handlers_.on_secure_connection = [this](std::shared_ptr<TlsSocket> s) {
+      ++secure_connections_;
+      EchoOn(s);
+    };
+    handlers_.on_client_error = [this](const absl::Status& e, TlsSocket&) { client_errors_.push_back(e); };
+    server_ = *Server::Create({loop_.get()}, std::move(o), handlers_);
+    ASSERT_TRUE(server_->Listen(0, host).ok());
+    port_ = server_->address()->port;
+  }
+
+  int fds_before_ = 0;
+  std::unique_ptr<Loop> loop_;
+  ServerHandlers handlers_;
+  std::unique_ptr<Server> server_;
+  int port_ = 0;
+  int secure_connections_ = 0;
+  std::vector<absl::Status> client_errors_;
+};
 
 }  // namespace testing
 }  // namespace epoll

@@ -26,6 +26,7 @@ namespace epoll {
 namespace {
 
 using testing::ClientTo;
+using testing::RunFor;
 using testing::RunUntil;
 using testing::ServerFor;
 
@@ -68,6 +69,10 @@ class LoadTest : public ::testing::Test {
       secure_.fetch_add(1);
       if (s->is_session_reused()) reused_.fetch_add(1);
       testing::EchoOn(s);
+      s->handlers().on_error = [this](const absl::Status& e) {
+        std::lock_guard<std::mutex> lock(mu_);
+        socket_errors_.push_back(e);
+      };
     };
     h.on_client_error = [this](const absl::Status& e, TlsSocket&) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -82,6 +87,10 @@ class LoadTest : public ::testing::Test {
     std::lock_guard<std::mutex> lock(mu_);
     return client_errors_;
   }
+  std::vector<absl::Status> SocketErrors() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return socket_errors_;
+  }
 
   int fds_before_ = 0;
   std::unique_ptr<Loop> loop_;
@@ -92,7 +101,9 @@ class LoadTest : public ::testing::Test {
   std::atomic<int> reused_{0};
   std::mutex mu_;
   std::vector<absl::Status> client_errors_;  // guarded by mu_
+  std::vector<absl::Status> socket_errors_;  // guarded by mu_: server sockets' on_error
 };
+
 
 TEST_F(LoadTest, HoldsTwoThousandHandshakedConnectionsAllStillEchoing) {
   constexpr int kConnections = 2000;
@@ -200,7 +211,7 @@ TEST_F(LoadTest, StalledHandshakesTimeOutWhileOthersAreServed) {
 TEST_F(LoadTest, ResetsAndJunkAreClientErrorsAndTheServerCarriesOn) {
   ServerOptions o = ServerFor("server-ecdsa");
   o.driver.linger_time = absl::Milliseconds(100);
-  StartEchoServer(1, o);
+  StartEchoServer(2, o);
   // Junk: a megabyte that is not TLS.
   int junk = tlsengine::testing::ConnectLoopback(port_);
   std::string noise(1 << 20, 'x');
@@ -211,9 +222,7 @@ TEST_F(LoadTest, ResetsAndJunkAreClientErrorsAndTheServerCarriesOn) {
   send(reset, partial, sizeof(partial), MSG_NOSIGNAL);
   ASSERT_TRUE(RunUntil(*loop_, [&] { return server_->accepted() == 2; }));
   RunUntil(*loop_, [] { return false; }, absl::Milliseconds(50));
-  linger l = {1, 0};
-  setsockopt(reset, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-  close(reset);
+  testing::ResetAndClose(reset);
   ASSERT_TRUE(RunUntil(*loop_, [&] { return ClientErrors().size() == 2; }));
   std::vector<absl::Status> errors = ClientErrors();
   bool saw_reset = false, saw_protocol = false;
@@ -244,6 +253,44 @@ TEST_F(LoadTest, ResetsAndJunkAreClientErrorsAndTheServerCarriesOn) {
   c->handlers().on_close = [&](bool) { closed = true; };
   ASSERT_TRUE(RunUntil(*loop_, [&] { return closed; }));
   EXPECT_EQ(got, "still here");
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return server_->connections() == 0; }));
+
+  // A client that destroys its socket right after the handshake: the
+  // server's side ends (as truncated) and closes, whichever loop serves it.
+  // Four rounds: on both loops, destroying from inside 'secureConnect' and
+  // from the test once it has seen it.
+  for (int round = 0; round < 4; ++round) {
+    std::shared_ptr<TlsSocket> d = *TlsSocket::Connect(loop_.get(), ClientTo(port_));
+    bool secure = false, d_closed = false;
+    bool from_callback = round < 2;
+    d->handlers().on_secure_connect = [&] {
+      secure = true;
+      if (from_callback) d->Destroy();
+    };
+    d->handlers().on_close = [&](bool) { d_closed = true; };
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return secure; })) << "round " << round;
+    d->Destroy();
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return d_closed; })) << "round " << round;
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return server_->connections() == 0; }))
+        << "round " << round << ": " << server_->connections() << " still open after the client's Destroy()";
+  }
+
+  // A reset in the middle of a record after the handshake: the socket's
+  // error (after 'secureConnection', so not a clientError), then close.
+  int secure_before = secure_.load();
+  size_t client_errors_before = ClientErrors().size();
+  int raw = tlsengine::testing::ConnectLoopback(port_);
+  ASSERT_GE(raw, 0);
+  std::unique_ptr<TlsConnection> engine = testing::HandshakeOver(raw, absl::Seconds(10));
+  ASSERT_NE(engine, nullptr);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return secure_.load() == secure_before + 1; }));
+  const char half_record[] = {0x17, 0x03, 0x03, 0x01, 0x00, 0x42, 0x42, 0x42};  // 256 announced, 3 sent
+  ASSERT_EQ(send(raw, half_record, sizeof(half_record), MSG_NOSIGNAL), static_cast<ssize_t>(sizeof(half_record)));
+  RunFor(*loop_, absl::Milliseconds(50));
+  testing::ResetAndClose(raw);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return !SocketErrors().empty() && server_->connections() == 0; }));
+  EXPECT_EQ(NodeCode(SocketErrors()[0]), "ECONNRESET") << SocketErrors()[0];
+  EXPECT_EQ(ClientErrors().size(), client_errors_before) << "errors after 'secure' are the socket's, not clientErrors";
 }
 
 TEST_F(LoadTest, LargeEchoWithRandomWriteSizesMatchesByHash) {

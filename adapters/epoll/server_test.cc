@@ -30,45 +30,9 @@ using testing::EchoOn;
 using testing::RunUntil;
 using testing::ServerFor;
 
-class ServerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    fds_before_ = testing::CountOpenFds();
-    loop_ = *Loop::Create();
-  }
-  void TearDown() override {
-    // Everything closes: no socket, watch or fd is left behind.
-    if (server_ != nullptr && server_->listening()) {
-      bool closed = false;
-      ASSERT_TRUE(server_->Close([&] { closed = true; }).ok());
-      server_->EndAll();
-      EXPECT_TRUE(RunUntil(*loop_, [&] { return closed; }));
-    }
-    server_.reset();
-    RunUntil(*loop_, [] { return false; }, absl::Milliseconds(20));
-    loop_.reset();
-    EXPECT_EQ(testing::CountOpenFds(), fds_before_);
-  }
-
-  void StartEcho(ServerOptions o = ServerFor(), const std::string& host = "127.0.0.1") {
-    handlers_.on_secure_connection = [this](std::shared_ptr<TlsSocket> s) {
-      ++secure_connections_;
-      EchoOn(s);
-    };
-    handlers_.on_client_error = [this](const absl::Status& e, TlsSocket&) { client_errors_.push_back(e); };
-    server_ = *Server::Create({loop_.get()}, std::move(o), handlers_);
-    ASSERT_TRUE(server_->Listen(0, host).ok());
-    port_ = server_->address()->port;
-  }
-
-  int fds_before_ = 0;
-  std::unique_ptr<Loop> loop_;
-  ServerHandlers handlers_;
-  std::unique_ptr<Server> server_;
-  int port_ = 0;
-  int secure_connections_ = 0;
-  std::vector<absl::Status> client_errors_;
-};
+// The loopback fixture (epoll_testlib.h): an echo server on one loop, no fd
+// left behind.
+class ServerTest : public testing::EchoServerTest {};
 
 TEST_F(ServerTest, EchoesAndClosesCleanlyWithNodesEventOrder) {
   StartEcho();
@@ -197,18 +161,13 @@ TEST_F(ServerTest, ConnectionRefusedHasNodesCode) {
   close(probe);
 
   std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), ClientTo(port));
-  absl::Status error;
-  bool closed = false, had_error = false;
-  c->handlers().on_error = [&](const absl::Status& e) { error = e; };
-  c->handlers().on_close = [&](bool e) {
-    closed = true;
-    had_error = e;
-  };
-  ASSERT_TRUE(RunUntil(*loop_, [&] { return closed; }));
-  EXPECT_EQ(NodeCode(error), "ECONNREFUSED") << error;
-  EXPECT_EQ(error.code(), absl::StatusCode::kUnavailable);
-  EXPECT_TRUE(absl::StrContains(error.message(), absl::StrCat("127.0.0.1:", port))) << error;
-  EXPECT_TRUE(had_error);
+  testing::Ending ending;
+  testing::RecordEnding(*c, &ending);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return ending.closed; }));
+  EXPECT_EQ(NodeCode(ending.error), "ECONNREFUSED") << ending.error;
+  EXPECT_EQ(ending.error.code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(ending.error.message(), absl::StrCat("127.0.0.1:", port))) << ending.error;
+  EXPECT_TRUE(ending.had_error);
 }
 
 TEST_F(ServerTest, BadConnectOptionsFailAtOnce) {

@@ -190,6 +190,10 @@ absl::StatusOr<std::shared_ptr<TlsSocket>> TlsSocket::Make(Loop* loop, TlsSocket
   if (loop == nullptr) return InvalidArg("loop is null");
   if (options.tls.secure_context == nullptr) return InvalidArg("secure_context is required");
   if (options.high_water_mark == 0) return InvalidArg("high_water_mark must be positive");
+  if (options.max_buffered_writes < options.high_water_mark) {
+    return InvalidArg(absl::StrCat("max_buffered_writes (", options.max_buffered_writes,
+                                   ") must be at least high_water_mark (", options.high_water_mark, ")"));
+  }
   std::shared_ptr<TlsSocket> socket(new TlsSocket(loop, std::move(options)));
   TlsSocketOptions& o = socket->options_;
   std::string keylog = o.keylog_file;
@@ -614,7 +618,7 @@ bool TlsSocket::EngineHasRoom() const {
 }
 
 bool TlsSocket::Write(absl::string_view data) {
-  if (ending_ || closed_ || closed_pending_ || errored_) {
+  if (ending_ || closed_ || closed_pending_ || errored_ || (conn_ != nullptr && conn_->closing())) {
     if (!write_error_reported_) {
       write_error_reported_ = true;
       absl::Status error = ending_ ? MakeError(absl::StatusCode::kFailedPrecondition,
@@ -630,12 +634,24 @@ bool TlsSocket::Write(absl::string_view data) {
     }
     return false;
   }
-  bytes_written_ += data.size();
+  size_t offered = data.size();
   if (conn_ != nullptr && !conn_->closing() && pending_.empty() && EngineHasRoom()) {
     absl::StatusOr<size_t> n = conn_->engine()->Write(data);
     if (n.ok()) data.remove_prefix(*n);
     // An error is the engine's sticky one: kError is raised by the Pump.
   }
+  if (data.size() > options_.max_buffered_writes - pending_bytes_) {
+    // Refused whole rather than cut: what the engine took of it is already
+    // on its way, and nothing after it may follow a hole. The peer is not
+    // reading; keeping more would let it grow our memory without bound.
+    bytes_written_ += offered - data.size();
+    Destroy(MakeError(absl::StatusCode::kResourceExhausted, kErrBufferFull,
+                      absl::StrCat("write of ", offered, " bytes refused: ", pending_bytes_,
+                                   " bytes already wait for the peer to read (max_buffered_writes ",
+                                   options_.max_buffered_writes, ")")));
+    return false;
+  }
+  bytes_written_ += offered;
   if (!data.empty()) {
     pending_.emplace_back(data);
     pending_bytes_ += data.size();

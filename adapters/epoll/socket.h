@@ -132,6 +132,14 @@ struct TlsSocketOptions {
   // Write() returns false once this many bytes wait in the adapter's
   // queue beyond what the engine took (Node's writableHighWaterMark).
   size_t high_water_mark = 16 * 1024;
+  // A hard bound on what Write() keeps beyond what the engine took. Write()
+  // above high_water_mark still takes the data (Node's semantics: false
+  // means "wait for drain", not "dropped"); one that would take the queue
+  // past this bound is refused instead, and the socket is destroyed with
+  // kResourceExhausted (ERR_TLS_BUFFER_FULL): a peer that never reads
+  // cannot grow our memory without bound, and the stream is never left
+  // with a hole in it. Must be at least high_water_mark.
+  size_t max_buffered_writes = 16 << 20;
   // TCP_NODELAY at connect (Node's noDelay; on by default here, as every
   // flight is one writev of whole records).
   bool no_delay = true;
@@ -174,12 +182,18 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   SocketHandlers& handlers() { return handlers_; }
 
   // ---- Writing (Node's write(), end(), destroy()) ----
-  // Queues `data` (it is always taken, before the handshake too). Returns
-  // false when the queue beyond what the engine holds is at or above
+  // Queues `data` (it is taken, before the handshake too). Returns false
+  // when the queue beyond what the engine holds is at or above
   // high_water_mark (then on_drain follows), or when the socket is ending
   // or closed (the data is then dropped and on_error gets
-  // ERR_STREAM_WRITE_AFTER_END / ERR_STREAM_DESTROYED once).
+  // ERR_STREAM_WRITE_AFTER_END / ERR_STREAM_DESTROYED once), or when
+  // taking it would pass max_buffered_writes (dropped; the socket is
+  // destroyed: on_error with kResourceExhausted / ERR_TLS_BUFFER_FULL, then
+  // on_close(true), both from the loop).
   bool Write(absl::string_view data);
+  // Bytes Write() holds that the engine has not taken yet (part of Node's
+  // writableLength; the engine's own write buffer is not counted).
+  size_t buffered_writes() const { return pending_bytes_; }
   // Sends `data`, everything queued, then close_notify, and shuts down our
   // write side. The socket closes once the peer has ended too (or the close
   // timeout of the engine passes). Idempotent.

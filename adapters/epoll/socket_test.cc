@@ -1,0 +1,552 @@
+// TlsSocket's controls (pause/resume, timeouts, socket options, the write
+// bound, STARTTLS wrapping, half-close) and Server's configuration calls
+// (setSecureContext, ticket keys, SNICallback, newSession/resumeSession,
+// key log) against each other over loopback.
+#include "adapters/epoll/socket.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "adapters/epoll/epoll_testlib.h"
+#include "adapters/epoll/server.h"
+#include "core/errors.h"
+#include "gtest/gtest.h"
+#include "tests/testlib/peers.h"
+#include "tests/testlib/testlib.h"
+
+namespace tlsengine {
+namespace epoll {
+namespace {
+
+using testing::ClientTo;
+using testing::EchoOn;
+using testing::RunFor;
+using testing::RunUntil;
+using testing::ServerFor;
+
+// OpenSSL's SSL_OP_NO_TICKET, for SecureContextOptions::secure_options
+// (Node's secureOptions); the adapter's tests see core's headers only.
+constexpr uint64_t kSslOpNoTicket = uint64_t{1} << 14;
+
+class SocketTest : public testing::EchoServerTest {
+ protected:
+  // Connects a client and runs until it is secure.
+  std::shared_ptr<TlsSocket> ConnectSecure(TlsSocketOptions o) {
+    std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), std::move(o));
+    auto secure = std::make_shared<bool>(false);
+    c->handlers().on_secure_connect = [secure] { *secure = true; };
+    c->handlers().on_error = [](const absl::Status& e) { ADD_FAILURE() << e; };
+    EXPECT_TRUE(RunUntil(*loop_, [&] { return *secure; })) << "no secureConnect";
+    return c;
+  }
+  // Writes `text` and runs until the echo has come back whole.
+  bool Echoes(const std::shared_ptr<TlsSocket>& c, const std::string& text) {
+    std::string got;
+    c->handlers().on_data = [&got](absl::string_view d) { got.append(d.data(), d.size()); };
+    c->Write(text);
+    bool ok = RunUntil(*loop_, [&] { return got.size() >= text.size(); });
+    c->handlers().on_data = nullptr;
+    return ok && got == text;
+  }
+  // Ends `c` and runs until it has closed.
+  void EndAndWait(const std::shared_ptr<TlsSocket>& c) {
+    bool closed = false;
+    c->handlers().on_close = [&](bool) { closed = true; };
+    c->End();
+    EXPECT_TRUE(RunUntil(*loop_, [&] { return closed; }));
+  }
+  std::string Fingerprint(const std::string& identity) {
+    return CertificateInfo::FromPem(tlsengine::testing::Cert(identity))->fingerprint256;
+  }
+};
+
+TEST_F(SocketTest, PausedSocketRaisesNoDataAndBackpressureReachesThePeer) {
+  std::shared_ptr<TlsSocket> server_side;
+  size_t server_got = 0;
+  handlers_.on_secure_connection = [&](std::shared_ptr<TlsSocket> s) {
+    server_side = s;
+    s->handlers().on_data = [&](absl::string_view d) { server_got += d.size(); };
+    s->Pause();
+  };
+  server_ = *Server::Create({loop_.get()}, ServerFor(), handlers_);
+  ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+  std::shared_ptr<TlsSocket> c = ConnectSecure(ClientTo(server_->address()->port));
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return server_side != nullptr; }));
+  EXPECT_TRUE(server_side->paused());
+  int drains = 0;
+  c->handlers().on_drain = [&] { ++drains; };
+  // Write until the client's own queue holds data: the server's socket,
+  // its kernel buffers and ours are full.
+  const std::string chunk(64 * 1024, 'p');
+  size_t sent = 0;
+  for (int i = 0; i < 4096 && c->buffered_writes() == 0; ++i) {
+    c->Write(chunk);
+    sent += chunk.size();
+    RunFor(*loop_, absl::Milliseconds(2));
+  }
+  RunFor(*loop_, absl::Milliseconds(200));
+  EXPECT_GT(c->buffered_writes(), 0u) << "backpressure reached the writer";
+  EXPECT_EQ(drains, 0);
+  EXPECT_EQ(server_got, 0u) << "no 'data' while paused";
+  EXPECT_LT(server_side->bytes_read(), sent) << "a paused socket stops reading";
+  server_side->Resume();
+  EXPECT_FALSE(server_side->paused());
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return server_got == sent; }, absl::Seconds(20)))
+      << server_got << " of " << sent;
+  EXPECT_GE(drains, 1) << "'drain' once the peer read again";
+  EXPECT_EQ(c->buffered_writes(), 0u);
+  EndAndWait(c);
+}
+
+TEST_F(SocketTest, SetTimeoutFiresOnceIsKeptAliveByTrafficAndDoesNotClose) {
+  StartEcho();
+  std::shared_ptr<TlsSocket> c = ConnectSecure(ClientTo(port_));
+  int timeouts = 0;
+  c->handlers().on_timeout = [&] { ++timeouts; };
+  c->SetTimeout(absl::Milliseconds(250));
+  // Traffic every 50 ms for 600 ms keeps it from firing.
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(Echoes(c, "k"));
+    RunFor(*loop_, absl::Milliseconds(50));
+  }
+  EXPECT_EQ(timeouts, 0) << "traffic keeps the socket from being idle";
+  // Idle for four periods: it fires once, and the socket stays open.
+  RunFor(*loop_, absl::Milliseconds(1000));
+  EXPECT_EQ(timeouts, 1);
+  EXPECT_EQ(c->ready_state(), ReadyState::kOpen);
+  ASSERT_TRUE(Echoes(c, "still open"));
+  // Activity re-arms it: one more idle period, one more 'timeout'.
+  RunFor(*loop_, absl::Milliseconds(600));
+  EXPECT_EQ(timeouts, 2);
+  c->SetTimeout(absl::ZeroDuration());
+  RunFor(*loop_, absl::Milliseconds(400));
+  EXPECT_EQ(timeouts, 2) << "SetTimeout(0) turns it off";
+  EndAndWait(c);
+}
+
+TEST_F(SocketTest, SetNoDelayAndSetKeepAliveShowInGetsockopt) {
+  StartEcho();
+  int fd = tlsengine::testing::ConnectLoopback(port_);
+  ASSERT_GE(fd, 0);
+  int probe = dup(fd);  // the same socket: its options are visible through both
+  TlsSocketOptions o = ClientTo(port_);
+  o.no_delay = false;
+  std::shared_ptr<TlsSocket> c = *TlsSocket::Wrap(loop_.get(), fd, o);
+  bool secure = false;
+  c->handlers().on_secure_connect = [&] { secure = true; };
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return secure; }));
+  auto opt = [probe](int level, int name) {
+    int v = -1;
+    socklen_t len = sizeof(v);
+    EXPECT_EQ(getsockopt(probe, level, name, &v, &len), 0);
+    return v;
+  };
+  EXPECT_EQ(opt(IPPROTO_TCP, TCP_NODELAY), 0);
+  ASSERT_TRUE(c->SetNoDelay(true).ok());
+  EXPECT_NE(opt(IPPROTO_TCP, TCP_NODELAY), 0);
+  ASSERT_TRUE(c->SetNoDelay(false).ok());
+  EXPECT_EQ(opt(IPPROTO_TCP, TCP_NODELAY), 0);
+  EXPECT_EQ(opt(SOL_SOCKET, SO_KEEPALIVE), 0);
+  ASSERT_TRUE(c->SetKeepAlive(true, absl::Seconds(42)).ok());
+  EXPECT_NE(opt(SOL_SOCKET, SO_KEEPALIVE), 0);
+  EXPECT_EQ(opt(IPPROTO_TCP, TCP_KEEPIDLE), 42);
+  ASSERT_TRUE(c->SetKeepAlive(false).ok());
+  EXPECT_EQ(opt(SOL_SOCKET, SO_KEEPALIVE), 0);
+  EndAndWait(c);
+  close(probe);
+  absl::Status after = c->SetNoDelay(true);
+  EXPECT_EQ(after.code(), absl::StatusCode::kFailedPrecondition) << after;
+  EXPECT_EQ(NodeCode(after), kErrInvalidState);
+  EXPECT_EQ(c->SetKeepAlive(true).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SocketTest, SetSecureContextServesNewConnectionsTheNewCertificateAndOpenOnesCarryOn) {
+  StartEcho(ServerFor("server-rsa"));
+  std::shared_ptr<TlsSocket> first = ConnectSecure(ClientTo(port_));
+  EXPECT_EQ(first->GetPeerCertificate()->fingerprint256, Fingerprint("server-rsa"));
+  std::string keys = server_->GetTicketKeys();
+  ASSERT_TRUE(server_->SetSecureContext(tlsengine::testing::IdentityOptions("server-ecdsa")).ok());
+  EXPECT_EQ(server_->GetTicketKeys(), keys) << "the server's ticket keys are kept";
+  std::shared_ptr<TlsSocket> second = ConnectSecure(ClientTo(port_));
+  EXPECT_EQ(second->GetPeerCertificate()->fingerprint256, Fingerprint("server-ecdsa"));
+  EXPECT_TRUE(Echoes(first, "the open one keeps echoing"));
+  EXPECT_TRUE(Echoes(second, "and so does the new one"));
+  SecureContextOptions bad = tlsengine::testing::IdentityOptions("server-ecdsa");
+  bad.key = {"not a key"};
+  absl::Status refused = server_->SetSecureContext(bad);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  std::shared_ptr<TlsSocket> third = ConnectSecure(ClientTo(port_));
+  EXPECT_EQ(third->GetPeerCertificate()->fingerprint256, Fingerprint("server-ecdsa")) << "a refused context changes nothing";
+  EndAndWait(first);
+  EndAndWait(second);
+  EndAndWait(third);
+}
+
+TEST_F(SocketTest, TicketKeysRoundTripAndRotationDecidesWhichTicketsResume) {
+  ServerOptions o = ServerFor("server-ecdsa", "TLSv1.3");
+  o.session_cache = false;  // tickets only: resumption depends on the keys alone
+  StartEcho(o);
+  const std::string old_key(48, 'a'), new_key(48, 'b');
+  ASSERT_TRUE(server_->SetTicketKeys(old_key).ok());
+  EXPECT_EQ(server_->GetTicketKeys(), old_key);
+  // A ticket issued under the old key.
+  auto ticket_session = [&](const std::string& session, bool* reused, std::string* ticket) {
+    TlsSocketOptions co = ClientTo(port_);
+    co.tls.session = session;
+    std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), co);
+    std::string got;
+    bool closed = false;
+    c->handlers().on_secure_connect = [&] { *reused = c->is_session_reused(); };
+    c->handlers().on_session = [&](const std::string& s) {
+      if (got.empty()) {
+        got = s;
+        if (ticket != nullptr) *ticket = c->GetTlsTicket();
+        c->End();
+      }
+    };
+    c->handlers().on_close = [&](bool) { closed = true; };
+    EXPECT_TRUE(RunUntil(*loop_, [&] { return closed; }));
+    return got;
+  };
+  bool reused = true;
+  std::string ticket;
+  std::string old_session = ticket_session("", &reused, &ticket);
+  ASSERT_FALSE(old_session.empty());
+  EXPECT_FALSE(reused);
+  EXPECT_FALSE(ticket.empty()) << "GetTlsTicket() returns the ticket";
+  // Rotated, old key kept for decryption: the old ticket still resumes.
+  ASSERT_TRUE(server_->SetTicketKeys(new_key + old_key).ok());
+  EXPECT_EQ(server_->GetTicketKeys(), new_key + old_key);
+  ticket_session(old_session, &reused, nullptr);
+  EXPECT_TRUE(reused) << "a ticket from a key still kept resumes";
+  // Rotated away: the old ticket is refused (a full handshake instead).
+  ASSERT_TRUE(server_->SetTicketKeys(new_key).ok());
+  std::string new_session = ticket_session(old_session, &reused, nullptr);
+  EXPECT_FALSE(reused) << "a ticket from a dropped key does not resume";
+  ticket_session(new_session, &reused, nullptr);
+  EXPECT_TRUE(reused) << "tickets under the current key resume";
+  absl::Status bad = server_->SetTicketKeys(std::string(47, 'x'));
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument) << bad;
+  EXPECT_EQ(NodeCode(bad), kErrInvalidArgValue);
+  EXPECT_EQ(server_->GetTicketKeys(), new_key);
+}
+
+TEST_F(SocketTest, SniCallbackAnsweredLaterPicksTheContextAndAnErrorRefusesTheName) {
+  std::vector<std::function<void(absl::StatusOr<std::shared_ptr<const SecureContext>>)>> waiting;
+  std::vector<std::string> asked;
+  handlers_.sni_callback = [&](const std::string& name, auto done) {
+    asked.push_back(name);
+    waiting.push_back(std::move(done));
+  };
+  handlers_.on_secure_connection = [](std::shared_ptr<TlsSocket> s) { EchoOn(s); };
+  handlers_.on_client_error = [this](const absl::Status& e, TlsSocket&) { client_errors_.push_back(e); };
+  server_ = *Server::Create({loop_.get()}, ServerFor("server-rsa"), handlers_);
+  ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+  std::shared_ptr<const SecureContext> ecdsa =
+      *SecureContext::Create(tlsengine::testing::IdentityOptions("server-ecdsa"));
+
+  std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), ClientTo(server_->address()->port));
+  bool secure = false;
+  c->handlers().on_secure_connect = [&] { secure = true; };
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return waiting.size() == 1; }));
+  EXPECT_EQ(asked[0], "localhost");
+  RunFor(*loop_, absl::Milliseconds(200));
+  EXPECT_FALSE(secure) << "the handshake waits for the answer";
+  // Answered later, from another thread.
+  std::thread([&] { waiting[0](ecdsa); }).join();
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return secure; }));
+  EXPECT_EQ(c->GetPeerCertificate()->fingerprint256, Fingerprint("server-ecdsa"));
+  EXPECT_TRUE(Echoes(c, "sni"));
+  EndAndWait(c);
+
+  // An error answer: unrecognized_name to the client, a clientError here.
+  std::shared_ptr<TlsSocket> refused = *TlsSocket::Connect(loop_.get(), ClientTo(server_->address()->port));
+  absl::Status error;
+  bool closed = false;
+  refused->handlers().on_error = [&](const absl::Status& e) { error = e; };
+  refused->handlers().on_close = [&](bool) { closed = true; };
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return waiting.size() == 2; }));
+  waiting[1](absl::NotFoundError("no such name"));
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return closed && !client_errors_.empty(); }));
+  EXPECT_EQ(error.code(), absl::StatusCode::kAborted) << error;
+  ASSERT_TRUE(AlertOf(error).has_value()) << error;
+  EXPECT_EQ(*AlertOf(error), 112) << "unrecognized_name (RFC 6066 §3)";
+  EXPECT_EQ(client_errors_.size(), 1u);
+}
+
+TEST_F(SocketTest, NewSessionAndResumeSessionAnsweredByTheApplicationResumeTls12ById) {
+  std::map<std::string, std::string> store;
+  std::vector<std::function<void()>> later;  // answers, given after the events
+  int new_sessions = 0, lookups = 0, hits = 0;
+  handlers_.on_new_session = [&](TlsSocket&, const std::string& id, const std::string& session, auto done) {
+    ++new_sessions;
+    store[id] = session;
+    later.push_back([done] { done(absl::OkStatus()); });
+  };
+  handlers_.on_resume_session = [&](TlsSocket&, const std::string& id, auto done) {
+    ++lookups;
+    auto it = store.find(id);
+    std::string found = it == store.end() ? "" : it->second;
+    if (!found.empty()) ++hits;
+    later.push_back([done, found] { done(found); });
+  };
+  handlers_.on_secure_connection = [](std::shared_ptr<TlsSocket> s) { EchoOn(s); };
+  SecureContextOptions ctx = tlsengine::testing::IdentityOptions("server-ecdsa", "TLSv1.2");
+  ctx.secure_options |= kSslOpNoTicket;  // no tickets: resumption can only go by id
+  ServerOptions o;
+  o.context = ctx;
+  o.honour_sslkeylogfile = false;
+  server_ = *Server::Create({loop_.get()}, o, handlers_);
+  ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+  EXPECT_EQ(server_->session_store(), nullptr) << "the application's handlers replace the store";
+  int port = server_->address()->port;
+
+  std::string session;
+  for (int round = 0; round < 2; ++round) {
+    TlsSocketOptions co = ClientTo(port, "TLSv1.2");
+    co.tls.session = session;
+    std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), co);
+    bool secure = false;
+    c->handlers().on_secure_connect = [&] { secure = true; };
+    // Answer each event 100 ms after it came.
+    ASSERT_TRUE(RunUntil(*loop_, [&] {
+      if (!later.empty()) {
+        RunFor(*loop_, absl::Milliseconds(100));
+        EXPECT_FALSE(secure) << "'secure' waits for the application's answer";
+        auto answers = std::move(later);
+        later.clear();
+        for (auto& a : answers) a();
+      }
+      return secure;
+    })) << "round " << round;
+    EXPECT_EQ(c->is_session_reused(), round == 1) << "round " << round;
+    session = c->GetSession();
+    EXPECT_TRUE(Echoes(c, "resumed by id"));
+    EndAndWait(c);
+  }
+  EXPECT_EQ(new_sessions, 1) << "the resumed handshake makes no new session";
+  EXPECT_EQ(lookups, 1);
+  EXPECT_EQ(hits, 1);
+}
+
+// Parses NSS key-log lines: label -> "client_random secret".
+std::multimap<std::string, std::string> KeylogLines(const std::string& path) {
+  std::ifstream in(path);
+  std::multimap<std::string, std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> parts = absl::StrSplit(line, ' ');
+    EXPECT_EQ(parts.size(), 3u) << line;
+    if (parts.size() != 3) continue;
+    EXPECT_EQ(parts[1].size(), 64u) << "a 32-byte client random in hex: " << line;
+    out.emplace(parts[0], parts[1] + " " + parts[2]);
+  }
+  return out;
+}
+
+TEST_F(SocketTest, KeylogFilesOfBothEndsHoldTheSameNssLinesForTheConnection) {
+  std::string dir = ::testing::TempDir();
+  std::string server_log = absl::StrCat(dir, "/server-keylog-", getpid());
+  std::string client_log = absl::StrCat(dir, "/client-keylog-", getpid());
+  ::unlink(server_log.c_str());
+  ::unlink(client_log.c_str());
+  ServerOptions o = ServerFor("server-ecdsa", "TLSv1.3");
+  o.keylog_file = server_log;
+  int server_lines = 0;
+  handlers_.on_keylog = [&](const std::string&, TlsSocket&) { ++server_lines; };
+  StartEcho(o);
+  TlsSocketOptions co = ClientTo(port_);
+  co.keylog_file = client_log;
+  std::vector<std::string> events;
+  std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), co);
+  bool secure = false;
+  c->handlers().on_keylog = [&](const std::string& line) { events.push_back(line); };
+  c->handlers().on_secure_connect = [&] { secure = true; };
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return secure && server_lines >= 5; }));
+  EXPECT_TRUE(Echoes(c, "logged"));
+  EndAndWait(c);
+  std::multimap<std::string, std::string> ours = KeylogLines(client_log);
+  std::multimap<std::string, std::string> theirs = KeylogLines(server_log);
+  // TLS 1.3 (RFC 8446 §7.1): four traffic secrets and the exporter secret.
+  for (const char* label : {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                            "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"}) {
+    EXPECT_EQ(ours.count(label), 1u) << label;
+  }
+  EXPECT_EQ(ours, theirs) << "both ends log the same secrets for the same client random";
+  EXPECT_EQ(events.size(), ours.size()) << "one 'keylog' event per line";
+  std::set<std::string> randoms;
+  for (const auto& [label, rest] : ours) randoms.insert(rest.substr(0, 64));
+  EXPECT_EQ(randoms.size(), 1u) << "one connection, one client random";
+  ::unlink(server_log.c_str());
+  ::unlink(client_log.c_str());
+}
+
+TEST_F(SocketTest, ExportKeyingMaterialIsEqualOnBothEnds) {
+  std::shared_ptr<TlsSocket> server_side;
+  handlers_.on_secure_connection = [&](std::shared_ptr<TlsSocket> s) {
+    server_side = s;
+    EchoOn(s);
+  };
+  for (const char* version : {"TLSv1.2", "TLSv1.3"}) {
+    server_side = nullptr;
+    server_ = *Server::Create({loop_.get()}, ServerFor("server-ecdsa", version), handlers_);
+    ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+    std::shared_ptr<TlsSocket> c = ConnectSecure(ClientTo(server_->address()->port));
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return server_side != nullptr; }));
+    absl::StatusOr<std::string> ours = c->ExportKeyingMaterial(32, "EXPERIMENTAL tlsengine", "ctx");
+    absl::StatusOr<std::string> theirs = server_side->ExportKeyingMaterial(32, "EXPERIMENTAL tlsengine", "ctx");
+    ASSERT_TRUE(ours.ok()) << ours.status();
+    ASSERT_TRUE(theirs.ok()) << theirs.status();
+    EXPECT_EQ(ours->size(), 32u);
+    EXPECT_EQ(*ours, *theirs) << version;
+    absl::StatusOr<std::string> other = c->ExportKeyingMaterial(32, "EXPERIMENTAL tlsengine", "other");
+    ASSERT_TRUE(other.ok()) << other.status();
+    EXPECT_NE(*other, *ours) << "the context is part of the derivation";
+    EndAndWait(c);
+    bool closed = false;
+    ASSERT_TRUE(server_->Close([&] { closed = true; }).ok());
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return closed; }));
+    server_.reset();
+  }
+}
+
+TEST_F(SocketTest, WrapAfterAPlaintextStarttlsExchangeKeepsTheBytesAlreadyRead) {
+  tlsengine::testing::Listener listener;
+  int client_fd = tlsengine::testing::ConnectLoopback(listener.port());
+  ASSERT_GE(client_fd, 0);
+  int server_fd = listener.Accept(absl::Seconds(5));
+  ASSERT_GE(server_fd, 0);
+  // The client asks for TLS and starts it at once, without waiting for an
+  // answer (pipelining, as some SMTP clients do).
+  const std::string request = "STARTTLS\r\n";
+  ASSERT_EQ(send(client_fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  std::shared_ptr<TlsSocket> client = *TlsSocket::Wrap(loop_.get(), client_fd, ClientTo(1));
+  std::string got;
+  bool secure = false, closed = false;
+  client->handlers().on_secure_connect = [&] {
+    secure = true;
+    client->Write("over tls");
+  };
+  client->handlers().on_data = [&](absl::string_view d) {
+    got.append(d.data(), d.size());
+    if (got == "over tls") client->End();
+  };
+  client->handlers().on_error = [](const absl::Status& e) { ADD_FAILURE() << e; };
+  client->handlers().on_close = [&](bool) { closed = true; };
+  RunFor(*loop_, absl::Milliseconds(100));  // the ClientHello goes out
+  // The server reads what is there: the command and the start of TLS.
+  std::string read(16384, '\0');
+  ssize_t n = recv(server_fd, read.data(), read.size(), 0);
+  ASSERT_GT(n, static_cast<ssize_t>(request.size()));
+  read.resize(static_cast<size_t>(n));
+  ASSERT_EQ(read.substr(0, request.size()), request);
+  std::string already_read = read.substr(request.size());
+  EXPECT_EQ(already_read[0], 0x16) << "a handshake record follows the command";
+  TlsSocketOptions so;
+  so.tls = tlsengine::testing::ServerOptions("server-rsa");
+  so.honour_sslkeylogfile = false;
+  std::shared_ptr<TlsSocket> server = *TlsSocket::Wrap(loop_.get(), server_fd, so, already_read);
+  server->handlers().on_data = [raw = server.get()](absl::string_view d) { raw->Write(d); };
+  EXPECT_TRUE(server->is_server());
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return closed; }));
+  EXPECT_TRUE(secure);
+  EXPECT_EQ(got, "over tls");
+  EXPECT_TRUE(server->secure_established());
+}
+
+TEST_F(SocketTest, HalfCloseWithoutCloseNotifyIsEndAsTruncated) {
+  std::vector<std::string> events;
+  handlers_.on_secure_connection = [&](std::shared_ptr<TlsSocket> s) {
+    TlsSocket* raw = s.get();
+    s->handlers().on_data = [&events](absl::string_view d) { events.push_back(absl::StrCat("data:", d)); };
+    s->handlers().on_end = [&events, raw] { events.push_back(raw->truncated() ? "end(truncated)" : "end"); };
+    s->handlers().on_error = [&events](const absl::Status& e) { events.push_back(std::string(NodeCode(e))); };
+    s->handlers().on_close = [&events](bool had_error) { events.push_back(had_error ? "close(error)" : "close"); };
+  };
+  server_ = *Server::Create({loop_.get()}, ServerFor("server-ecdsa"), handlers_);
+  ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+  int fd = tlsengine::testing::ConnectLoopback(server_->address()->port);
+  ASSERT_GE(fd, 0);
+  std::unique_ptr<TlsConnection> engine = testing::HandshakeOver(fd, absl::Seconds(10), loop_.get());
+  ASSERT_NE(engine, nullptr);
+  ASSERT_TRUE(engine->Write("bye").ok());
+  for (auto out = engine->Output(); !out.empty(); out = engine->Output()) {
+    ssize_t n = send(fd, out[0].data(), out[0].size(), MSG_NOSIGNAL);
+    ASSERT_GT(n, 0);
+    ASSERT_TRUE(engine->ConsumeOutput(static_cast<size_t>(n)).ok());
+  }
+  ASSERT_EQ(shutdown(fd, SHUT_WR), 0);  // FIN, no close_notify
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return server_->connections() == 0; }));
+  EXPECT_EQ(events, (std::vector<std::string>{"data:bye", "end(truncated)", "close"}));
+  // The server ended its side in turn (allowHalfOpen false): EOF here.
+  char buf[4096];
+  ssize_t n;
+  absl::Time end = absl::Now() + absl::Seconds(5);
+  while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) != 0 && absl::Now() < end) {
+    if (n < 0) RunFor(*loop_, absl::Milliseconds(10));
+  }
+  EXPECT_EQ(n, 0);
+  close(fd);
+}
+
+TEST_F(SocketTest, WritesPastMaxBufferedWritesAreRefusedAndDestroyTheSocket) {
+  std::shared_ptr<TlsSocket> server_side;
+  handlers_.on_secure_connection = [&](std::shared_ptr<TlsSocket> s) {
+    server_side = s;
+    s->Pause();  // a peer that never reads
+  };
+  server_ = *Server::Create({loop_.get()}, ServerFor(), handlers_);
+  ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+  TlsSocketOptions o = ClientTo(server_->address()->port);
+  o.max_buffered_writes = 1 << 20;
+  std::shared_ptr<TlsSocket> c = ConnectSecure(o);
+  testing::Ending ending;
+  testing::RecordEnding(*c, &ending);
+  const absl::Status& error = ending.error;
+  const bool& closed = ending.closed;
+  const std::string chunk(64 * 1024, 'w');
+  int false_but_kept = 0;
+  size_t most_buffered = 0;
+  for (int i = 0; i < 4096 && error.ok() && !closed; ++i) {
+    size_t before = c->buffered_writes();
+    bool below = c->Write(chunk);
+    if (!below && c->buffered_writes() > before) ++false_but_kept;  // Node's semantics
+    most_buffered = std::max(most_buffered, c->buffered_writes());
+    RunFor(*loop_, absl::Milliseconds(1));
+  }
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return closed; }));
+  EXPECT_GT(false_but_kept, 0) << "above the high-water mark Write() still takes the data";
+  EXPECT_LE(most_buffered, o.max_buffered_writes);
+  EXPECT_GT(most_buffered, o.max_buffered_writes / 2);
+  EXPECT_EQ(error.code(), absl::StatusCode::kResourceExhausted) << error;
+  EXPECT_EQ(NodeCode(error), kErrBufferFull) << error;
+  EXPECT_TRUE(absl::StrContains(error.message(), "max_buffered_writes")) << error;
+  EXPECT_TRUE(ending.had_error);
+  EXPECT_FALSE(c->Write("more")) << "nothing is taken after the refusal";
+  RunFor(*loop_, absl::Milliseconds(20));
+
+  TlsSocketOptions bad = ClientTo(server_->address()->port);
+  bad.max_buffered_writes = bad.high_water_mark - 1;
+  absl::StatusOr<std::shared_ptr<TlsSocket>> refused = TlsSocket::Connect(loop_.get(), bad);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_EQ(NodeCode(refused.status()), kErrInvalidArgValue);
+}
+
+}  // namespace
+}  // namespace epoll
+}  // namespace tlsengine
