@@ -1,6 +1,7 @@
 // tlsctl end to end: the built binary as a subprocess against real peers
 // (openssl s_client/s_server, gnutls-cli, node, curl) and against itself, on
 // loopback.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -121,6 +122,9 @@ TEST_F(TlsctlTest, BadFlagsAndUnreadableFilesExitTwoWithOneLine) {
            {"connect", "--port", "1", "--ca", "/nonexistent/ca.pem"},
            {"connect", "--host", "127.0.0.1"},
            {"launch"},
+           {"daemon", "--bogus"},
+           {"serve", "--mode", "hold"},
+           {"serve", "--control", "unix:/nonexistent/ctl.sock", "--mode", "http"},
        }) {
     Outcome r = RunTlsctl(args);
     EXPECT_EQ(r.code, 2) << args[1] << ": " << r.err;
@@ -452,6 +456,60 @@ TEST_F(TlsctlTest, GnutlsAndNodeClientsTalkToServe) {
   ASSERT_TRUE(secure.ok()) << secure.status();
   EXPECT_TRUE(absl::StrContains(*secure, "\"id\":2")) << *secure;
   EXPECT_TRUE(server.WaitForLine("\"event\":\"close\",\"id\":2", kTimeout).ok());
+}
+
+// serve --control: the served listener is the service's l1; tlsctl call
+// reads its stats and connections and lists the methods.
+TEST_F(TlsctlTest, CallReadsServeControlStatsAndConnections) {
+  // TEST_TMPDIR can be longer than a unix socket path may be.
+  char dir[] = "/tmp/tlsctl-control-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = absl::StrCat(dir, "/ctl.sock");
+  std::string address = "unix:" + path;
+  Subprocess server;
+  int port = StartServe(server, {"--control", address, "--key", TestFilePath("server-rsa-key.pem"), "--cert",
+                                 TestFilePath("server-rsa-chain.pem")});
+  ASSERT_GT(port, 0) << server.err();
+  ASSERT_TRUE(server.WaitForLine("control: listening on " + address, kTimeout).ok()) << server.err();
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  Subprocess client;
+  StartSClient(client, port, {"-CAfile", TestFilePath("ca1.pem"), "-servername", "localhost"});
+  ASSERT_TRUE(client.WriteStdin("ping through the service\n").ok());
+  ASSERT_TRUE(client.WaitForLine("ping through the service", kTimeout).ok()) << client.err();
+
+  Outcome stats = RunTlsctl({"call", "--control", address, "GetStats", "{}"});
+  EXPECT_EQ(stats.code, 0) << stats.err;
+  EXPECT_TRUE(absl::StartsWith(stats.out, "{\"listeners\":[{\"listenerId\":\"l1\",\"active\":1,\"total\":\"1\""))
+      << stats.out;
+  EXPECT_TRUE(absl::StrContains(stats.out, "\"contexts\":1,\"connections\":1")) << stats.out;
+
+  Outcome conns = RunTlsctl({"call", "--control", address, "ListConnections", "{\"listenerId\":\"l1\"}"});
+  EXPECT_EQ(conns.code, 0) << conns.err;
+  EXPECT_EQ(std::count(conns.out.begin(), conns.out.end(), '\n'), 1) << conns.out;
+  EXPECT_TRUE(absl::StartsWith(conns.out, "{\"connections\":[{")) << conns.out;
+  EXPECT_TRUE(absl::StrContains(conns.out, "\"listenerId\":\"l1\"")) << conns.out;
+  EXPECT_TRUE(absl::StrContains(conns.out, "\"protocol\":\"TLSv1.3\"")) << conns.out;
+
+  Outcome list = RunTlsctl({"call", "--control", address, "--list"});
+  EXPECT_EQ(list.code, 0) << list.err;
+  EXPECT_TRUE(absl::StrContains(
+      list.out, "tlsengine.control.v1.TlsControl.GetStats(GetStatsRequest) returns (GetStatsResponse)\n"))
+      << list.out;
+  EXPECT_TRUE(absl::StrContains(list.out, "TlsControl.WatchEvents(WatchEventsRequest) returns (stream ControlEvent)"))
+      << list.out;
+
+  Outcome unknown = RunTlsctl({"call", "--control", address, "GetConnection", "{\"connectionId\":\"c999\"}"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_TRUE(absl::StartsWith(unknown.err, "error: NOT_FOUND: ")) << unknown.err;
+
+  client.CloseStdin();
+  client.Wait(kTimeout);
+  server.Kill();
+  unlink(path.c_str());
+  rmdir(dir);
 }
 
 }  // namespace

@@ -9,7 +9,10 @@ namespace tlsengine {
 namespace tlsctl {
 
 // Serves until SIGINT or SIGTERM, then closes every connection gracefully.
+// With --control, through the control service (serve.cc).
 int RunServe(const ServeFlags& flags);
+// Runs the gRPC control service alone until SIGINT or SIGTERM.
+int RunDaemon(const DaemonFlags& flags);
 // One connection: handshake, send, end, print what comes back.
 int RunConnect(const ConnectFlags& flags);
 

@@ -1,6 +1,7 @@
 #include "examples/tlsctl/flags.h"
 
 #include <functional>
+#include <type_traits>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -105,6 +106,23 @@ absl::StatusOr<std::vector<std::string>> ParseList(absl::string_view flag, const
       Flag<T>{"unix", "PATH", "unix socket instead of TCP (wins over --port, as in Node)",              \
               [](T& f, const std::string& v) { f.unix_path = v; return absl::OkStatus(); }}
 
+#define CONTROL_FLAGS(T, ADDRESS_HELP)                                                                 \
+  Flag<T>{"control", "ADDRESS", ADDRESS_HELP,                                                           \
+          [](T& f, const std::string& v) { return SetControl(f, &f.control.address, v); }},             \
+      Flag<T>{"control-cert", "FILE", "TLS on the control channel: the service's certificate (PEM)",    \
+              [](T& f, const std::string& v) { return SetControl(f, &f.control.cert, v); }},            \
+      Flag<T>{"control-key", "FILE", "TLS on the control channel: the service's key (PEM)",             \
+              [](T& f, const std::string& v) { return SetControl(f, &f.control.key, v); }},             \
+      Flag<T>{"control-ca", "FILE", "TLS on the control channel: CA that client certificates must chain to", \
+              [](T& f, const std::string& v) { return SetControl(f, &f.control.ca, v); }}
+
+template <typename T>
+absl::Status SetControl(T& f, std::string* field, const std::string& v) {
+  if constexpr (std::is_same_v<T, ServeFlags>) f.controlled = true;
+  *field = v;
+  return absl::OkStatus();
+}
+
 template <typename T>
 absl::Status IntFlag(T& f, int64_t T::*field, absl::string_view name, const std::string& v, int64_t min,
                      int64_t max) {
@@ -172,19 +190,25 @@ const std::vector<Flag<ServeFlags>>& ServeTable() {
               [](T& f, const std::string& v) {
                 return IntFlag(f, &T::reneg_window_s, "reneg-window", v, 1, 86400 * 7);
               }},
-      Flag<T>{"mode", "echo|http", "echo data back (default), or answer HTTP requests with the connection's JSON",
+      Flag<T>{"mode", "echo|http|hold",
+              "echo data back (default), answer HTTP requests with the connection's JSON, or (with --control) "
+              "hold plaintext for the service's Read/Write",
               [](T& f, const std::string& v) {
                 if (v == "echo") {
                   f.mode = ServeMode::kEcho;
                 } else if (v == "http") {
                   f.mode = ServeMode::kHttp;
+                } else if (v == "hold") {
+                  f.mode = ServeMode::kHold;
                 } else {
-                  return Bad("mode", absl::StrCat("'", v, "' is not echo or http"));
+                  return Bad("mode", absl::StrCat("'", v, "' is not echo, http or hold"));
                 }
                 return absl::OkStatus();
               }},
       Flag<T>{"loops", "N", "event loops on N threads (one acceptor deals connections out), sharing contexts, ticket keys and sessions",
               [](T& f, const std::string& v) { return IntFlag(f, &T::loops, "loops", v, 1, 256); }},
+      CONTROL_FLAGS(T, "also run the control service at ADDRESS (unix:PATH, PATH or loopback host:port; "
+                       "--control= for the default), managing this listener"),
   };
   return *table;
 }
@@ -220,6 +244,24 @@ const std::vector<Flag<ConnectFlags>>& ConnectTable() {
   return *table;
 }
 
+const std::vector<Flag<DaemonFlags>>& DaemonTable() {
+  using T = DaemonFlags;
+  static const auto* table = new std::vector<Flag<T>>{
+      CONTROL_FLAGS(T, "unix:PATH, PATH or host:port (loopback unless --control-cert/-key/-ca are given); "
+                       "default: unix:$XDG_RUNTIME_DIR/tlsctl.sock, else unix:/tmp/tlsctl-$UID/control.sock"),
+  };
+  return *table;
+}
+
+absl::Status CheckControl(const ControlFlags& c) {
+  int given = !c.cert.empty() + !c.key.empty() + !c.ca.empty();
+  if (given != 0 && given != 3) {
+    return absl::InvalidArgumentError("--control-cert/--control-key/--control-ca: give all three or none");
+  }
+  return absl::OkStatus();
+}
+
+#undef CONTROL_FLAGS
 #undef TLS_FLAGS
 #undef ENDPOINT_FLAGS
 
@@ -292,6 +334,18 @@ absl::StatusOr<ServeFlags> ParseServeFlags(const std::vector<std::string>& args)
   if (!f.unix_path.empty() && f.loops > 1) {
     return absl::InvalidArgumentError("--loops: a unix socket is served by one loop");
   }
+  if (!f.controlled) {
+    if (f.mode == ServeMode::kHold) return absl::InvalidArgumentError("--mode: hold needs --control");
+    return f;
+  }
+  if (s = CheckControl(f.control); !s.ok()) return s;
+  // The service's listener (ListenRequest) has no such options.
+  if (f.mode == ServeMode::kHttp) return absl::InvalidArgumentError("--mode: http is not served with --control (echo or hold)");
+  if (f.loops > 1) return absl::InvalidArgumentError("--loops: the control service serves on one loop");
+  if (!f.tls.keylog.empty()) return absl::InvalidArgumentError("--keylog: not available with --control");
+  if (f.reneg_limit && *f.reneg_limit == 0) {
+    return absl::InvalidArgumentError("--reneg-limit: 0 is not available with --control (1 or more)");
+  }
   return f;
 }
 
@@ -319,6 +373,14 @@ absl::Status ParseCiphersFlags(const std::vector<std::string>& args) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<DaemonFlags> ParseDaemonFlags(const std::vector<std::string>& args) {
+  DaemonFlags f;
+  absl::Status s = ParseInto(DaemonTable(), args, f);
+  if (s.ok()) s = CheckControl(f.control);
+  if (!s.ok()) return s;
+  return f;
+}
+
 std::string ServeHelp() {
   return HelpFor(
       "tlsctl serve [flags]",
@@ -330,8 +392,45 @@ std::string ServeHelp() {
       "close {id, bytesRead, bytesWritten}. --mode echo sends every byte back; --mode http answers\n"
       "each request with the connection's JSON, like openssl s_server -www. --port 0 picks a free\n"
       "port (listening says which). Sessions are kept in memory for session-id resumption.\n"
+      "With --control ADDRESS the listener is made through the gRPC control service, which runs\n"
+      "alongside at ADDRESS (as tlsctl daemon): it is listener l1 with context ctx1 (SNI contexts\n"
+      "follow) in ListConnections, GetStats, ReplaceContext, RotateTicketKeys ...; stdout has the\n"
+      "listening line, and connection events come from `tlsctl call WatchEvents '{}'`. With\n"
+      "--control: --mode echo or hold, one loop, no --keylog.\n"
       "Exit status: 0 after SIGINT/SIGTERM, 1 when serving fails, 2 for a bad flag or file.",
       ServeTable());
+}
+
+std::string DaemonHelp() {
+  return HelpFor(
+      "tlsctl daemon [--control ADDRESS] [--control-cert F --control-key F --control-ca F]",
+      "Runs the gRPC control service (tlsengine.control.v1.TlsControl, adapters/grpc/control.proto)\n"
+      "alone until SIGINT/SIGTERM: contexts, listeners and connections are made through it, e.g.\n"
+      "with tlsctl call. A unix socket is made mode 0600 (only its user can connect); a TCP\n"
+      "address must be loopback unless the channel uses TLS with client certificates.\n"
+      "Prints \"control: listening on ADDRESS\" to stderr.\n"
+      "Exit status: 0 after SIGINT/SIGTERM, 1 when the service cannot start, 2 for a bad flag.",
+      DaemonTable());
+}
+
+std::string CallHelp() {
+  return "usage: tlsctl call [--control ADDRESS] [--control-cert F --control-key F --control-ca F]\n"
+         "                  [--servername NAME] (--list | METHOD ['JSON'])\n\n"
+         "Sends one request to the control service (tlsctl daemon, tlsctl serve --control) in\n"
+         "protobuf's JSON mapping (default '{}') and prints each reply as one JSON line; streaming\n"
+         "methods (Read, WatchEvents) print one line per message. --list prints the methods, from\n"
+         "server reflection. METHOD is GetStats, TlsControl.GetStats or\n"
+         "tlsengine.control.v1.TlsControl/GetStats.\n"
+         "Errors go to stderr as \"error: CODE: message\".\n"
+         "Exit status: 0 on success, 1 for a failed call, 2 for a bad flag.\n\n"
+         "flags:\n"
+         "  --control ADDRESS           the service (default: as tlsctl daemon)\n"
+         "  --control-cert FILE         client certificate (PEM) for a TLS control channel\n"
+         "  --control-key FILE          its key (PEM)\n"
+         "  --control-ca FILE           CA the service's certificate must chain to\n"
+         "  --servername NAME           name the service's certificate is checked against\n"
+         "  --list                      list the methods\n"
+         "  --help                      this text\n";
 }
 
 std::string ConnectHelp() {
@@ -357,7 +456,9 @@ std::string MainHelp() {
          "commands:\n"
          "  serve      a TLS server (echo or http); with no flags: 127.0.0.1:8000, certificate for localhost\n"
          "  connect    a TLS client\n"
-         "  ciphers    the supported cipher names, one per line\n\n"
+         "  ciphers    the supported cipher names, one per line\n"
+         "  daemon     the gRPC control service alone (serve --control adds it to a server)\n"
+         "  call       one request to the control service, replies as JSON lines\n\n"
          "tlsctl <command> --help describes each. JSON goes to stdout, progress to stderr.\n";
 }
 

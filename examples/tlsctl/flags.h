@@ -30,7 +30,14 @@ struct SniFlag {
   std::string name, key, cert;
 };
 
-enum class ServeMode { kEcho, kHttp };
+// kHold (with --control only): plaintext is kept for the service's Read/Write.
+enum class ServeMode { kEcho, kHttp, kHold };
+
+// The gRPC control service's address and TLS (adapters/grpc/daemon.h).
+struct ControlFlags {
+  std::string address;  // "" = the library's default (a mode-0600 unix socket)
+  std::string cert, key, ca;  // TLS with client certificates: all three or none
+};
 
 struct ServeFlags {
   TlsFlags tls;
@@ -51,6 +58,14 @@ struct ServeFlags {
   int64_t reneg_window_s = 600;
   ServeMode mode = ServeMode::kEcho;
   int64_t loops = 1;
+  // --control: the listener is made through the control service, which
+  // runs alongside (its ListConnections, ReplaceContext, ... see it).
+  bool controlled = false;
+  ControlFlags control;
+};
+
+struct DaemonFlags {
+  ControlFlags control;
 };
 
 struct ConnectFlags {
@@ -76,11 +91,15 @@ struct ConnectFlags {
 absl::StatusOr<ServeFlags> ParseServeFlags(const std::vector<std::string>& args);
 absl::StatusOr<ConnectFlags> ParseConnectFlags(const std::vector<std::string>& args);
 absl::Status ParseCiphersFlags(const std::vector<std::string>& args);
+absl::StatusOr<DaemonFlags> ParseDaemonFlags(const std::vector<std::string>& args);
 
 // Complete help, one line per flag.
 std::string ServeHelp();
 std::string ConnectHelp();
 std::string CiphersHelp();
+std::string DaemonHelp();
+// `tlsctl call`'s flags are parsed by adapters/grpc/call.h's CallMain.
+std::string CallHelp();
 std::string MainHelp();
 
 }  // namespace tlsctl

@@ -73,7 +73,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{{"--port", "eighty"}, "--port: 'eighty' is not a whole number"},
                       BadCase{{"--min-version", "TLSv1_2"}, "--min-version: 'TLSv1_2' is not one of"},
                       BadCase{{"--max-version", "tls1.3"}, "--max-version"},
-                      BadCase{{"--mode", "ftp"}, "--mode: 'ftp' is not echo or http"},
+                      BadCase{{"--mode", "ftp"}, "--mode: 'ftp' is not echo, http or hold"},
                       BadCase{{"--sni", "example.com"}, "--sni: 'example.com' is not NAME=KEY:CERT"},
                       BadCase{{"--request-cert=yes"}, "--request-cert: takes no value"},
                       BadCase{{"--key", "k.pem"}, "1 key(s) but 0 certificate(s)"},

@@ -3,12 +3,15 @@
 //   tlsctl serve                       # TLS echo server on 127.0.0.1:8000
 //   tlsctl connect --port 8000 --insecure --send hello
 //   tlsctl ciphers
+//   tlsctl daemon --control unix:/tmp/ctl.sock      # the gRPC control service
+//   tlsctl call --control unix:/tmp/ctl.sock GetStats '{}'
 //
 // One JSON object per line on stdout; progress and diagnostics on stderr.
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "adapters/grpc/call.h"
 #include "core/secure_context.h"
 #include "examples/tlsctl/commands.h"
 #include "examples/tlsctl/flags.h"
@@ -51,6 +54,20 @@ int main(int argc, char** argv) {
     absl::StatusOr<ConnectFlags> f = ParseConnectFlags(args);
     return Parsed(f, ConnectHelp(), &code) ? RunConnect(*f) : code;
   }
+  if (cmd == "daemon") {
+    absl::StatusOr<DaemonFlags> f = ParseDaemonFlags(args);
+    return Parsed(f, DaemonHelp(), &code) ? RunDaemon(*f) : code;
+  }
+  if (cmd == "call") {
+    for (const std::string& a : args) {
+      if (a == "--help" || a == "-h") {
+        std::fputs(CallHelp().c_str(), stdout);
+        return 0;
+      }
+    }
+    // argv[1] is "call": CallMain's argv[0].
+    return tlsengine::control::CallMain(argc - 1, argv + 1);
+  }
   if (cmd == "ciphers") {
     absl::Status s = ParseCiphersFlags(args);
     if (!Parsed(absl::StatusOr<bool>(s.ok() ? absl::StatusOr<bool>(true) : absl::StatusOr<bool>(s)), CiphersHelp(),
@@ -64,6 +81,6 @@ int main(int argc, char** argv) {
     std::fputs(MainHelp().c_str(), stdout);
     return 0;
   }
-  Note("unknown command '" + cmd + "' (serve, connect, ciphers; see tlsctl --help)");
+  Note("unknown command '" + cmd + "' (serve, connect, ciphers, daemon, call; see tlsctl --help)");
   return 2;
 }

@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "adapters/epoll/server.h"
 #include "adapters/epoll/socket.h"
+#include "adapters/grpc/daemon.h"
 #include "core/errors.h"
 #include "examples/tlsctl/commands.h"
 #include "examples/tlsctl/default_cert.h"
@@ -181,7 +182,138 @@ absl::StatusOr<std::string> NumericHost(const std::string& host) {
   return std::string(text);
 }
 
+control::DaemonOptions DaemonOptionsOf(const ControlFlags& c) {
+  control::DaemonOptions o;
+  o.control_cert = c.cert.empty() ? "" : ResolvePath(c.cert);
+  o.control_key = c.key.empty() ? "" : ResolvePath(c.key);
+  o.control_ca = c.ca.empty() ? "" : ResolvePath(c.ca);
+  return o;
+}
+
+// The context as the service builds it, from what BuildServer read.
+control::v1::CreateContextRequest ContextRequestOf(const SecureContextOptions& o) {
+  control::v1::CreateContextRequest r;
+  for (const std::string& k : o.key) r.add_key(k);
+  for (const std::string& c : o.cert) r.add_cert(c);
+  r.set_passphrase(o.passphrase);
+  r.set_pfx(o.pfx);
+  if (o.ca) {
+    for (const std::string& c : *o.ca) r.add_ca(c);
+    r.set_ca_empty(o.ca->empty());
+  }
+  for (const std::string& c : o.crl) r.add_crl(c);
+  r.set_ciphers(o.ciphers);
+  r.set_ciphersuites(o.ciphersuites);
+  r.set_honor_cipher_order(o.honor_cipher_order);
+  r.set_ecdh_curve(o.ecdh_curve);
+  r.set_dhparam(o.dhparam);
+  r.set_min_version(o.min_version);
+  r.set_max_version(o.max_version);
+  r.set_session_timeout(o.session_timeout);
+  r.set_session_id_context(o.session_id_context);
+  for (const std::string& k : o.ticket_keys) r.mutable_ticket_keys()->append(k);
+  for (const std::string& p : o.npn_protocols) r.add_npn_protocols(p);
+  return r;
+}
+
+absl::Status Prefixed(absl::string_view what, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
+}
+
+// serve --control: the same listener, made through the control service's
+// controller, so every control method sees it. Errors from here are
+// reported as serving failures (exit 1).
+absl::Status ListenThroughController(const ServeFlags& flags, const ServerSetup& setup, control::Controller& c) {
+  absl::StatusOr<control::v1::CreateContextResponse> ctx = c.CreateContext(ContextRequestOf(setup.context_options));
+  if (!ctx.ok()) return Prefixed("CreateContext", ctx.status());
+  control::v1::ListenRequest l;
+  if (!flags.unix_path.empty()) {
+    l.set_path(ResolvePath(flags.unix_path));
+  } else {
+    absl::StatusOr<std::string> host = NumericHost(flags.host);
+    if (!host.ok()) return host.status();
+    l.set_host(*host);
+    l.set_port(flags.port);
+  }
+  l.set_context_id(ctx->context_id());
+  l.set_request_cert(flags.request_cert);
+  l.set_reject_unauthorized(flags.reject_unauthorized);
+  for (const std::string& p : flags.tls.alpn) l.add_alpn_protocols(p);
+  for (const std::string& p : flags.tls.npn) l.add_npn_protocols(p);
+  l.set_handshake_timeout(flags.handshake_timeout_ms);
+  l.set_max_connections(static_cast<int32_t>(flags.max_connections));
+  if (flags.reneg_limit) {
+    l.set_allow_client_renegotiation(true);
+    l.set_client_reneg_limit(static_cast<int32_t>(*flags.reneg_limit));
+    l.set_client_reneg_window(flags.reneg_window_s * 1000);
+  }
+  l.set_mode(flags.mode == ServeMode::kHold ? "hold" : "echo");
+  absl::StatusOr<control::v1::ListenResponse> made = c.Listen(l);
+  if (!made.ok()) return Prefixed("Listen", made.status());
+  for (size_t i = 0; i < flags.sni.size(); ++i) {
+    // BuildServer read these files and checked the names already.
+    control::v1::CreateContextRequest sr = ContextRequestOf(setup.context_options);
+    sr.clear_key();
+    sr.clear_cert();
+    sr.clear_pfx();
+    absl::StatusOr<std::string> key = ReadFlagFile("sni", flags.sni[i].key);
+    absl::StatusOr<std::string> cert = ReadFlagFile("sni", flags.sni[i].cert);
+    if (!key.ok()) return key.status();
+    if (!cert.ok()) return cert.status();
+    sr.add_key(*key);
+    sr.add_cert(*cert);
+    absl::StatusOr<control::v1::CreateContextResponse> sctx = c.CreateContext(sr);
+    if (!sctx.ok()) return Prefixed(absl::StrCat("--sni ", flags.sni[i].name), sctx.status());
+    control::v1::AddContextRequest add;
+    add.set_listener_id(made->listener_id());
+    add.set_servername(flags.sni[i].name);
+    add.set_context_id(sctx->context_id());
+    absl::StatusOr<control::v1::ChangeResponse> added = c.AddContext(add);
+    if (!added.ok()) return Prefixed(absl::StrCat("--sni ", flags.sni[i].name), added.status());
+  }
+  if (!setup.ocsp_response.empty()) {
+    control::v1::SetOcspResponseRequest o;
+    o.set_listener_id(made->listener_id());
+    o.set_response(setup.ocsp_response);
+    absl::StatusOr<control::v1::ChangeResponse> set = c.SetOcspResponse(o);
+    if (!set.ok()) return Prefixed("--ocsp-response", set.status());
+  }
+  const control::v1::SocketAddress& where = made->address();
+  JsonObject listening;
+  listening.Add("event", "listening").Add("address", where.address());
+  if (where.family() != "unix") listening.Add("port", static_cast<int64_t>(where.port()));
+  listening.Add("family", where.family()).Add("listenerId", made->listener_id()).Add("contextId", ctx->context_id());
+  Emit(listening);
+  bool unix = where.family() == "unix";
+  Note(absl::StrCat("serving ", l.mode(), " on ", unix ? where.address() : absl::StrCat(where.address(), ":", where.port()),
+                    " as listener ", made->listener_id(), " of the control service (Ctrl-C stops)"));
+  return absl::OkStatus();
+}
+
+int RunControlledServe(const ServeFlags& flags, const ServerSetup& setup) {
+  signal(SIGPIPE, SIG_IGN);
+  absl::Status s = control::RunControlService(flags.control.address, DaemonOptionsOf(flags.control),
+                                              [&](control::Controller& c) {
+                                                return ListenThroughController(flags, setup, c);
+                                              });
+  if (!s.ok()) {
+    Emit(ErrorReport("error", s));
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
+
+int RunDaemon(const DaemonFlags& flags) {
+  signal(SIGPIPE, SIG_IGN);
+  absl::Status s = control::RunControlService(flags.control.address, DaemonOptionsOf(flags.control));
+  if (!s.ok()) {
+    Note(absl::StrCat("control: ", absl::StatusCodeToString(s.code()), ": ", s.message()));
+    return 1;
+  }
+  return 0;
+}
 
 int RunServe(const ServeFlags& flags) {
   absl::StatusOr<ServerSetup> setup = BuildServer(flags, CachedLocalhost);
@@ -196,6 +328,7 @@ int RunServe(const ServeFlags& flags) {
       return 2;
     }
   }
+  if (flags.controlled) return RunControlledServe(flags, *setup);
 
   // Signals are taken by this thread (sigwait); the loops, started below
   // with the signals blocked, never see them.
