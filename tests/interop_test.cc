@@ -375,19 +375,10 @@ INSTANTIATE_TEST_SUITE_P(All, ClientProgramTest, ::testing::ValuesIn(ClientProgr
 
 TEST(NodeServerTest, EngineClientTalksToNodeTlsServer) {
   Subprocess server;
-  ASSERT_TRUE(server
-                  .Start({"node", "-e",
-                          "const tls = require('tls'), fs = require('fs');\n"
-                          "const srv = tls.createServer({key: fs.readFileSync(process.argv[1]),\n"
-                          "  cert: fs.readFileSync(process.argv[2])}, s => {\n"
-                          "  s.on('data', d => { s.end('node says ' + d + ' over ' + s.getProtocol()); srv.close(); });\n"
-                          "});\n"
-                          "srv.listen(0, '127.0.0.1', () => console.log('PORT', srv.address().port));\n",
-                          TestFilePath("server-ecdsa-key.pem"), TestFilePath("server-ecdsa-chain.pem")})
-                  .ok());
-  absl::StatusOr<std::string> line = server.WaitForLine("PORT", kPeerTimeout);
-  ASSERT_TRUE(line.ok()) << line.status();
-  int fd = ConnectLoopback(std::stoi(line->substr(5)));
+  absl::StatusOr<int> port = testing::StartNodeTlsServer(
+      server, "{ s.end('node says ' + d + ' over ' + s.getProtocol()); srv.close(); }", kPeerTimeout);
+  ASSERT_TRUE(port.ok()) << port.status();
+  int fd = ConnectLoopback(*port);
   ASSERT_GE(fd, 0);
   auto client = *TlsConnection::Create(ClientOptions(), absl::Now());
   std::string got;

@@ -404,19 +404,10 @@ TEST_F(ServerInterop, OurClientTalksToGnutlsServWithAlpnAndOcsp) {
 
 TEST_F(ServerInterop, OurClientTalksToNodeTlsServerAndResumesWithItsSession) {
   Subprocess server;
-  ASSERT_TRUE(server
-                  .Start({"node", "-e",
-                          "const tls = require('tls'), fs = require('fs');\n"
-                          "const srv = tls.createServer({key: fs.readFileSync(process.argv[1]),\n"
-                          "  cert: fs.readFileSync(process.argv[2])}, s => {\n"
-                          "  s.on('data', d => s.end('node says ' + d + ' reused ' + s.isSessionReused()));\n"
-                          "});\n"
-                          "srv.listen(0, '127.0.0.1', () => console.log('PORT', srv.address().port));\n",
-                          TestFilePath("server-ecdsa-key.pem"), TestFilePath("server-ecdsa-chain.pem")})
-                  .ok());
-  absl::StatusOr<std::string> line = server.WaitForLine("PORT", kPeerTimeout);
-  ASSERT_TRUE(line.ok()) << line.status();
-  int port = std::stoi(line->substr(5));
+  absl::StatusOr<int> node_port = tlsengine::testing::StartNodeTlsServer(
+      server, "s.end('node says ' + d + ' reused ' + s.isSessionReused())", kPeerTimeout);
+  ASSERT_TRUE(node_port.ok()) << node_port.status();
+  int port = *node_port;
   std::string session;
   for (int round = 0; round < 2; ++round) {
     TlsSocketOptions o = ClientTo(port);

@@ -282,6 +282,22 @@ absl::Status ServeRequest(Listener& listener, const ConnectionOptions& options, 
   return status.ok() ? write_status : status;
 }
 
+absl::StatusOr<int> StartNodeTlsServer(Subprocess& server, const std::string& on_data, absl::Duration timeout) {
+  absl::Status started = server.Start(
+      {"node", "-e",
+       "const tls = require('tls'), fs = require('fs');\n"
+       "const srv = tls.createServer({key: fs.readFileSync(process.argv[1]),\n"
+       "  cert: fs.readFileSync(process.argv[2])}, s => {\n"
+       "  s.on('data', d => " + on_data + ");\n"
+       "});\n"
+       "srv.listen(0, '127.0.0.1', () => console.log('PORT', srv.address().port));\n",
+       TestFilePath("server-ecdsa-key.pem"), TestFilePath("server-ecdsa-chain.pem")});
+  if (!started.ok()) return started;
+  absl::StatusOr<std::string> line = server.WaitForLine("PORT", timeout);
+  if (!line.ok()) return line.status();
+  return std::stoi(line->substr(5));
+}
+
 std::string TestFilePath(const std::string& name) {
   char cwd[PATH_MAX];
   if (getcwd(cwd, sizeof(cwd)) == nullptr) return "tests/certs/" + name;

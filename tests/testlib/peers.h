@@ -95,6 +95,12 @@ absl::Status ServeRequest(Listener& listener, const ConnectionOptions& options, 
                           const std::function<void(TlsConnection&)>& inspect, absl::Duration timeout,
                           std::string* received = nullptr);
 
+// Starts Node's tls.createServer on 127.0.0.1 with the server-ecdsa
+// identity, answering each socket `s` with `on_data`, the body of
+// `s.on('data', d => ...)` (JavaScript; `srv` is the server). Returns the
+// port it listens on, once node says so within `timeout`.
+absl::StatusOr<int> StartNodeTlsServer(Subprocess& server, const std::string& on_data, absl::Duration timeout);
+
 // Full path of tests/certs/NAME in the runfiles.
 std::string TestFilePath(const std::string& name);
 
