@@ -171,9 +171,10 @@ class Server {
   // Accepting: when accept(2) fails for lack of descriptors (EMFILE,
   // ENFILE), the pending connections are accepted and closed at once with a
   // descriptor kept in reserve (libuv's trick) so that they do not wait in
-  // the backlog, and, for those and ENOBUFS/ENOMEM, accepting pauses for
-  // 100 ms (as nginx does) instead of spinning on a listener that stays
-  // readable; on_error hears of it and open connections carry on.
+  // the backlog; after those and any other failure but EAGAIN, EINTR and
+  // ECONNABORTED (ENOBUFS, ENOMEM, ...), accepting pauses for 100 ms (as
+  // nginx does) instead of spinning on a listener that stays readable;
+  // on_error hears of it and open connections carry on.
   // Errors: kFailedPrecondition (ERR_SERVER_ALREADY_LISTEN) when listening;
   // kInvalidArgument for a port outside 0..65535; kUnavailable with Node's
   // code: ENOTFOUND / EAI_AGAIN when the name does not resolve, the errno
@@ -244,7 +245,8 @@ class Server {
   // application handles newSession/resumeSession).
   SessionStore* session_store() const { return store_.get(); }
   const std::vector<Loop*>& loops() const { return loops_; }
-  // Connections accepted since Create, and those refused by maxConnections.
+  // Connections accepted since Create, and those refused at accept (by
+  // maxConnections, or closed for want of descriptors: see Listen).
   uint64_t accepted() const { return accepted_.load(); }
   uint64_t refused() const { return refused_.load(); }
 
