@@ -325,6 +325,24 @@ TEST_F(SocketTest, AddContextAndRemoveContextChangeWhatNewConnectionsGetAndConte
   EndAndWait(next);
 }
 
+TEST_F(SocketTest, SetSecureContextWithItsOwnTicketKeysMakesThemTheKeysOfEveryContext) {
+  StartEcho(ServerFor("server-rsa"));
+  ASSERT_TRUE(server_->AddContext("other.example.com", tlsengine::testing::IdentityOptions("other-name")).ok());
+  const std::string k3(48, '3');
+  SecureContextOptions ecdsa = tlsengine::testing::IdentityOptions("server-ecdsa");
+  ecdsa.ticket_keys = {k3};
+  ASSERT_TRUE(server_->SetSecureContext(ecdsa).ok());
+  EXPECT_EQ(server_->GetTicketKeys(), k3);
+  std::vector<ServedContext> served = server_->Contexts();
+  ASSERT_EQ(served.size(), 2u);
+  for (const ServedContext& c : served) {
+    EXPECT_EQ(c.context->options().ticket_keys, std::vector<std::string>{k3}) << "'" << c.servername << "'";
+  }
+  std::shared_ptr<TlsSocket> c = ConnectSecure(ClientTo(port_));
+  EXPECT_EQ(c->GetPeerCertificate()->fingerprint256, Fingerprint("server-ecdsa"));
+  EndAndWait(c);
+}
+
 TEST_F(SocketTest, SniContextsGivenAtCreateAreServedWithTheServersTicketKeys) {
   ServerOptions o = ServerFor("server-rsa");
   o.connection.sni_contexts = std::make_shared<SniContexts>();
