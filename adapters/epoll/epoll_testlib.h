@@ -202,6 +202,26 @@ class EchoServerTest : public ::testing::Test {
     port_ = server_->address()->port;
   }
 
+  // Connects a client and runs until it is secure.
+  std::shared_ptr<TlsSocket> ConnectSecure(TlsSocketOptions o) {
+    std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), std::move(o));
+    auto secure = std::make_shared<bool>(false);
+    c->handlers().on_secure_connect = [secure] { *secure = true; };
+    c->handlers().on_error = [](const absl::Status& e) { ADD_FAILURE() << e; };
+    EXPECT_TRUE(RunUntil(*loop_, [&] { return *secure; })) << "no secureConnect";
+    return c;
+  }
+
+  // Writes `text` and runs until the echo has come back whole.
+  bool Echoes(const std::shared_ptr<TlsSocket>& c, const std::string& text) {
+    std::string got;
+    c->handlers().on_data = [&got](absl::string_view d) { got.append(d.data(), d.size()); };
+    c->Write(text);
+    bool ok = RunUntil(*loop_, [&] { return got.size() >= text.size(); });
+    c->handlers().on_data = nullptr;
+    return ok && got == text;
+  }
+
   int fds_before_ = 0;
   std::unique_ptr<Loop> loop_;
   ServerHandlers handlers_;

@@ -44,24 +44,6 @@ constexpr uint64_t kSslOpNoTicket = uint64_t{1} << 14;
 
 class SocketTest : public testing::EchoServerTest {
  protected:
-  // Connects a client and runs until it is secure.
-  std::shared_ptr<TlsSocket> ConnectSecure(TlsSocketOptions o) {
-    std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), std::move(o));
-    auto secure = std::make_shared<bool>(false);
-    c->handlers().on_secure_connect = [secure] { *secure = true; };
-    c->handlers().on_error = [](const absl::Status& e) { ADD_FAILURE() << e; };
-    EXPECT_TRUE(RunUntil(*loop_, [&] { return *secure; })) << "no secureConnect";
-    return c;
-  }
-  // Writes `text` and runs until the echo has come back whole.
-  bool Echoes(const std::shared_ptr<TlsSocket>& c, const std::string& text) {
-    std::string got;
-    c->handlers().on_data = [&got](absl::string_view d) { got.append(d.data(), d.size()); };
-    c->Write(text);
-    bool ok = RunUntil(*loop_, [&] { return got.size() >= text.size(); });
-    c->handlers().on_data = nullptr;
-    return ok && got == text;
-  }
   // Ends `c` and runs until it has closed.
   void EndAndWait(const std::shared_ptr<TlsSocket>& c) {
     bool closed = false;
@@ -71,6 +53,32 @@ class SocketTest : public testing::EchoServerTest {
   }
   std::string Fingerprint(const std::string& identity) {
     return CertificateInfo::FromPem(tlsengine::testing::Cert(identity))->fingerprint256;
+  }
+  // Connects to `port` as `servername` offering `session` ("" none), takes
+  // the first session the server issues, ends. Returns that session (""
+  // if none came); *reused says whether `session` resumed, *ticket (when
+  // given) is the ticket.
+  std::string TicketSession(int port, const std::string& servername, const std::string& session, bool* reused,
+                            std::string* ticket = nullptr) {
+    TlsSocketOptions co = ClientTo(port);
+    co.tls.servername = servername;
+    co.tls.session = session;
+    std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), co);
+    std::string got;
+    bool closed = false;
+    *reused = false;
+    c->handlers().on_secure_connect = [&] { *reused = c->is_session_reused(); };
+    c->handlers().on_error = [](const absl::Status& e) { ADD_FAILURE() << e; };
+    c->handlers().on_session = [&](const std::string& s) {
+      if (got.empty()) {
+        got = s;
+        if (ticket != nullptr) *ticket = c->GetTlsTicket();
+        c->End();
+      }
+    };
+    c->handlers().on_close = [&](bool) { closed = true; };
+    EXPECT_TRUE(RunUntil(*loop_, [&] { return closed; }));
+    return got;
   }
 };
 
@@ -205,22 +213,7 @@ TEST_F(SocketTest, TicketKeysRoundTripAndRotationDecidesWhichTicketsResume) {
   EXPECT_EQ(server_->GetTicketKeys(), old_key);
   // A ticket issued under the old key.
   auto ticket_session = [&](const std::string& session, bool* reused, std::string* ticket) {
-    TlsSocketOptions co = ClientTo(port_);
-    co.tls.session = session;
-    std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), co);
-    std::string got;
-    bool closed = false;
-    c->handlers().on_secure_connect = [&] { *reused = c->is_session_reused(); };
-    c->handlers().on_session = [&](const std::string& s) {
-      if (got.empty()) {
-        got = s;
-        if (ticket != nullptr) *ticket = c->GetTlsTicket();
-        c->End();
-      }
-    };
-    c->handlers().on_close = [&](bool) { closed = true; };
-    EXPECT_TRUE(RunUntil(*loop_, [&] { return closed; }));
-    return got;
+    return TicketSession(port_, "localhost", session, reused, ticket);
   };
   bool reused = true;
   std::string ticket;
@@ -243,6 +236,131 @@ TEST_F(SocketTest, TicketKeysRoundTripAndRotationDecidesWhichTicketsResume) {
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument) << bad;
   EXPECT_EQ(NodeCode(bad), kErrInvalidArgValue);
   EXPECT_EQ(server_->GetTicketKeys(), new_key);
+}
+
+TEST_F(SocketTest, SetTicketKeysReachesSniContextsAndDecidesWhichOfTheirTicketsResume) {
+  ServerOptions o = ServerFor("server-rsa", "TLSv1.3");
+  o.session_cache = false;  // tickets only: resumption depends on the keys alone
+  const std::string k1(48, '1'), k2(48, '2');
+  o.context.ticket_keys = {k1};
+  StartEcho(o);
+  const std::string name = "other.example.com";
+  SecureContextOptions other = tlsengine::testing::IdentityOptions("other-name", "TLSv1.3");
+  ASSERT_TRUE(server_->AddContext(name, other).ok());
+  bool reused = true;
+  std::string before = TicketSession(port_, name, "", &reused);
+  ASSERT_FALSE(before.empty());
+  EXPECT_FALSE(reused);
+
+  // Rotation keeping k1 for decryption: the SNI name's old ticket resumes.
+  ASSERT_TRUE(server_->SetTicketKeys(k2 + k1).ok());
+  EXPECT_EQ(server_->GetTicketKeys(), k2 + k1);
+  for (const ServedContext& c : server_->Contexts()) {
+    EXPECT_EQ(c.context->options().ticket_keys, (std::vector<std::string>{k2, k1})) << "'" << c.servername << "'";
+  }
+  TicketSession(port_, name, before, &reused);
+  EXPECT_TRUE(reused) << "a ticket from a key still kept resumes on its SNI name";
+  std::string after = TicketSession(port_, name, "", &reused);
+  ASSERT_FALSE(after.empty());
+
+  // k1 dropped: the ticket from before the rotation no longer resumes (a
+  // full handshake instead); the one issued after it, under k2, does.
+  ASSERT_TRUE(server_->SetTicketKeys(k2).ok());
+  TicketSession(port_, name, before, &reused);
+  EXPECT_FALSE(reused) << "the SNI context still decrypts with the dropped key";
+  TicketSession(port_, name, after, &reused);
+  EXPECT_TRUE(reused) << "a ticket issued for the SNI name after the rotation resumes";
+
+  // Another server of the fleet holding only k2 resumes it too: the SNI
+  // context issued it under the server's new key, not a key of its own.
+  ServerOptions fleet_options = o;
+  fleet_options.context.ticket_keys = {k2};
+  std::unique_ptr<Server> fleet = *Server::Create({loop_.get()}, fleet_options, handlers_);
+  ASSERT_TRUE(fleet->AddContext(name, other).ok());
+  ASSERT_TRUE(fleet->Listen(0, "127.0.0.1").ok());
+  TicketSession(fleet->address()->port, name, after, &reused);
+  EXPECT_TRUE(reused) << "the ticket was encrypted under k2";
+  bool fleet_closed = false;
+  ASSERT_TRUE(fleet->Close([&] { fleet_closed = true; }).ok());
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return fleet_closed; }));
+}
+
+TEST_F(SocketTest, AddContextAndRemoveContextChangeWhatNewConnectionsGetAndContextsListsIt) {
+  StartEcho(ServerFor("server-rsa"));
+  const std::string name = "other.example.com";
+  ASSERT_EQ(server_->Contexts().size(), 1u);
+  EXPECT_EQ(server_->Contexts()[0].servername, "");
+  EXPECT_EQ(server_->Contexts()[0].context, server_->secure_context());
+  ASSERT_TRUE(server_->AddContext("Other.Example.COM", tlsengine::testing::IdentityOptions("other-name")).ok());
+  ASSERT_TRUE(server_->AddContext("*.example.com", tlsengine::testing::IdentityOptions("wildcard")).ok());
+  std::vector<ServedContext> served = server_->Contexts();
+  ASSERT_EQ(served.size(), 3u);
+  EXPECT_EQ(served[1].servername, name);
+  EXPECT_EQ(served[2].servername, "*.example.com");
+  EXPECT_EQ(served[1].context->options().ticket_keys, served[0].context->options().ticket_keys)
+      << "served with the server's ticket keys";
+
+  TlsSocketOptions o = ClientTo(port_);
+  o.tls.servername = name;
+  std::shared_ptr<TlsSocket> open = ConnectSecure(o);
+  EXPECT_EQ(open->GetPeerCertificate()->fingerprint256, Fingerprint("other-name"));
+
+  ASSERT_TRUE(server_->RemoveContext("OTHER.example.com.").ok());
+  served = server_->Contexts();
+  ASSERT_EQ(served.size(), 2u);
+  EXPECT_EQ(served[1].servername, "*.example.com");
+  std::shared_ptr<TlsSocket> next = ConnectSecure(o);
+  EXPECT_EQ(next->GetPeerCertificate()->fingerprint256, Fingerprint("wildcard")) << "the pattern matches it now";
+  EXPECT_TRUE(Echoes(open, "the connection made before the removal carries on"));
+
+  absl::Status missing = server_->RemoveContext(name);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound) << missing;
+  EXPECT_EQ(NodeCode(missing), kErrInvalidArgValue);
+  EXPECT_TRUE(absl::StrContains(missing.message(), name)) << missing;
+  absl::Status bad = server_->AddContext("a.*.example.com", server_->secure_context());
+  EXPECT_EQ(NodeCode(bad), kErrInvalidArgValue) << bad;
+  EXPECT_EQ(NodeCode(server_->AddContext("", server_->secure_context())), "ERR_TLS_REQUIRED_SERVER_NAME");
+  EXPECT_EQ(server_->Contexts().size(), 2u) << "refused names change nothing";
+  EndAndWait(open);
+  EndAndWait(next);
+}
+
+TEST_F(SocketTest, SetSecureContextWithItsOwnTicketKeysMakesThemTheKeysOfEveryContext) {
+  StartEcho(ServerFor("server-rsa"));
+  ASSERT_TRUE(server_->AddContext("other.example.com", tlsengine::testing::IdentityOptions("other-name")).ok());
+  const std::string k3(48, '3');
+  SecureContextOptions ecdsa = tlsengine::testing::IdentityOptions("server-ecdsa");
+  ecdsa.ticket_keys = {k3};
+  ASSERT_TRUE(server_->SetSecureContext(ecdsa).ok());
+  EXPECT_EQ(server_->GetTicketKeys(), k3);
+  std::vector<ServedContext> served = server_->Contexts();
+  ASSERT_EQ(served.size(), 2u);
+  for (const ServedContext& c : served) {
+    EXPECT_EQ(c.context->options().ticket_keys, std::vector<std::string>{k3}) << "'" << c.servername << "'";
+  }
+  std::shared_ptr<TlsSocket> c = ConnectSecure(ClientTo(port_));
+  EXPECT_EQ(c->GetPeerCertificate()->fingerprint256, Fingerprint("server-ecdsa"));
+  EndAndWait(c);
+}
+
+TEST_F(SocketTest, SniContextsGivenAtCreateAreServedWithTheServersTicketKeys) {
+  ServerOptions o = ServerFor("server-rsa");
+  o.connection.sni_contexts = std::make_shared<SniContexts>();
+  std::shared_ptr<const SecureContext> other =
+      *SecureContext::Create(tlsengine::testing::IdentityOptions("other-name"));
+  ASSERT_TRUE(o.connection.sni_contexts->Add("other.example.com", other).ok());
+  StartEcho(o);
+  std::vector<ServedContext> served = server_->Contexts();
+  ASSERT_EQ(served.size(), 2u);
+  EXPECT_EQ(served[1].servername, "other.example.com");
+  EXPECT_EQ(served[1].context->options().ticket_keys.size(), 1u);
+  EXPECT_EQ(served[1].context->options().ticket_keys, served[0].context->options().ticket_keys);
+  TlsSocketOptions co = ClientTo(port_);
+  co.tls.servername = "other.example.com";
+  std::shared_ptr<TlsSocket> c = ConnectSecure(co);
+  EXPECT_EQ(c->GetPeerCertificate()->fingerprint256, Fingerprint("other-name"));
+  EXPECT_TRUE(Echoes(c, "sni from the options"));
+  EndAndWait(c);
 }
 
 TEST_F(SocketTest, SniCallbackAnsweredLaterPicksTheContextAndAnErrorRefusesTheName) {

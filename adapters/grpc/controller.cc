@@ -333,6 +333,9 @@ class Controller::State {
   absl::Status Run(const std::function<void()>& fn) {
     std::lock_guard<std::mutex> l(run_mu_);
     if (stopped_) return MakeError(absl::StatusCode::kUnavailable, "ERR_SERVER_NOT_RUNNING", "the controller is shut down");
+    // A loop whose Run() failed runs nothing more: say why instead of
+    // waiting for it.
+    if (absl::Status dead = group_->status(); !dead.ok()) return dead;
     group_->RunOn(0, fn);
     return absl::OkStatus();
   }
@@ -385,7 +388,9 @@ class Controller::State {
     }
     std::lock_guard<std::mutex> l(run_mu_);
     stopped_ = true;
-    group_->Stop();
+    // The service is going away: a loop that had failed has answered
+    // every call since with its error (Run); nobody is left to tell.
+    group_->Stop().IgnoreError();
   }
 
   // ---------------------------------------------------------------- events
@@ -742,19 +747,6 @@ class Controller::State {
       ev.set_servername(s.servername());
       Publish(std::move(ev));
     };
-    h.sni_callback = [this, lid](const std::string& servername,
-                                 std::function<void(absl::StatusOr<std::shared_ptr<const SecureContext>>)> done) {
-      auto it = listeners_.find(lid);
-      std::shared_ptr<const SecureContext> ctx;
-      if (it != listeners_.end()) {
-        std::string key = SniKey(*it->second, servername);
-        if (!key.empty()) {
-          auto c = contexts_.find(it->second->sni[key]);
-          if (c != contexts_.end()) ctx = c->second;
-        }
-      }
-      done(ctx);
-    };
     h.on_ocsp_request = [this, lid](TlsSocket& s, const std::string&, const std::string&,
                                     std::function<void(absl::StatusOr<std::string>)> done) {
       std::string response;
@@ -1012,6 +1004,9 @@ class Controller::State {
       v1::ChangeResponse change;
       auto old = (*l)->sni.find(key);
       if (old != (*l)->sni.end()) change.set_previous_context_id(old->second);
+      // The server serves it with the listener's ticket keys, so that
+      // RotateTicketKeys reaches this name too.
+      if (absl::Status s = (*l)->server->AddContext(key, *ctx); !s.ok()) return Prefixed("servername", s);
       (*l)->sni[key] = r.context_id();
       change.set_listener_id(r.listener_id());
       change.set_change("addContext");
@@ -1034,6 +1029,7 @@ class Controller::State {
       std::string key = Lower(r.servername());
       auto it = (*l)->sni.find(key);
       if (it == (*l)->sni.end()) return NotFound("servername", r.servername());
+      if (absl::Status s = (*l)->server->RemoveContext(key); !s.ok()) return Prefixed("servername", s);
       v1::ChangeResponse change;
       change.set_previous_context_id(it->second);
       (*l)->sni.erase(it);
@@ -1245,8 +1241,13 @@ class Controller::State {
           add(lid, key, key.empty() ? l->context_id : l->sni[key], ocsp(key));
           continue;
         }
-        add(lid, "", l->context_id, ocsp(""));
-        for (auto& [name, cid] : l->sni) add(lid, name, cid, ocsp(name));
+        // What the server serves now, in its order (default, exact names,
+        // patterns); the context ids are ours.
+        for (const epoll::ServedContext& served : l->server->Contexts()) {
+          const std::string& name = served.servername;
+          auto id = l->sni.find(name);
+          add(lid, name, name.empty() ? l->context_id : id != l->sni.end() ? id->second : "", ocsp(name));
+        }
       }
       return resp;
     });
