@@ -343,22 +343,6 @@ TEST_F(SocketTest, NewSessionAndResumeSessionAnsweredByTheApplicationResumeTls12
   EXPECT_EQ(hits, 1);
 }
 
-// Parses NSS key-log lines: label -> "client_random secret".
-std::multimap<std::string, std::string> KeylogLines(const std::string& path) {
-  std::ifstream in(path);
-  std::multimap<std::string, std::string> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string> parts = absl::StrSplit(line, ' ');
-    EXPECT_EQ(parts.size(), 3u) << line;
-    if (parts.size() != 3) continue;
-    EXPECT_EQ(parts[1].size(), 64u) << "a 32-byte client random in hex: " << line;
-    out.emplace(parts[0], parts[1] + " " + parts[2]);
-  }
-  return out;
-}
-
 TEST_F(SocketTest, KeylogFilesOfBothEndsHoldTheSameNssLinesForTheConnection) {
   std::string dir = ::testing::TempDir();
   std::string server_log = absl::StrCat(dir, "/server-keylog-", getpid());
@@ -380,8 +364,8 @@ TEST_F(SocketTest, KeylogFilesOfBothEndsHoldTheSameNssLinesForTheConnection) {
   ASSERT_TRUE(RunUntil(*loop_, [&] { return secure && server_lines >= 5; }));
   EXPECT_TRUE(Echoes(c, "logged"));
   EndAndWait(c);
-  std::multimap<std::string, std::string> ours = KeylogLines(client_log);
-  std::multimap<std::string, std::string> theirs = KeylogLines(server_log);
+  std::multimap<std::string, std::string> ours = testing::KeylogLines(client_log);
+  std::multimap<std::string, std::string> theirs = testing::KeylogLines(server_log);
   // TLS 1.3 (RFC 8446 §7.1): four traffic secrets and the exporter secret.
   for (const char* label : {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
                             "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"}) {
