@@ -517,7 +517,8 @@ TEST_P(KeylogInterop, SClientLogsTheSameSecretsAsOurServer) {
   Subprocess client;
   ASSERT_TRUE(client.Start(SClientTo(port_, GetParam(), {"-keylogfile", theirs_, "-brief"})).ok());
   ASSERT_TRUE(client.WriteStdin("ping\n").ok());
-  RunWith(client, [&] { return absl::StrContains(received_, "\n") && server_->connections() == 0; });
+  int rc = RunWith(client, [&] { return absl::StrContains(received_, "\n") && server_->connections() == 0; });
+  EXPECT_EQ(rc, 0) << client.out() << client.err();
   EXPECT_TRUE(absl::StrContains(client.out(), "pong: ping")) << client.out() << client.err();
   EXPECT_EQ(protocol_, GetParam());
   ExpectSameLines(events);
@@ -536,7 +537,7 @@ TEST_P(KeylogInterop, SServerLogsTheSameSecretsAsOurClient) {
   });
   ASSERT_EQ(c->ready_state(), ReadyState::kClosed);
   EXPECT_EQ(c->protocol(), GetParam());
-  server.Wait(absl::Seconds(5));
+  EXPECT_EQ(server.Wait(absl::Seconds(5)), 0) << server.out() << server.err();
   ExpectSameLines(events);
 }
 
@@ -577,7 +578,7 @@ TEST_F(ServerInterop, OurClientRenegotiatesWithSServerAndDataFlowsBothWaysAfter)
   EXPECT_EQ(renegotiated, 1) << "'renegotiated' after Renegotiate()'s callback";
   EXPECT_TRUE(absl::StrContains(got, "erofeb\nretfa")) << got;
   EXPECT_TRUE(c->authorized());
-  server.Wait(absl::Seconds(5));
+  EXPECT_EQ(server.Wait(absl::Seconds(5)), 0) << server.out() << server.err();
 }
 
 TEST_F(ServerInterop, OurServerRenegotiatesAnSClientConnectionAndDataFlowsBothWaysAfter) {
@@ -596,7 +597,7 @@ TEST_F(ServerInterop, OurServerRenegotiatesAnSClientConnectionAndDataFlowsBothWa
   ASSERT_TRUE(client.WriteStdin("after\n").ok());
   ASSERT_TRUE(RunUntil(*loop_, [&] { return absl::StrContains(received_, "after\n"); }, kPeerTimeout));
   last_->End("from the server after\n");
-  RunWith(client, [&] { return server_->connections() == 0; });
+  EXPECT_EQ(RunWith(client, [&] { return server_->connections() == 0; }), 0) << client.out() << client.err();
   EXPECT_TRUE(absl::StrContains(client.out(), "from the server after")) << client.out() << client.err();
   EXPECT_TRUE(socket_errors_.empty()) << socket_errors_[0];
   EXPECT_EQ(last_->engine()->stats().renegotiations, 1u);
@@ -621,7 +622,7 @@ TEST_F(ServerInterop, OurServerCannotRenegotiateTls13) {
   ASSERT_TRUE(client.WriteStdin("still\n").ok());
   ASSERT_TRUE(RunUntil(*loop_, [&] { return absl::StrContains(received_, "still\n"); }, kPeerTimeout));
   last_->End();
-  RunWith(client, [&] { return server_->connections() == 0; });
+  EXPECT_EQ(RunWith(client, [&] { return server_->connections() == 0; }), 0) << client.out() << client.err();
   EXPECT_TRUE(socket_errors_.empty()) << socket_errors_[0];
 }
 

@@ -206,7 +206,7 @@ TEST_F(LoadTest, HoldsFiveThousandHandshakedConnectionsAllEchoingAndLeavesNoFdOr
 
   // Everybody echoes, all at once.
   auto ping = [](int i) { return absl::StrCat("ping ", i); };
-  for (int i = 0; i < kConnections; ++i) clients[i]->Write(ping(i));
+  for (int i = 0; i < kConnections; ++i) ASSERT_TRUE(clients[i]->Write(ping(i))) << "below the high-water mark";
   int echoed = 0;
   ASSERT_TRUE(RunUntil(*loop_, [&] {
     while (echoed < kConnections && got[echoed].size() >= ping(echoed).size()) ++echoed;
