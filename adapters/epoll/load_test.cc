@@ -365,8 +365,9 @@ TEST_F(LoadTest, ResetsAndJunkAreClientErrorsAndTheServerCarriesOn) {
 }
 
 TEST_F(LoadTest, OneGibEchoedWithRandomWriteSizesMatchesBySha256) {
-  // 1 GiB in the plain build (about 10 s here: a gigabyte each way through
-  // TLS and loopback TCP, hashed on both sides); under the sanitizers,
+  // 1 GiB in the plain build (10 to 30 s on this 2-core machine, idle to
+  // busy: a gigabyte each way through TLS and loopback TCP, hashed on both
+  // sides); under the sanitizers,
   // which run it several times slower, 64 MiB (ASan) and 16 MiB (TSan)
   // take the same paths: backpressure both ways, drain, many records.
   const size_t kTotal = testing::ScaledForSanitizers<size_t>(1u << 30, 64u << 20, 16u << 20);
