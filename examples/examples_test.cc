@@ -3,7 +3,6 @@
 // openssl s_server, tlsctl serve or the server examples. Checks what each
 // prints or echoes, and the codes of the negative cases. Loopback only;
 // every wait bounded.
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -64,6 +63,14 @@ int RunSClient(Subprocess& client, int port, const std::vector<std::string>& arg
                                    "-CAfile", Certs("ca1.pem"), "-verify_return_error", "-ign_eof"};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunClient(client, argv);
+}
+
+// Replaces `path` with `contents`; false when that failed.
+bool WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << contents;
+  out.close();
+  return !out.fail();
 }
 
 std::vector<std::string> Concat(std::vector<std::string> a, const std::vector<std::string>& b) {
@@ -229,7 +236,7 @@ class HttpsGetTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     // tlsctl keeps its default certificate there; these tests give their own.
-    setenv("XDG_CACHE_HOME", absl::StrCat(::testing::TempDir(), "/cache").c_str(), 1);
+    ASSERT_EQ(setenv("XDG_CACHE_HOME", absl::StrCat(::testing::TempDir(), "/cache").c_str(), 1), 0);
   }
   // tlsctl serve --mode http with server-rsa, offering ALPN http/1.1, at most
   // `max_version`; returns its port or -1.
@@ -334,7 +341,7 @@ TEST(SessionClientTest, ResumesOnItsSecondRun) {
     int port = StartSServer(server, {"-www", version});
     ASSERT_GT(port, 0) << server.err();
     std::string file = absl::StrCat(::testing::TempDir(), "/session", version);
-    std::remove(file.c_str());
+    ASSERT_TRUE(WriteFile(file, ""));  // empty: the first run makes a full handshake
     std::vector<std::string> argv = {"examples/session_client", "localhost", absl::StrCat(port), Certs("ca1.pem"),
                                      file};
     const std::string protocol = version == "-tls1_2" ? "TLSv1.2" : "TLSv1.3";
@@ -353,7 +360,7 @@ TEST(SessionClientTest, IgnoresADamagedFileAndReplacesIt) {
   int port = StartSServer(server, {"-www"});
   ASSERT_GT(port, 0) << server.err();
   std::string file = absl::StrCat(::testing::TempDir(), "/damaged-session");
-  std::ofstream(file, std::ios::binary | std::ios::trunc) << "not a session";
+  ASSERT_TRUE(WriteFile(file, "not a session"));
   std::vector<std::string> argv = {"examples/session_client", "localhost", absl::StrCat(port), Certs("ca1.pem"), file};
   Subprocess first, second;
   EXPECT_EQ(RunClient(first, argv), 0) << first.err();
@@ -371,7 +378,7 @@ TEST(SessionClientTest, IgnoresADamagedFileAndReplacesIt) {
 TEST(OcspServerTest, StaplesTheFileAndReloadsIt) {
   std::string file = absl::StrCat(::testing::TempDir(), "/ocsp.der");
   const std::string der = testing::ReadTestFile("server-rsa-ocsp.der");
-  std::ofstream(file, std::ios::binary | std::ios::trunc) << der;
+  ASSERT_TRUE(WriteFile(file, der));
   Subprocess server;
   int port = StartServer(server, Concat({"examples/ocsp_server", "0"}, Concat(ServerRsaKeyAndCert(), {file, "3"})));
   ASSERT_GT(port, 0) << server.err();
@@ -385,7 +392,7 @@ TEST(OcspServerTest, StaplesTheFileAndReloadsIt) {
 
   // Revoked upstream, say: the job empties the file, and the server staples
   // nothing from the next handshake on, without a restart.
-  std::ofstream(file, std::ios::binary | std::ios::trunc) << "";
+  ASSERT_TRUE(WriteFile(file, ""));
   Subprocess none;
   EXPECT_EQ(RunSClient(none, port, {"-status"}), 0) << none.err();
   EXPECT_TRUE(absl::StrContains(none.out(), "OCSP response: no response sent")) << none.out();
