@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/testlib/peers.h"
@@ -142,6 +143,36 @@ TEST_P(EchoServerTest, EchoesToOpenSslSClient) {
   EXPECT_TRUE(absl::StrContains(server.err(), "TLSv1.2")) << server.err();
 }
 
+// A client that sends 24 MiB but reads nothing for a second: echo_server
+// must pause reading it until its socket drains. A server that kept reading
+// would queue the echo and cut the client off at max_buffered_writes (16 MiB)
+// with ERR_TLS_BUFFER_FULL. The client is Node's tls.connect().
+TEST(EchoServerTest, PausesAClientThatDoesNotRead) {
+  constexpr char kNodeClient[] = R"js(
+    const tls = require('tls'), fs = require('fs');
+    const [port, ca] = process.argv.slice(1);
+    const total = 24 << 20;
+    let got = 0;
+    const s = tls.connect({port: +port, host: '127.0.0.1', servername: 'localhost', ca: fs.readFileSync(ca)}, () => {
+      s.pause();
+      s.end(Buffer.alloc(total, 120));
+      setTimeout(() => s.resume(), 1000);
+    });
+    s.on('data', (d) => { got += d.length; });
+    s.on('end', () => console.log('echoed ' + got));
+    s.on('error', (e) => { console.error(e.code || e.message); process.exitCode = 1; });
+  )js";
+  Subprocess server;
+  int port = StartServer(server, {"examples/echo_server", "--port", "0", "--connections", "1", "--key",
+                                  Certs("server-rsa-key.pem"), "--cert", Certs("server-rsa-chain.pem")});
+  ASSERT_GT(port, 0) << server.err();
+  Subprocess client;
+  EXPECT_EQ(RunClient(client, {"node", "-e", kNodeClient, absl::StrCat(port), Certs("ca1.pem")}), 0) << client.err();
+  EXPECT_EQ(client.out(), "echoed 25165824\n") << client.err();
+  EXPECT_EQ(server.Wait(kTimeout), 0) << server.err();
+  EXPECT_FALSE(absl::StrContains(server.err(), "ERR_TLS_BUFFER_FULL")) << server.err();
+}
+
 INSTANTIATE_TEST_SUITE_P(Identity, EchoServerTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "Pfx" : "KeyAndCert"; });
 
@@ -183,6 +214,48 @@ TEST(EchoClientTest, TalksToOpenSslSServer) {
     EXPECT_TRUE(absl::StrContains(client.err(), version == "-tls1_2" ? "TLSv1.2" : "TLSv1.3")) << client.err();
     EXPECT_EQ(server.Wait(kTimeout), 0) << server.out();
   }
+}
+
+// 1 MiB through echo_client and echo_server: from a regular file (read whole,
+// since epoll refuses files) and from a pipe (read as the socket drains).
+TEST(EchoClientTest, PipesAMebibyteFromAFileAndFromAPipe) {
+  std::string payload;
+  for (int i = 0; payload.size() < (1 << 20); ++i) payload += absl::StrCat("line ", i, "\n");
+  const std::string file = absl::StrCat(::testing::TempDir(), "/payload.txt");
+  ASSERT_TRUE(WriteFile(file, payload));
+  Subprocess server;
+  int port = StartServer(server, {"examples/echo_server", "--port", "0", "--connections", "2", "--key",
+                                  Certs("server-rsa-key.pem"), "--cert", Certs("server-rsa-chain.pem")});
+  ASSERT_GT(port, 0) << server.err();
+  const std::string client = absl::StrCat("examples/echo_client localhost ", port, " ", Certs("ca1.pem"));
+  for (const std::string& command : {absl::StrCat(client, " < ", file), absl::StrCat("cat ", file, " | ", client)}) {
+    Subprocess shell;
+    EXPECT_EQ(RunClient(shell, {"sh", "-c", command}), 0) << command << ": " << shell.err();
+    EXPECT_EQ(shell.out().size(), payload.size()) << command;
+    EXPECT_TRUE(shell.out() == payload) << command;  // (not EXPECT_EQ: it would print 1 MiB)
+  }
+  EXPECT_EQ(server.Wait(kTimeout), 0) << server.err();
+}
+
+// A server that stops reading: echo_client must stop reading stdin until the
+// socket drains. A client that kept reading would queue 24 MiB and be cut
+// off at max_buffered_writes (16 MiB) with ERR_TLS_BUFFER_FULL: the kernel
+// and s_server absorb only a few MiB while s_server's stdout is not read.
+TEST(EchoClientTest, StopsReadingStdinWhileTheServerDoesNotRead) {
+  Subprocess server;  // plain s_server: prints what it reads, blocks once its stdout pipe is full
+  int port = StartSServer(server, {"-naccept", "1"});
+  ASSERT_GT(port, 0) << server.err();
+  Subprocess client;
+  ASSERT_TRUE(client
+                  .Start({"sh", "-c",
+                          absl::StrCat("yes 0123456789abcdef | head -c 25165824 | examples/echo_client localhost ",
+                                       port, " ", Certs("ca1.pem"))})
+                  .ok());
+  absl::SleepFor(absl::Seconds(1));  // s_server's output is not read meanwhile
+  EXPECT_EQ(server.Wait(kTimeout), 0) << server.err();  // reads it all; s_server exits after the client's end
+  EXPECT_GE(server.out().size(), size_t{25165824});
+  EXPECT_EQ(client.Wait(kTimeout), 0) << client.err();
+  EXPECT_FALSE(absl::StrContains(client.err(), "ERR_TLS_BUFFER_FULL")) << client.err();
 }
 
 TEST(EchoClientTest, ReportsARefusedConnection) {
