@@ -7,13 +7,16 @@
 // Prints "listening on PORT" once ready (port 0 lets the kernel pick); with
 // CONNECTIONS, exits once that many connections have been served.
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "adapters/blocking/tls_stream.h"
@@ -47,6 +50,58 @@ void Serve(std::unique_ptr<blocking::TlsStream> stream) {
   Fail(status);
 }
 
+// The connection threads: at most `max` at a time (a client accepted past it
+// waits for a place, the next ones wait in the listen backlog), each joined
+// once its connection has ended, so a server that runs for months keeps
+// nothing of the connections it has served.
+class ConnectionThreads {
+ public:
+  explicit ConnectionThreads(size_t max) : max_(max) {}
+  ~ConnectionThreads() { JoinAll(); }
+
+  // Waits for a free place, then runs `fn` on a thread of its own.
+  template <typename Fn>
+  void Start(Fn fn) {
+    JoinFinished();
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [this] { return running_.size() < max_; });
+    const uint64_t id = next_id_++;
+    running_.emplace(id, std::thread([this, id, fn = std::move(fn)]() mutable {
+      fn();
+      std::lock_guard<std::mutex> done(mu_);  // hand our own handle over to be joined
+      finished_.push_back(std::move(running_[id]));
+      running_.erase(id);
+      changed_.notify_all();
+    }));
+  }
+
+  // Waits until every connection has ended and its thread has exited.
+  void JoinAll() {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock, [this] { return running_.empty(); });
+    }
+    JoinFinished();
+  }
+
+ private:
+  void JoinFinished() {
+    std::vector<std::thread> done;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done.swap(finished_);
+    }
+    for (std::thread& t : done) t.join();  // they have ended or are about to
+  }
+
+  const size_t max_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::map<uint64_t, std::thread> running_;  // guarded by mu_
+  std::vector<std::thread> finished_;        // guarded by mu_
+  uint64_t next_id_ = 0;                     // guarded by mu_
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -67,30 +122,14 @@ int main(int argc, char** argv) {
   std::printf("listening on %d\n", (*listener)->port());
   std::fflush(stdout);
 
-  // Threads are detached and counted: at most kMaxThreads connections at a
-  // time (the rest wait in the listen backlog), and none is kept after it ends.
-  constexpr int kMaxThreads = 256;
-  static std::mutex mu;  // static: the detached threads use them until the end
-  static std::condition_variable changed;
-  static int running = 0;  // guarded by mu
+  ConnectionThreads threads(/*max=*/256);
   const int limit = argc > 4 ? std::atoi(argv[4]) : -1;
   for (int served = 0; limit < 0 || served < limit; ++served) {
-    {
-      std::unique_lock<std::mutex> lock(mu);
-      changed.wait(lock, [] { return running < kMaxThreads; });
-      ++running;  // this thread's place, taken before accepting
-    }
     // Accept returns before the handshake: that runs on the connection's thread.
     auto stream = (*listener)->Accept(absl::InfiniteFuture());
     if (!stream.ok()) return Fail(stream.status());
-    std::thread([stream = *std::move(stream)]() mutable {
-      Serve(std::move(stream));
-      std::lock_guard<std::mutex> done(mu);
-      --running;
-      changed.notify_all();
-    }).detach();
+    threads.Start([stream = *std::move(stream)]() mutable { Serve(std::move(stream)); });
   }
-  std::unique_lock<std::mutex> lock(mu);
-  changed.wait(lock, [] { return running == 0; });
+  threads.JoinAll();
   return 0;
 }
