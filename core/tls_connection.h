@@ -94,6 +94,10 @@ struct Event {
   std::string servername;     // kSniRequest
   std::string session_id;     // kResumeSession, kNewSession
   std::string session;        // kNewSession, kSession: serialized (DER) session
+  // kNewSession: the session travels inside a TLS 1.3 ticket (tickets on):
+  // it resumes from the ticket alone and nothing will ask for it by id, so
+  // a session store has no need to keep it (Node still emits newSession).
+  bool stateless_ticket = false;
   // kSession: the same session, decoded, to resume with without decoding
   // `session` again (ConnectionOptions::session_handle).
   std::shared_ptr<const TlsSession> session_handle;

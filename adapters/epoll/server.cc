@@ -471,6 +471,12 @@ void Server::Answer(TlsSocket& socket, const Event& event) {
       return;
     case EventType::kNewSession:
       if (store_ != nullptr) {
+        // A TLS 1.3 ticket carries its session: storing it would only push
+        // TLS 1.2 session ids out of the LRU (two per connection).
+        if (event.stateless_ticket) {
+          socket.AckNewSession().IgnoreError();  // it waits: cannot fail
+          return;
+        }
         int64_t lifetime = socket.engine() != nullptr ? secure_context()->options().session_timeout : 300;
         // A session the store cannot hold only means no resumption by id.
         store_->Put(event.session_id, event.session, loop->Now() + absl::Seconds(lifetime)).IgnoreError();

@@ -952,6 +952,49 @@ TEST_F(SocketTest, AnIpv6ConnectionReportsIpv6OnBothEnds) {
   EndAndWait(c);
 }
 
+// The server's own session store (ServerOptions::session_cache, the
+// default) keeps what a later handshake asks for by id: TLS 1.2 sessions.
+// A TLS 1.3 ticket carries its session, so the store keeps nothing for it
+// (before, two entries per connection pushed TLS 1.2 ids out of the LRU).
+class SessionStoreTest : public SocketTest {
+ protected:
+  // Two connections, the second offering the first's session: *resumed
+  // says whether it resumed; returns the entries the store holds after.
+  size_t StoredAfterResuming(const std::string& version, bool tickets, bool* resumed) {
+    ServerOptions o = ServerFor("server-ecdsa", version);
+    if (!tickets) o.context.secure_options |= kSslOpNoTicket;
+    StartEcho(o);
+    auto* store = dynamic_cast<MemorySessionStore*>(server_->session_store());
+    EXPECT_NE(store, nullptr) << "session_cache without handlers: the server's store";
+    if (store == nullptr) return 0;
+    std::string session;
+    for (int round = 0; round < 2; ++round) {
+      TlsSocketOptions co = ClientTo(port_);
+      co.tls.session = session;
+      std::shared_ptr<TlsSocket> c = ConnectSecure(co);
+      *resumed = c->is_session_reused();
+      EXPECT_EQ(*resumed && round == 0, false) << "nothing to resume in the first round";
+      EXPECT_TRUE(Echoes(c, "ping"));  // a TLS 1.3 session comes after the handshake
+      session = c->GetSession();
+      EXPECT_FALSE(session.empty());
+      EndAndWait(c);
+    }
+    return store->size();
+  }
+};
+
+TEST_F(SessionStoreTest, Tls13TicketsResumeWithoutAnEntryInTheStore) {
+  bool resumed = false;
+  EXPECT_EQ(StoredAfterResuming("TLSv1.3", true, &resumed), 0u);
+  EXPECT_TRUE(resumed) << "the ticket alone resumes";
+}
+
+TEST_F(SessionStoreTest, Tls12SessionIdsResumeFromTheStore) {
+  bool resumed = false;
+  EXPECT_EQ(StoredAfterResuming("TLSv1.2", false, &resumed), 1u);
+  EXPECT_TRUE(resumed) << "a TLS 1.2 session id is looked up in the store";
+}
+
 }  // namespace
 }  // namespace epoll
 }  // namespace tlsengine

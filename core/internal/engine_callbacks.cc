@@ -261,6 +261,8 @@ int NewSessionCallback(SSL* ssl, SSL_SESSION* session) {
     Event event = internal::MakeEvent(EventType::kNewSession);
     event.session_id.assign(reinterpret_cast<const char*>(id), id_len);
     event.session = internal::ToDer(i2d_SSL_SESSION, session);
+    const internal::ContextData* serving = ServingData(ssl);
+    event.stateless_ticket = SSL_version(ssl) == TLS1_3_VERSION && serving != nullptr && !serving->no_tickets;
     self->Push(std::move(event));
     self->new_sessions_pending_++;
   } else {
