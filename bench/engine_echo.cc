@@ -59,6 +59,9 @@ int Main(int argc, char** argv) {
   o.context.key = key_pems;
   o.context.cert = cert_pems;
   o.handshake_timeout = absl::Seconds(30);
+  // Tickets only, as plain_echo (SSL_SESS_CACHE_OFF): no server-side
+  // session store, which would serialize and keep every session issued.
+  o.session_cache = false;
   epoll::ServerHandlers h;
   h.on_secure_connection = [](std::shared_ptr<epoll::TlsSocket> s) {
     epoll::TlsSocket* sock = s.get();  // alive until its 'close'
