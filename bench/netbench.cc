@@ -980,9 +980,7 @@ int Main(int argc, char** argv) {
   if (o.drive > 0) return Drive(o);
   const absl::Time started = absl::Now();
   std::string header = absl::StrCat(
-      "date: ", absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", started, absl::UTCTimeZone()), "\n",
-      "machine: nproc ", Nproc(), ", ", CpuModel(), ", load average ", LoadAverage(), " at start\n",
-      "OpenSSL: ", OpenSSL_version(OPENSSL_VERSION), "\n",
+      MachineHeader(started),
       "Node: ", NodeBinary(o).empty() ? "absent" : Version(NodeBinary(o) + " -p 'process.version + \" (OpenSSL \" + process.versions.openssl + \")\"'"), "\n",
       "build: ", TLSENGINE_NETBENCH_ASAN ? "ASan (timings and memory meaningless)" : "optimised", "\n",
       "method: servers on 127.0.0.1, one C++ OpenSSL client (non-blocking, ", o.in_flight,
@@ -1009,16 +1007,8 @@ int Main(int argc, char** argv) {
     out << Csv(rows);
     if (!out) return std::fprintf(stderr, "netbench: cannot write %s\n", o.csv.c_str()), 1;
   }
-  if (!o.results.empty()) {
-    bool fresh = !std::ifstream(o.results).good();
-    std::ofstream out(o.results, std::ios::app);
-    if (fresh) out << "# Benchmark results\n\nWritten by `bench/run` (bench/README.md), newest last.\n";
-    out << "\n## " << absl::FormatTime("%Y-%m-%d", started, absl::UTCTimeZone()) << ": over loopback"
-        << (o.label.empty() ? "" : ", ") << o.label << "\n\n```\n" << header << "```\n\n" << table;
-    if (!out) return std::fprintf(stderr, "netbench: cannot write %s\n", o.results.c_str()), 1;
-    std::printf("appended to %s\n", o.results.c_str());
-  }
-  return 0;
+  const std::string heading = absl::StrCat("over loopback", o.label.empty() ? "" : ", ", o.label);
+  return !o.results.empty() && !AppendResults("netbench", o.results, started, heading, header, table) ? 1 : 0;
 }
 
 }  // namespace
