@@ -298,8 +298,7 @@ int Main(int argc, char** argv) {
 
   const absl::Time started = absl::Now();
   std::string header = absl::StrCat(
-      "date: ", absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", started, absl::UTCTimeZone()), "\n",
-      "machine: nproc ", Nproc(), ", ", CpuModel(), ", load average ", LoadAverage(), " at start\n", "OpenSSL: ", OpenSSL_version(OPENSSL_VERSION), "\n",
+      MachineHeader(started),
       "build: ", TLSENGINE_BENCH_ASAN ? "ASan (timings and heap figures meaningless)" : "optimised", "\n",
       "method: ", o.rounds, " round(s) per figure alternating engine, plain; ",
       o.quick ? "fixed tiny counts (--quick)" : absl::StrCat(o.seconds, " s per measurement"),
@@ -319,16 +318,8 @@ int Main(int argc, char** argv) {
   }
   std::printf("\ntotal: %.1f s\n", absl::ToDoubleSeconds(absl::Now() - started));
 
-  if (!o.quick && o.figures.empty() && !o.results.empty()) {
-    bool fresh = !std::ifstream(o.results).good();
-    std::ofstream out(o.results, std::ios::app);
-    if (fresh) out << "# Benchmark results\n\nWritten by `bench/run` (bench/README.md), newest last.\n";
-    out << "\n## " << absl::FormatTime("%Y-%m-%d", started, absl::UTCTimeZone())
-        << (o.label.empty() ? "" : ": ") << o.label << "\n\n```\n" << header << "```\n\n" << table;
-    if (!out) return std::fprintf(stderr, "bench: cannot write %s\n", o.results.c_str()), 1;
-    std::printf("appended to %s\n", o.results.c_str());
-  }
-  return 0;
+  const bool writes = !o.quick && o.figures.empty() && !o.results.empty();
+  return writes && !AppendResults("bench", o.results, started, o.label, header, table) ? 1 : 0;
 }
 
 }  // namespace

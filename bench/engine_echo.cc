@@ -13,9 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 #include "adapters/epoll/server.h"
+#include "bench/echo_flags.h"
 
 namespace tlsengine {
 namespace bench {
@@ -35,15 +34,11 @@ int Fail(const std::string& what) {
 }
 
 int Main(int argc, char** argv) {
-  std::vector<std::string> keys, certs;
-  int loops = 1;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--key=", 0) == 0) keys = absl::StrSplit(a.substr(6), ',');
-    else if (a.rfind("--cert=", 0) == 0) certs = absl::StrSplit(a.substr(7), ',');
-    else if (a.rfind("--loops=", 0) == 0 && absl::SimpleAtoi(a.substr(8), &loops) && loops > 0) {}
-    else return Fail("usage: engine_echo --key=K[,K2] --cert=C[,C2] [--loops=N]");
-  }
+  EchoFlags flags;
+  if (!ParseEchoFlags(argc, argv, "engine_echo", &flags)) return 1;
+  const std::vector<std::string>& keys = flags.keys;
+  const std::vector<std::string>& certs = flags.certs;
+  const int loops = flags.loops;
   epoll::ServerOptions o;
   std::vector<std::string> key_pems, cert_pems;
   for (const std::string& k : keys) {
@@ -59,6 +54,9 @@ int Main(int argc, char** argv) {
   o.context.key = key_pems;
   o.context.cert = cert_pems;
   o.handshake_timeout = absl::Seconds(30);
+  // Tickets only, as plain_echo (SSL_SESS_CACHE_OFF): no server-side
+  // session store, which would serialize and keep every session issued.
+  o.session_cache = false;
   epoll::ServerHandlers h;
   h.on_secure_connection = [](std::shared_ptr<epoll::TlsSocket> s) {
     epoll::TlsSocket* sock = s.get();  // alive until its 'close'

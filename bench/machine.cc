@@ -2,10 +2,14 @@
 
 #include <sched.h>
 
+#include <openssl/crypto.h>
+
+#include <cstdio>
 #include <fstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace tlsengine {
 namespace bench {
@@ -33,6 +37,28 @@ std::string LoadAverage() {
   std::string one, five, fifteen;
   in >> one >> five >> fifteen;
   return absl::StrCat(one, " ", five, " ", fifteen);
+}
+
+std::string MachineHeader(absl::Time started) {
+  return absl::StrCat("date: ", absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", started, absl::UTCTimeZone()), "\n",
+                      "machine: nproc ", Nproc(), ", ", CpuModel(), ", load average ", LoadAverage(), " at start\n",
+                      "OpenSSL: ", OpenSSL_version(OPENSSL_VERSION), "\n");
+}
+
+bool AppendResults(const char* program, const std::string& path, absl::Time started, const std::string& heading,
+                   const std::string& header, const std::string& body) {
+  bool fresh = !std::ifstream(path).good();
+  std::ofstream out(path, std::ios::app);
+  if (fresh) out << "# Benchmark results\n\nWritten by `bench/run` (bench/README.md), newest last.\n";
+  out << "\n## " << absl::FormatTime("%Y-%m-%d", started, absl::UTCTimeZone()) << (heading.empty() ? "" : ": ")
+      << heading << "\n\n```\n" << header << "```\n\n" << body;
+  out.close();
+  if (!out) {
+    std::fprintf(stderr, "%s: cannot write %s\n", program, path.c_str());
+    return false;
+  }
+  std::printf("appended to %s\n", path.c_str());
+  return true;
 }
 
 }  // namespace bench

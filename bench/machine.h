@@ -1,13 +1,16 @@
-// What the benchmark tables say about the machine they ran on: the cores
-// this process may use, the CPU model and the load average (shared by the
-// in-memory bench and the loopback netbench).
+// What the benchmark tables say about the machine they ran on (the cores
+// this process may use, the CPU model, the load average, OpenSSL), and the
+// one writer of bench/RESULTS.md sections, shared by the in-memory bench and
+// the loopback netbench.
 //
-//   std::printf("machine: nproc %d, %s, load average %s\n", Nproc(),
-//               CpuModel().c_str(), LoadAverage().c_str());
+//   std::string header = MachineHeader(started) + "method: ...\n";
+//   if (!AppendResults("netbench", "bench/RESULTS.md", started, "over loopback", header, table)) return 1;
 #ifndef TLSENGINE_BENCH_MACHINE_H_
 #define TLSENGINE_BENCH_MACHINE_H_
 
 #include <string>
+
+#include "absl/time/time.h"
 
 namespace tlsengine {
 namespace bench {
@@ -18,6 +21,17 @@ int Nproc();
 std::string CpuModel();
 // The three load averages of /proc/loadavg ("1.00 0.80 0.50").
 std::string LoadAverage();
+
+// The table header's first lines: "date: ... UTC", "machine: nproc N, CPU,
+// load average ... at start" and "OpenSSL: <version>", each ending in \n.
+std::string MachineHeader(absl::Time started);
+
+// Appends a section to the results file at `path` (created with its title
+// when absent): "## <date of started>[: heading]", `header` in a code
+// block, then `body`; prints "appended to <path>", or "<program>: cannot
+// write <path>" to stderr and returns false.
+bool AppendResults(const char* program, const std::string& path, absl::Time started, const std::string& heading,
+                   const std::string& header, const std::string& body);
 
 }  // namespace bench
 }  // namespace tlsengine

@@ -67,6 +67,7 @@ constexpr char kUsage[] =
     "usage: netbench [--certs=DIR] [--rounds=N] [--seconds=S] [--quick] [--results=FILE] [--csv=FILE]\n"
     "                [--label=TEXT] [--engine=PATH] [--plain=PATH] [--node-script=PATH] [--node=PATH]\n"
     "                [--in-flight=N] [--big=N]\n"
+    "       netbench --drive=PORT [--handshakes=N] [--mb=M] [--hold=N]   (a fixed load, for a profiler)\n"
     "  --certs=DIR        tests/certs (default: tests/certs)\n"
     "  --rounds=N         rounds per figure, alternating engine, plain, node (default 3)\n"
     "  --seconds=S        length of one measurement in wall seconds (default 1.5)\n"
@@ -79,7 +80,11 @@ constexpr char kUsage[] =
     "  --node-script=PATH Node's echo server (default bench/node_echo.js)\n"
     "  --node=PATH        the node binary (default: node on PATH, then /usr/bin/node)\n"
     "  --in-flight=N      handshakes in flight at once (default 8)\n"
-    "  --big=N            the larger idle-connection count (default 5000)\n";
+    "  --big=N            the larger idle-connection count (default 5000)\n"
+    "  --drive=PORT       drive a server already listening on 127.0.0.1:PORT (e.g. under valgrind)\n"
+    "                     with a fixed load and exit: --handshakes full TLS 1.3 ECDSA handshakes\n"
+    "                     (default 200), then --mb MB echoed in 16 KB writes over 4 connections\n"
+    "                     (default 0), then --hold idle handshaked connections held for 2 s (default 0)\n";
 
 struct Options {
   std::string certs = "tests/certs";
@@ -93,6 +98,10 @@ struct Options {
   std::string node;
   int in_flight = 8;
   int big = 5000;
+  int drive = 0;  // --drive=PORT: the fixed load only
+  int handshakes = 200;
+  int mb = 0;
+  int hold = 0;
 };
 
 // ---- The server process: start, port, CPU and memory ----
@@ -138,6 +147,7 @@ class ServerProcess {
   }
 
   ~ServerProcess() {
+    if (pid_ == 0) return;  // External
     close(stdin_fd_);  // the servers exit when their stdin closes
     for (int i = 0; i < 50; ++i) {  // 5 s at most, then SIGKILL
       if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
@@ -147,8 +157,17 @@ class ServerProcess {
     waitpid(pid_, nullptr, 0);
   }
 
+  // A server this process did not start (--drive): its port only; CPU and
+  // memory read 0.
+  static std::unique_ptr<ServerProcess> External(int port) {
+    auto p = std::unique_ptr<ServerProcess>(new ServerProcess("external", 0, -1));
+    p->port_ = port;
+    return p;
+  }
+
   // utime + stime of the whole process (all threads), in seconds.
   double CpuSeconds() const {
+    if (pid_ == 0) return 0;
     std::ifstream in(absl::StrCat("/proc/", pid_, "/stat"));
     std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     size_t close_paren = s.rfind(')');  // comm may hold spaces
@@ -166,6 +185,7 @@ class ServerProcess {
 
   // Resident set size in KB.
   double RssKb() const {
+    if (pid_ == 0) return 0;
     std::ifstream in(absl::StrCat("/proc/", pid_, "/statm"));
     long size = 0, resident = 0;
     in >> size >> resident;
@@ -888,6 +908,10 @@ bool ParseArgs(int argc, char** argv, Options* o) {
     else if (key == "--node-script") o->node_script = value;
     else if (key == "--node") o->node = value;
     else if (key == "--in-flight") ok = absl::SimpleAtoi(value, &o->in_flight) && o->in_flight > 0 && o->in_flight <= 256;
+    else if (key == "--drive") ok = absl::SimpleAtoi(value, &o->drive) && o->drive > 0 && o->drive < 65536;
+    else if (key == "--handshakes") ok = absl::SimpleAtoi(value, &o->handshakes) && o->handshakes >= 0;
+    else if (key == "--mb") ok = absl::SimpleAtoi(value, &o->mb) && o->mb >= 0;
+    else if (key == "--hold") ok = absl::SimpleAtoi(value, &o->hold) && o->hold >= 0 && o->hold <= 20000;
     else if (key == "--big") ok = absl::SimpleAtoi(value, &o->big) && o->big > 0 && o->big <= 20000;
     else ok = false;
     if (!ok) {
@@ -896,6 +920,48 @@ bool ParseArgs(int argc, char** argv, Options* o) {
     }
   }
   return true;
+}
+
+// --drive: a fixed, count-bounded load on a server started elsewhere (under
+// callgrind, massif...), so that two servers' profiles cover the same work.
+int Drive(const Options& o) {
+  std::unique_ptr<ServerProcess> server = ServerProcess::External(o.drive);
+  auto ctx = ClientContext(Flavor{"hs13_ecdsa", TLS1_3_VERSION, "ecdsa_secp256r1_sha256"});
+  if (!ctx.ok()) return std::fprintf(stderr, "netbench: %s\n", ctx.status().ToString().c_str()), 1;
+  const absl::Duration patient = absl::Minutes(10);  // a server under valgrind is slow
+  bool ok = true;
+  if (o.handshakes > 0) {
+    Sample h = MeasureHandshakes(*server, 1, ctx->get(), nullptr, o.in_flight, {patient, o.handshakes});
+    std::printf("handshakes: %.0f in %.1f s (%s)\n", h.per_wall > 0 ? o.handshakes : 0.0,
+                h.per_wall > 0 ? o.handshakes / h.per_wall : 0, h.negotiated.c_str());
+    ok = ok && h.ok;
+  }
+  if (o.mb > 0) {
+    Sample b = MeasureBulk(*server, 1, ctx->get(), 4, {patient, int64_t(o.mb) * 1000000 / 4});
+    std::printf("echo: %.1f MB/s wall (%s)\n", b.per_wall, b.negotiated.c_str());
+    ok = ok && b.ok;
+  }
+  if (o.hold > 0) {
+    Client client;
+    Job job;
+    job.ctx = ctx->get();
+    job.hold = true;
+    int opened = 0;
+    const absl::Time deadline = absl::Now() + patient;
+    while (client.held() < o.hold && absl::Now() < deadline) {
+      while (opened < o.hold && client.active() - client.held() < o.in_flight) {
+        client.Open(server->port(), job);
+        ++opened;
+      }
+      client.Run(deadline, [&] { return client.active() - client.held() < o.in_flight || client.held() >= o.hold; });
+      for (Done& d : client.TakeDone()) ok = ok && d.ok;
+      if (!ok) break;
+    }
+    client.Run(absl::Now() + absl::Seconds(2), [] { return false; });
+    std::printf("held: %d\n", client.held());
+    ok = ok && client.held() == o.hold;
+  }
+  return ok ? 0 : 1;
 }
 
 int Main(int argc, char** argv) {
@@ -911,11 +977,10 @@ int Main(int argc, char** argv) {
   if (static_cast<rlim_t>(o.big) * 2 + 100 > lim.rlim_cur) {
     o.big = std::max<int>(100, (static_cast<int>(lim.rlim_cur) - 100) / 2);
   }
+  if (o.drive > 0) return Drive(o);
   const absl::Time started = absl::Now();
   std::string header = absl::StrCat(
-      "date: ", absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", started, absl::UTCTimeZone()), "\n",
-      "machine: nproc ", Nproc(), ", ", CpuModel(), ", load average ", LoadAverage(), " at start\n",
-      "OpenSSL: ", OpenSSL_version(OPENSSL_VERSION), "\n",
+      MachineHeader(started),
       "Node: ", NodeBinary(o).empty() ? "absent" : Version(NodeBinary(o) + " -p 'process.version + \" (OpenSSL \" + process.versions.openssl + \")\"'"), "\n",
       "build: ", TLSENGINE_NETBENCH_ASAN ? "ASan (timings and memory meaningless)" : "optimised", "\n",
       "method: servers on 127.0.0.1, one C++ OpenSSL client (non-blocking, ", o.in_flight,
@@ -942,16 +1007,8 @@ int Main(int argc, char** argv) {
     out << Csv(rows);
     if (!out) return std::fprintf(stderr, "netbench: cannot write %s\n", o.csv.c_str()), 1;
   }
-  if (!o.results.empty()) {
-    bool fresh = !std::ifstream(o.results).good();
-    std::ofstream out(o.results, std::ios::app);
-    if (fresh) out << "# Benchmark results\n\nWritten by `bench/run` (bench/README.md), newest last.\n";
-    out << "\n## " << absl::FormatTime("%Y-%m-%d", started, absl::UTCTimeZone()) << ": over loopback"
-        << (o.label.empty() ? "" : ", ") << o.label << "\n\n```\n" << header << "```\n\n" << table;
-    if (!out) return std::fprintf(stderr, "netbench: cannot write %s\n", o.results.c_str()), 1;
-    std::printf("appended to %s\n", o.results.c_str());
-  }
-  return 0;
+  const std::string heading = absl::StrCat("over loopback", o.label.empty() ? "" : ", ", o.label);
+  return !o.results.empty() && !AppendResults("netbench", o.results, started, heading, header, table) ? 1 : 0;
 }
 
 }  // namespace

@@ -24,8 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
+#include "bench/echo_flags.h"
 #include "bench/ossl.h"
 
 namespace tlsengine {
@@ -147,16 +146,11 @@ class EchoLoop {
 };
 
 int Main(int argc, char** argv) {
-  std::vector<std::string> keys, certs;
-  int loops = 1;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--key=", 0) == 0) keys = absl::StrSplit(a.substr(6), ',');
-    else if (a.rfind("--cert=", 0) == 0) certs = absl::StrSplit(a.substr(7), ',');
-    else if (a.rfind("--loops=", 0) == 0 && absl::SimpleAtoi(a.substr(8), &loops) && loops > 0) {}
-    else return Fail("usage: plain_echo --key=K[,K2] --cert=C[,C2] [--loops=N]");
-  }
-  if (keys.size() != certs.size() || keys.empty()) return Fail("one --cert per --key");
+  EchoFlags flags;
+  if (!ParseEchoFlags(argc, argv, "plain_echo", &flags)) return 1;
+  const std::vector<std::string>& keys = flags.keys;
+  const std::vector<std::string>& certs = flags.certs;
+  const int loops = flags.loops;
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);

@@ -44,7 +44,8 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Create(Loop* loop, int f
   if (engine == nullptr) return fail("engine is null");
   if (handler == nullptr) return fail("handler is null");
   int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+  // accept4(SOCK_NONBLOCK) and socket(SOCK_NONBLOCK) fds need no second call.
+  if (flags < 0 || ((flags & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)) {
     int err = errno;
     ::close(fd);
     return internal::SysError("fcntl", err, absl::StatusCode::kInvalidArgument);
@@ -322,6 +323,12 @@ void Connection::Rearm() {
       // needed once the socket refused some.
       want.write = write_blocked_ && engine_wants.write;
       deadline = engine_wants.deadline;
+      // Nothing left to send: let the engine drop its buffers and OpenSSL's
+      // record buffers (about 33 KB) until the next record, as
+      // SSL_MODE_RELEASE_BUFFERS does for a plain OpenSSL server. An idle
+      // connection then holds no record buffer at all; ReleaseBuffers
+      // refuses cheaply while anything is buffered or a handshake runs.
+      if (!write_blocked_ && engine_->OutputSize() == 0) engine_->ReleaseBuffers();
       break;
     }
     case Phase::kFlushing:
