@@ -71,7 +71,7 @@ bool AllowedCode(absl::StatusCode code) {
 absl::Status RunControlRequest(const uint8_t* data, size_t size) {
   if (size == 0) return absl::OkStatus();
   Controller& c = TheController();
-  const uint8_t method = data[0] % 20;
+  const uint8_t method = data[0] % 23;
   ++data;
   --size;
 #define TLSCTL_CASE(n, Req, Call)                                      \
@@ -124,6 +124,14 @@ absl::Status RunControlRequest(const uint8_t* data, size_t size) {
     TLSCTL_CASE(16, KeyUpdateRequest, KeyUpdate)
     TLSCTL_CASE(17, SetMaxSendFragmentRequest, SetMaxSendFragment)
     TLSCTL_CASE(18, ListConnectionsRequest, ListConnections)
+    case 19: {
+      v1::RenegotiateRequest req;
+      if (!Decode(data, size, &req)) return absl::OkStatus();
+      if (req.timeout() > 50) req.set_timeout(50);
+      return StatusOf(c.Renegotiate(req));
+    }
+    TLSCTL_CASE(20, ConnectionRequest, GetConnection)
+    TLSCTL_CASE(21, GetStatsRequest, GetStats)
     default: {
       v1::WatchEventsRequest req;
       if (!Decode(data, size, &req)) return absl::OkStatus();
