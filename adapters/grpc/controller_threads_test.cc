@@ -20,9 +20,12 @@ namespace tlsengine {
 namespace control {
 namespace {
 
-using tlsengine::testing::Cert;
-using tlsengine::testing::Chain;
-using tlsengine::testing::Key;
+// A call that must succeed: its value (a default one after the failure).
+template <typename T>
+T Ok(absl::StatusOr<T> r) {
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *std::move(r) : T();
+}
 
 class ControllerThreadsTest : public ::testing::Test {
  protected:
@@ -33,34 +36,26 @@ class ControllerThreadsTest : public ::testing::Test {
     ASSERT_TRUE(c.ok()) << c.status();
     c_ = *std::move(c);
     v1::CreateContextRequest server;
-    server.add_cert(Chain("server-rsa"));
-    server.add_key(Key("server-rsa"));
-    server_ctx_ = Made(c_->CreateContext(server));
+    server.add_cert(tlsengine::testing::Chain("server-rsa"));
+    server.add_key(tlsengine::testing::Key("server-rsa"));
+    server_ctx_ = Ok(c_->CreateContext(server)).context_id();
     v1::CreateContextRequest client;
-    client.add_ca(Cert("ca1"));
-    client_ctx_ = Made(c_->CreateContext(client));
-  }
-  static std::string Made(const absl::StatusOr<v1::CreateContextResponse>& r) {
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? r->context_id() : "";
+    client.add_ca(tlsengine::testing::Cert("ca1"));
+    client_ctx_ = Ok(c_->CreateContext(client)).context_id();
   }
   v1::ListenResponse Listen(const std::string& mode) {
     v1::ListenRequest req;
     req.set_context_id(server_ctx_);
     req.set_host("127.0.0.1");
     req.set_mode(mode);
-    absl::StatusOr<v1::ListenResponse> l = c_->Listen(req);
-    EXPECT_TRUE(l.ok()) << l.status();
-    return l.ok() ? *l : v1::ListenResponse();
+    return Ok(c_->Listen(req));
   }
   std::string Connect(int port) {
     v1::ConnectRequest req;
     req.set_port(port);
     req.set_servername("localhost");
     req.set_context_id(client_ctx_);
-    absl::StatusOr<v1::ConnectResponse> r = c_->Connect(req);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? r->connection_id() : "";
+    return Ok(c_->Connect(req)).connection_id();
   }
   // Reads `n` bytes from `id` (bounded in time).
   std::string Read(const std::string& id, size_t n) {
