@@ -1056,6 +1056,49 @@ TEST_F(ControlTest, HoldModeBoundsWhatAPeerThatIsNotReadCanBuffer) {
   EXPECT_EQ(Read(a_server, 4), "more");
 }
 
+// An echo listener stops reading from a peer that does not read its echo
+// (backpressure) instead of queueing the echo until the connection is
+// destroyed; other connections carry on.
+TEST_F(ControlTest, EchoStopsReadingFromAPeerThatDoesNotReadItsEcho) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  v1::ListenResponse l = Listen(ServerContext("server-rsa"));
+  // Python's ssl writes 64 KiB records and never reads; it reports how much
+  // went out before a write stalled for a second.
+  const char* kWriter = R"py(
+import socket, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="localhost")
+s.settimeout(1)
+sent = 0
+try:
+    while sent < (64 << 20):
+        s.sendall(b"x" * 65536)
+        sent += 65536
+except Exception:
+    pass
+print("stalled after", sent, flush=True)
+sys.stdin.read()
+)py";
+  tlsengine::testing::Subprocess peer;
+  ASSERT_TRUE(peer.Start({"python3", "-c", kWriter, absl::StrCat(l.address().port())}).ok());
+  absl::StatusOr<std::string> stalled = peer.WaitForLine("stalled after", absl::Seconds(30));
+  ASSERT_TRUE(stalled.ok()) << stalled.status() << peer.err();
+  int64_t sent = std::stoll(stalled->substr(stalled->rfind(' ') + 1));
+  EXPECT_LT(sent, 64 << 20) << "the listener kept reading";
+
+  std::string server_side = ServerSide(l.listener_id());
+  v1::ConnectionInfo info = Get(server_side);
+  EXPECT_EQ(info.state(), "open") << info.error() << " " << info.error_message();
+  EXPECT_TRUE(info.paused());
+  EXPECT_LE(info.bytes_read(), static_cast<uint64_t>(sent));
+
+  v1::ConnectResponse other = Connect(l.address().port(), ClientContext());
+  EXPECT_EQ(Echo(other.connection_id(), "unaffected"), "unaffected");
+  peer.Kill();
+}
+
 TEST_F(ControlTest, ListenerConnectionAndWatcherLimitsAreResourceExhausted) {
   DaemonOptions o;
   o.controller.limits.max_listeners = 1;
