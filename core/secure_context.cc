@@ -436,9 +436,15 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Build(const 
   return std::shared_ptr<const SecureContext>(std::move(result));
 }
 
-absl::Status SniContexts::Add(const std::string& hostname, std::shared_ptr<const SecureContext> context) {
+// SNI names compare case-insensitively, and "example.com." is "example.com".
+static std::string SniName(const std::string& hostname) {
   std::string name = absl::AsciiStrToLower(hostname);
   if (!name.empty() && name.back() == '.') name.pop_back();
+  return name;
+}
+
+absl::Status SniContexts::Add(const std::string& hostname, std::shared_ptr<const SecureContext> context) {
+  std::string name = SniName(hostname);
   if (name.empty() || !context) {
     return MakeError(absl::StatusCode::kInvalidArgument, "ERR_TLS_REQUIRED_SERVER_NAME",
                      "\"servername\" is required parameter for Server.addContext");
@@ -454,14 +460,27 @@ absl::Status SniContexts::Add(const std::string& hostname, std::shared_ptr<const
 }
 
 std::shared_ptr<const SecureContext> SniContexts::Find(const std::string& servername) const {
-  std::string name = absl::AsciiStrToLower(servername);
-  if (!name.empty() && name.back() == '.') name.pop_back();
+  std::string name = SniName(servername);
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = exact_.find(name); it != exact_.end()) return it->second;
   size_t dot = name.find('.');
   if (dot == std::string::npos || dot == 0) return nullptr;
   if (auto it = wildcard_.find(name.substr(dot + 1)); it != wildcard_.end()) return it->second;
   return nullptr;
+}
+
+bool SniContexts::Remove(const std::string& hostname) {
+  std::string name = SniName(hostname);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (absl::StartsWith(name, "*.")) return wildcard_.erase(name.substr(2)) > 0;
+  return exact_.erase(name) > 0;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<const SecureContext>>> SniContexts::Entries() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::pair<std::string, std::shared_ptr<const SecureContext>>> out(exact_.begin(), exact_.end());
+  for (const auto& [suffix, context] : wildcard_) out.emplace_back(absl::StrCat("*.", suffix), context);
+  return out;
 }
 
 std::vector<std::string> GetCiphers() {

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <map>
@@ -115,6 +116,13 @@ class SniContexts {
   // The context for `servername`: exact match first, then wildcard; nullptr
   // when none matches. Case-insensitive.
   std::shared_ptr<const SecureContext> Find(const std::string& servername) const;
+  // Removes the entry Add(hostname, ...) made (the same spelling rules:
+  // case-insensitive, a trailing dot ignored, "*.example.com" names the
+  // pattern). Returns whether there was one.
+  bool Remove(const std::string& hostname);
+  // Every entry, as (name, context): exact names first, then patterns as
+  // "*.example.com", each group in name order; names lower-case.
+  std::vector<std::pair<std::string, std::shared_ptr<const SecureContext>>> Entries() const;
 
  private:
   // std::mutex rather than absl::Mutex: ThreadSanitizer sees pthread

@@ -1,8 +1,18 @@
-// echo_client: Node's tls.connect() on the blocking adapter. Verifies the
-// server against a CA, sends each line of stdin and prints what comes back,
-// then closes with close_notify both ways.
+// echo_client: Node's tls.connect() on the epoll adapter. Verifies the server
+// against a CA (and its certificate against HOST), then pipes stdin to the
+// socket and the socket to stdout:
 //
-//   echo_client HOST PORT CA_FILE < lines.txt      (the server name: HOST)
+//   const socket = tls.connect(port, host, {ca}, () => process.stdin.pipe(socket));
+//   socket.pipe(process.stdout);
+//
+// At the end of stdin it ends (close_notify) and exits once the server has
+// ended too. A server it does not trust fails the handshake with the
+// verification code (UNABLE_TO_GET_ISSUER_CERT_LOCALLY, ...) and exit status 1.
+//
+//   echo_client HOST PORT CA_FILE < lines.txt
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -10,14 +20,14 @@
 #include <sstream>
 #include <string>
 
-#include "absl/time/clock.h"
-#include "adapters/blocking/tls_stream.h"
+#include "adapters/epoll/loop.h"
+#include "adapters/epoll/socket.h"
 #include "core/errors.h"
 
 using namespace tlsengine;  // NOLINT: a short example
 
 int Fail(const absl::Status& s) {
-  std::fprintf(stderr, "echo_client: %s [%s]\n", s.ToString().c_str(), NodeCode(s).c_str());
+  std::fprintf(stderr, "echo_client: %s [%s]\n", std::string(s.message()).c_str(), NodeCode(s).c_str());
   return 1;
 }
 
@@ -29,22 +39,63 @@ int main(int argc, char** argv) {
   ctx_opts.ca = std::vector<std::string>{ca.str()};  // trust this CA only
   absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(ctx_opts);
   if (!ctx.ok()) return Fail(ctx.status());
+  absl::StatusOr<std::unique_ptr<epoll::Loop>> loop = epoll::Loop::Create();
+  if (!loop.ok()) return Fail(loop.status());
+  epoll::Loop* l = loop->get();
 
-  blocking::StreamOptions opts;  // reject_unauthorized is on by default, as in Node
-  opts.secure_context = *ctx;
-  auto deadline = [] { return absl::Now() + absl::Seconds(10); };
-  auto stream = blocking::TlsStream::Connect(argv[1], std::atoi(argv[2]), opts, deadline());
-  if (!stream.ok()) return Fail(stream.status());  // ECONNREFUSED, CERT_HAS_EXPIRED, ...
-  std::fprintf(stderr, "connected: %s %s, authorized: %d\n", (*stream)->protocol().c_str(),
-               (*stream)->GetCipher()->name.c_str(), (*stream)->authorized());
+  epoll::TlsSocketOptions options;  // reject_unauthorized is on by default, as in Node
+  options.host = argv[1];           // also the name the certificate must carry (and SNI)
+  options.port = std::atoi(argv[2]);
+  options.tls.secure_context = *ctx;
+  options.tls.handshake_timeout = absl::Seconds(10);  // a silent server: ERR_TLS_HANDSHAKE_TIMEOUT
+  absl::StatusOr<std::shared_ptr<epoll::TlsSocket>> socket = epoll::TlsSocket::Connect(l, options);
+  if (!socket.ok()) return Fail(socket.status());  // bad options only; network errors come as on_error
+  epoll::TlsSocket* s = socket->get();             // alive until its on_close
 
-  for (std::string line; std::getline(std::cin, line);) {
-    if (absl::Status s = (*stream)->Write(line + "\n", deadline()); !s.ok()) return Fail(s);
-    absl::StatusOr<std::string> echo = (*stream)->ReadUntil("\n", 64 * 1024, deadline());
-    if (!echo.ok()) return Fail(echo.status());
-    std::fputs(echo->c_str(), stdout);
-  }
-  // Node's end(), then wait for the server's close_notify.
-  if (absl::Status s = (*stream)->Shutdown(deadline(), /*wait_for_peer=*/true); !s.ok()) return Fail(s);
-  return 0;
+  // stdin -> socket: stdin is one more fd on the loop. While the socket
+  // holds more than its high-water mark, stop reading stdin until 'drain'.
+  bool reading_stdin = false;
+  auto stop_stdin = [&] {
+    if (reading_stdin) l->Unwatch(0).IgnoreError();  // cannot fail: it is watched
+    reading_stdin = false;
+  };
+  auto read_stdin = [&](epoll::Ready) {
+    char buf[16384];
+    ssize_t n = read(0, buf, sizeof(buf));
+    if (n > 0 && !s->Write(absl::string_view(buf, n))) l->Modify(0, epoll::Interest{}).IgnoreError();
+    if (n == 0 || (n < 0 && errno != EINTR)) {
+      stop_stdin();
+      s->End();  // close_notify after everything written
+    }
+  };
+
+  bool failed = false;
+  epoll::SocketHandlers& h = s->handlers();
+  h.on_secure_connect = [&] {
+    std::fprintf(stderr, "connected: %s %s, authorized: %d\n", s->protocol().c_str(), s->GetCipher()->name.c_str(),
+                 s->authorized());
+    reading_stdin = l->Watch(0, epoll::Interest{true, false}, read_stdin).ok();
+    if (!reading_stdin) {  // epoll refuses regular files; they never block, so read it all now
+      std::stringstream all;
+      all << std::cin.rdbuf();
+      s->End(all.str());
+    }
+  };
+  h.on_drain = [&] {
+    if (reading_stdin) l->Modify(0, epoll::Interest{true, false}).IgnoreError();
+  };
+  h.on_data = [](absl::string_view data) {  // socket -> stdout
+    std::fwrite(data.data(), 1, data.size(), stdout);
+    std::fflush(stdout);
+  };
+  h.on_error = [&](const absl::Status& e) {  // ECONNREFUSED, CERT_HAS_EXPIRED, ...
+    failed = true;
+    Fail(e);
+  };
+  h.on_close = [&](bool) {
+    stop_stdin();
+    l->Stop();
+  };
+  if (absl::Status run = l->Run(); !run.ok()) return Fail(run);
+  return failed ? 1 : 0;
 }

@@ -1,11 +1,15 @@
-// echo_server: a thread-per-connection TLS line echo server on the blocking
-// adapter (Node's tls.createServer with key and cert, or pfx and passphrase).
-// Every call has a deadline, so a silent client costs one thread for at most
-// the handshake or idle timeout, never forever.
+// echo_server: Node's TLS echo server on the epoll adapter, one thread and
+// one event loop for any number of clients:
+//
+//   tls.createServer({key, cert}, (socket) => socket.pipe(socket)).listen(8443);
+//
+// Each connection sends back what it reads, pausing while the client is slow
+// to read it; when the client ends (close_notify) the socket ends too, as
+// Node's does without allowHalfOpen.
 //
 //   echo_server --port 8443 --key server-key.pem --cert server-chain.pem
 //   echo_server --port 8443 --pfx server.pfx --passphrase secret
-//   echo_server ... --connections 3   (exit after serving 3 connections)
+//   echo_server ... --connections 3   (accept 3, exit once they have closed)
 // Prints "listening on PORT" once ready (port 0 lets the kernel pick).
 #include <cstdio>
 #include <cstdlib>
@@ -13,10 +17,9 @@
 #include <map>
 #include <sstream>
 #include <string>
-#include <thread>
 
-#include "absl/time/clock.h"
-#include "adapters/blocking/tls_stream.h"
+#include "adapters/epoll/loop.h"
+#include "adapters/epoll/server.h"
 #include "core/errors.h"
 
 using namespace tlsengine;  // NOLINT: a short example
@@ -29,18 +32,9 @@ std::string Slurp(const std::string& path) {
   return s.str();
 }
 
-// One connection: echo each line until the client's close_notify, then
-// answer with ours. Close() (in the destructor) is the careful close.
-void Serve(std::unique_ptr<blocking::TlsStream> stream) {
-  absl::Status status = stream->Handshake(absl::Now() + absl::Seconds(10));
-  while (status.ok()) {
-    absl::StatusOr<std::string> line = stream->ReadUntil("\n", 64 * 1024, absl::Now() + absl::Seconds(60));
-    if (!line.ok()) status = line.status();
-    else if (line->empty()) status = stream->Shutdown(absl::Now() + absl::Seconds(5));  // end of stream
-    else status = stream->Write(*line, absl::Now() + absl::Seconds(10));
-    if (status.ok() && line.ok() && line->empty()) return;
-  }
-  std::fprintf(stderr, "connection: %s [%s]\n", status.ToString().c_str(), NodeCode(status).c_str());
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "echo_server: %s [%s]\n", std::string(s.message()).c_str(), NodeCode(s).c_str());
+  return 1;
 }
 
 }  // namespace
@@ -48,35 +42,56 @@ void Serve(std::unique_ptr<blocking::TlsStream> stream) {
 int main(int argc, char** argv) {
   std::map<std::string, std::string> flag;  // --name value
   for (int i = 1; i + 1 < argc; i += 2) flag[argv[i]] = argv[i + 1];
-  SecureContextOptions ctx_opts;  // tls.createSecureContext()
+  epoll::ServerOptions options;  // tls.createServer(options)
   if (flag.count("--pfx")) {
-    ctx_opts.pfx = Slurp(flag["--pfx"]);
-    ctx_opts.passphrase = flag["--passphrase"];
+    options.context.pfx = Slurp(flag["--pfx"]);
+    options.context.passphrase = flag["--passphrase"];
   } else if (flag.count("--key") && flag.count("--cert")) {
-    ctx_opts.key = {Slurp(flag["--key"])};
-    ctx_opts.cert = {Slurp(flag["--cert"])};
+    options.context.key = {Slurp(flag["--key"])};
+    options.context.cert = {Slurp(flag["--cert"])};
   } else {
     std::fprintf(stderr, "usage: echo_server --port N (--key K --cert C | --pfx F [--passphrase P]) [--connections N]\n");
     return 2;
   }
-  absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(ctx_opts);
-  if (!ctx.ok()) return std::fprintf(stderr, "%s\n", ctx.status().ToString().c_str()), 1;
-
-  blocking::StreamOptions opts;
-  opts.secure_context = *ctx;
-  auto listener = blocking::TlsListener::Listen("127.0.0.1", std::atoi(flag["--port"].c_str()), opts);
-  if (!listener.ok()) return std::fprintf(stderr, "%s\n", listener.status().ToString().c_str()), 1;
-  std::printf("listening on %d\n", (*listener)->port());
-  std::fflush(stdout);
-
   const int limit = flag.count("--connections") ? std::atoi(flag["--connections"].c_str()) : -1;
-  std::vector<std::thread> threads;
-  for (int served = 0; limit < 0 || served < limit; ++served) {
-    // Accept returns before the handshake: it runs on the connection's thread.
-    auto stream = (*listener)->Accept(absl::InfiniteFuture());
-    if (!stream.ok()) return std::fprintf(stderr, "%s\n", stream.status().ToString().c_str()), 1;
-    threads.emplace_back(Serve, std::move(*stream));
-  }
-  for (std::thread& t : threads) t.join();
+
+  absl::StatusOr<std::unique_ptr<epoll::Loop>> loop = epoll::Loop::Create();
+  if (!loop.ok()) return Fail(loop.status());
+  std::unique_ptr<epoll::Server> server;  // declared after the loop: destroyed before it
+  int accepted = 0;
+
+  epoll::ServerHandlers handlers;
+  // 'connection' (TCP, before TLS): after `limit` of them, server.close():
+  // stop accepting, and stop the loop once the open ones have closed.
+  handlers.on_connection = [&](epoll::TlsSocket&) {
+    if (++accepted != limit) return;
+    absl::Status closing = server->Close([&] { (*loop)->Stop(); });
+    if (!closing.ok()) Fail(closing);
+  };
+  // 'secureConnection': the handshake is done; the socket keeps itself alive
+  // until its 'close', so the handlers may hold a plain pointer to it.
+  handlers.on_secure_connection = [](std::shared_ptr<epoll::TlsSocket> socket) {
+    std::fprintf(stderr, "secureConnection: %s:%d, %s, %s\n", socket->remote_address().c_str(),
+                 socket->remote_port(), socket->protocol().c_str(), socket->GetCipher()->name.c_str());
+    epoll::TlsSocket* s = socket.get();
+    s->handlers().on_data = [s](absl::string_view data) {
+      if (!s->Write(data)) s->Pause();  // the client reads slower than it sends...
+    };
+    s->handlers().on_drain = [s] { s->Resume(); };  // ...until it has caught up
+    s->handlers().on_error = [](const absl::Status& e) { Fail(e); };
+  };
+  // 'tlsClientError': the handshake failed (a client that rejected our
+  // certificate sends an alert: ERR_SSL_TLSV1_ALERT_UNKNOWN_CA, ...).
+  handlers.on_client_error = [](const absl::Status& e, epoll::TlsSocket&) {
+    std::fprintf(stderr, "tlsClientError: %s [%s]\n", std::string(e.message()).c_str(), NodeCode(e).c_str());
+  };
+
+  absl::StatusOr<std::unique_ptr<epoll::Server>> created = epoll::Server::Create({loop->get()}, options, handlers);
+  if (!created.ok()) return Fail(created.status());  // a bad key, or a wrong passphrase
+  server = *std::move(created);
+  if (absl::Status s = server->Listen(std::atoi(flag["--port"].c_str()), "127.0.0.1"); !s.ok()) return Fail(s);
+  std::printf("listening on %d\n", server->address()->port);
+  std::fflush(stdout);
+  if (absl::Status s = (*loop)->Run(); !s.ok()) return Fail(s);
   return 0;
 }

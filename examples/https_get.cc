@@ -18,7 +18,7 @@
 using namespace tlsengine;  // NOLINT: a short example
 
 int Fail(const absl::Status& s) {
-  std::fprintf(stderr, "https_get: %s [%s]\n", s.ToString().c_str(), NodeCode(s).c_str());
+  std::fprintf(stderr, "https_get: %s [%s]\n", std::string(s.message()).c_str(), NodeCode(s).c_str());
   return 1;
 }
 
@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
     if (*n == 0) break;                    // close_notify: the whole response arrived
     std::fwrite(buf, 1, *n, stdout);
   }
-  std::fprintf(stderr, "https_get: %s, %s\n", (*stream)->protocol().c_str(), (*stream)->GetCipher()->name.c_str());
+  std::fprintf(stderr, "https_get: %s, %s, ALPN %s\n", (*stream)->protocol().c_str(),
+               (*stream)->GetCipher()->name.c_str(), (*stream)->alpn_protocol().c_str());
   return 0;
 }

@@ -1,10 +1,16 @@
-// sni_server: one listener, three identities. Node's server.addContext():
-// the name the client sends (SNI) picks the certificate, exact names first,
-// then "*.example.com" patterns, else the default. Greets each client with
-// the name it asked for, one connection at a time.
+// sni_server: one listener, three identities, on the epoll adapter. Node's
+// server.addContext(): the name the client sends (SNI) picks the certificate,
+// exact names first, then "*.example.com" patterns; no name, or one nobody
+// added, gets the default. Greets each client with the name it asked for and
+// the certificate it got, then ends.
 //
-//   sni_server PORT DEFAULT_KEY DEFAULT_CERT NAME1 KEY1 CERT1 NAME2 KEY2 CERT2 [CONNECTIONS]
-// Prints "listening on PORT" once ready (port 0 lets the kernel pick).
+//   const server = tls.createServer({key, cert});   // the default
+//   server.addContext('other.example.com', {key: key1, cert: cert1});
+//   server.addContext('*.example.com', {key: key2, cert: cert2});
+//
+//   sni_server PORT KEY CERT NAME1 KEY1 CERT1 NAME2 KEY2 CERT2 [CONNECTIONS]
+// Prints "listening on PORT" once ready (port 0 lets the kernel pick); with
+// CONNECTIONS, exits after serving that many.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -12,54 +18,66 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "adapters/blocking/tls_stream.h"
+#include "adapters/epoll/loop.h"
+#include "adapters/epoll/server.h"
 #include "core/errors.h"
 
 using namespace tlsengine;  // NOLINT: a short example
 
 namespace {
 
-absl::StatusOr<std::shared_ptr<const SecureContext>> Identity(const char* key_file, const char* cert_file) {
+SecureContextOptions Identity(const char* key_file, const char* cert_file) {
   std::stringstream key, cert;
   key << std::ifstream(key_file).rdbuf();
   cert << std::ifstream(cert_file).rdbuf();
   SecureContextOptions o;
   o.key = {key.str()};
   o.cert = {cert.str()};
-  return SecureContext::Create(o);
+  return o;
+}
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "sni_server: %s [%s]\n", std::string(s.message()).c_str(), NodeCode(s).c_str());
+  return 1;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 10) return std::fprintf(stderr, "usage: sni_server PORT KEY CERT NAME1 KEY1 CERT1 NAME2 KEY2 CERT2\n"), 2;
-  auto fallback = Identity(argv[2], argv[3]);
-  if (!fallback.ok()) return std::fprintf(stderr, "%s\n", fallback.status().ToString().c_str()), 1;
-  auto names = std::make_shared<SniContexts>();  // shared with every connection; may change while in use
-  for (int i = 4; i + 2 < 10; i += 3) {
-    auto ctx = Identity(argv[i + 1], argv[i + 2]);
-    absl::Status added = ctx.ok() ? names->Add(argv[i], *ctx) : ctx.status();
-    if (!added.ok()) return std::fprintf(stderr, "%s: %s\n", argv[i], added.ToString().c_str()), 1;
-  }
-  blocking::StreamOptions opts;
-  opts.secure_context = *fallback;  // no SNI, or a name nobody registered
-  opts.sni_contexts = names;
-  auto listener = blocking::TlsListener::Listen("127.0.0.1", std::atoi(argv[1]), opts);
-  if (!listener.ok()) return std::fprintf(stderr, "%s\n", listener.status().ToString().c_str()), 1;
-  std::printf("listening on %d\n", (*listener)->port());
-  std::fflush(stdout);
-
   const int limit = argc > 10 ? std::atoi(argv[10]) : -1;
-  for (int served = 0; limit < 0 || served < limit; ++served) {
-    auto stream = (*listener)->Accept(absl::InfiniteFuture());
-    if (!stream.ok()) return std::fprintf(stderr, "%s\n", stream.status().ToString().c_str()), 1;
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    absl::Status s = (*stream)->Handshake(deadline);
-    std::string cn = s.ok() ? (*stream)->GetCertificate()->subject.Get("CN") : "";
-    if (s.ok()) s = (*stream)->Write(absl::StrCat("hello ", (*stream)->servername(), ", I am ", cn, "\n"), deadline);
-    if (s.ok()) s = (*stream)->Shutdown(deadline);
-    if (!s.ok()) std::fprintf(stderr, "connection: %s [%s]\n", s.ToString().c_str(), NodeCode(s).c_str());
+  absl::StatusOr<std::unique_ptr<epoll::Loop>> loop = epoll::Loop::Create();
+  if (!loop.ok()) return Fail(loop.status());
+  std::unique_ptr<epoll::Server> server;
+  int accepted = 0;
+
+  epoll::ServerOptions options;
+  options.context = Identity(argv[2], argv[3]);  // the default
+  epoll::ServerHandlers handlers;
+  handlers.on_connection = [&](epoll::TlsSocket&) {
+    if (++accepted != limit) return;
+    absl::Status closing = server->Close([&] { (*loop)->Stop(); });  // exit once the last one closed
+    if (!closing.ok()) Fail(closing);
+  };
+  handlers.on_secure_connection = [](std::shared_ptr<epoll::TlsSocket> socket) {
+    std::string name = socket->servername();  // "" when the client sent none
+    std::string cn = socket->GetCertificate()->subject.Get("CN");
+    socket->End(absl::StrCat("hello ", name.empty() ? "(no name)" : name, ", I am ", cn, "\n"));
+  };
+  handlers.on_client_error = [](const absl::Status& e, epoll::TlsSocket&) { Fail(e); };
+  absl::StatusOr<std::unique_ptr<epoll::Server>> created = epoll::Server::Create({loop->get()}, options, handlers);
+  if (!created.ok()) return Fail(created.status());
+  server = *std::move(created);
+
+  // Contexts can be added (and replaced) while the server runs; new
+  // connections see them.
+  for (int i = 4; i < 10; i += 3) {
+    absl::Status added = server->AddContext(argv[i], Identity(argv[i + 1], argv[i + 2]));
+    if (!added.ok()) return Fail(added);  // a bad name pattern, key or certificate
   }
+  if (absl::Status s = server->Listen(std::atoi(argv[1]), "127.0.0.1"); !s.ok()) return Fail(s);
+  std::printf("listening on %d\n", server->address()->port);
+  std::fflush(stdout);
+  if (absl::Status s = (*loop)->Run(); !s.ok()) return Fail(s);
   return 0;
 }

@@ -71,6 +71,23 @@ TEST(SniTest, AddContextRefusesBadNames) {
   EXPECT_EQ(table.Find("example.com"), nullptr);
 }
 
+TEST(SniTest, RemoveAndEntriesUseAddsSpelling) {
+  SniContexts table;
+  auto exact = MakeContext(IdentityOptions("other-name"));
+  auto wild = MakeContext(IdentityOptions("wildcard"));
+  ASSERT_TRUE(table.Add("Other.Example.com.", exact).ok());
+  ASSERT_TRUE(table.Add("*.example.com", wild).ok());
+  using Entries = std::vector<std::pair<std::string, std::shared_ptr<const SecureContext>>>;
+  EXPECT_EQ(table.Entries(), (Entries{{"other.example.com", exact}, {"*.example.com", wild}}));
+  EXPECT_FALSE(table.Remove("x.example.com")) << "a name the pattern matches is not the pattern";
+  EXPECT_TRUE(table.Remove("OTHER.example.com"));
+  EXPECT_FALSE(table.Remove("other.example.com")) << "removed already";
+  EXPECT_EQ(table.Find("other.example.com"), wild) << "the pattern still matches it";
+  EXPECT_TRUE(table.Remove("*.EXAMPLE.com."));
+  EXPECT_EQ(table.Find("other.example.com"), nullptr);
+  EXPECT_TRUE(table.Entries().empty());
+}
+
 TEST(SniTest, CallbackAnsweredLater) {
   ConnectionOptions so = ServerOptions("server-rsa");
   so.sni_callback = true;

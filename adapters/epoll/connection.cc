@@ -19,6 +19,12 @@ namespace {
 constexpr size_t kMaxIov = 8;
 // Writes per Flush before yielding to other connections on the loop.
 constexpr int kMaxWritesPerFlush = 16;
+// Bytes a connection may move (written and read) in one loop iteration
+// before it yields to the others, as nginx and h2o bound the work per
+// wake: a connection that always has more to send (a producer refilling on
+// every 'drain', or writing in a loop, to a fast reader) would otherwise
+// never hit EAGAIN and keep the loop to itself. 16 full records.
+constexpr uint64_t kMaxBytesPerIteration = 256 * 1024;
 // The discard buffer of the careful close lives on the stack.
 constexpr size_t kDiscardChunk = 4096;
 
@@ -89,8 +95,20 @@ void Connection::SetReading(bool reading) {
 void Connection::Run() {
   std::shared_ptr<void> hold = owner_.lock();
   if (hold == nullptr || phase_ != Phase::kOpen) return;
+  // The budget counts what this connection moved in the loop's current
+  // iteration, whoever called (a readiness, a timer, a Write from any
+  // callback), so that neither one long Run nor many short ones exceed it.
+  if (loop_->iterations() != budget_iteration_) {
+    budget_iteration_ = loop_->iterations();
+    budget_start_ = raw_written_ + raw_read_;
+  }
   in_run_ = true;
+  bool yield = false;
   do {
+    if (raw_written_ + raw_read_ - budget_start_ >= kMaxBytesPerIteration) {
+      yield = true;  // what is left (events, output) waits for a later iteration
+      break;
+    }
     run_again_ = false;
     PollEvents();
     if (phase_ != Phase::kOpen) break;
@@ -101,7 +119,27 @@ void Connection::Run() {
     if (raw_written_ != before) run_again_ = true;  // ConsumeOutput may raise kDrain
   } while (run_again_ && phase_ == Phase::kOpen);
   in_run_ = false;
-  if (phase_ == Phase::kOpen) Rearm();
+  if (phase_ != Phase::kOpen) return;
+  Rearm();
+  if (yield) ResumeLater();
+}
+
+void Connection::ResumeLater() {
+  // Level-triggered epoll would not call us again for work that is ours
+  // alone (events to poll, output to make): queue the rest behind the
+  // others instead. A posted task runs after this iteration's I/O (still
+  // out of budget, it posts itself again), and one posted from a task on
+  // the next iteration, so every other ready connection gets its turn in
+  // between.
+  if (resume_posted_) return;
+  resume_posted_ = true;
+  std::weak_ptr<void> owner = owner_;
+  loop_->Post([this, owner] {
+    std::shared_ptr<void> hold = owner.lock();
+    if (hold == nullptr) return;
+    resume_posted_ = false;
+    if (phase_ == Phase::kOpen) Pump();
+  });
 }
 
 void Connection::PollEvents() {

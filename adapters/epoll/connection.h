@@ -11,10 +11,17 @@
 //
 // What it does, on every readiness, timer and Pump():
 //   * reads straight into the engine's InputSpace() (no buffer of its own),
+//     one read per readiness,
 //   * writes with writev straight from the engine's Output() spans,
 //   * polls NextEvent() until nullopt, handing each event to the handler,
 //   * arms EPOLLIN/EPOLLOUT (Loop::Modify) and one loop timer from
 //     interest(), after every call that can change them.
+// Fairness: a connection moves at most 256 KB per loop iteration (plus
+// what the writev in progress takes); past that, Pump() leaves the rest of
+// its work to a task posted to the loop, behind the other ready
+// connections, so one that always has more to send cannot keep the loop
+// to itself. The engine's bounded buffers then push back on its writer
+// (TlsSocket::Write returns false, 'drain' follows).
 // Closing keeps the alert: once the engine is finished its output (the
 // close_notify or the fatal alert) is flushed, the write side shut down,
 // and input read and discarded for at most linger_time / linger_bytes
@@ -131,7 +138,8 @@ class Connection {
 
   void OnReady(Ready ready);
   void OnEngineTimer();
-  void Run();            // the dispatch loop behind Pump()
+  void Run();            // the dispatch loop behind Pump(); bounded per iteration
+  void ResumeLater();    // Run again from a posted task (after a bounded Run)
   bool ReadOnce();       // false: stop reading now
   bool Flush();          // false: a transport error ended the connection
   void PollEvents();
@@ -158,6 +166,9 @@ class Connection {
   bool write_blocked_ = false;  // the last writev hit EAGAIN: arm EPOLLOUT
   bool in_run_ = false;    // Run() is on the stack
   bool run_again_ = false;  // Pump() was called from inside Run()
+  bool resume_posted_ = false;  // a ResumeLater task is queued
+  uint64_t budget_iteration_ = 0;  // the loop iteration budget_start_ belongs to
+  uint64_t budget_start_ = 0;      // raw bytes moved when that iteration began here
   Interest armed_;
   TimerId timer_ = kNoTimer;
   absl::Time timer_when_ = absl::InfiniteFuture();

@@ -4,18 +4,22 @@
 #define TLSENGINE_ADAPTERS_EPOLL_EPOLL_TESTLIB_H_
 
 #include <dirent.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <sys/resource.h>
 
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "adapters/epoll/loop.h"
@@ -25,9 +29,45 @@
 #include "gtest/gtest.h"
 #include "tests/testlib/testlib.h"
 
+// Which sanitizer this binary was built with (bazel --config=asan /
+// --config=tsan). Heavy tests scale down under them: both run code several
+// times slower, and ASan's quarantine keeps freed memory resident, so an
+// RSS comparison means nothing there.
+#if defined(__SANITIZE_ADDRESS__)
+#define TLSENGINE_EPOLL_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TLSENGINE_EPOLL_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define TLSENGINE_EPOLL_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TLSENGINE_EPOLL_TEST_TSAN 1
+#endif
+#endif
+
 namespace tlsengine {
 namespace epoll {
 namespace testing {
+
+#ifdef TLSENGINE_EPOLL_TEST_ASAN
+inline constexpr bool kUnderAsan = true;
+#else
+inline constexpr bool kUnderAsan = false;
+#endif
+#ifdef TLSENGINE_EPOLL_TEST_TSAN
+inline constexpr bool kUnderTsan = true;
+#else
+inline constexpr bool kUnderTsan = false;
+#endif
+
+// `plain` in a plain build, `asan` under ASan+UBSan, `tsan` under TSan.
+template <typename T>
+constexpr T ScaledForSanitizers(T plain, T asan, T tsan) {
+  return kUnderTsan ? tsan : kUnderAsan ? asan : plain;
+}
 
 // Runs `loop` until `done` is true or `timeout` passes (real time).
 // Returns whether `done` became true.
@@ -112,13 +152,21 @@ inline long ResidentKib() {
   return kib;
 }
 
-inline bool RaiseFdLimit(rlim_t want) {
+// Raises RLIMIT_NOFILE's soft limit to `want`, or as far as the hard limit
+// allows. Returns whether it is now at least `want`; `hard`, when given,
+// gets the hard limit (for a test's skip message).
+inline bool RaiseFdLimit(rlim_t want, rlim_t* hard = nullptr) {
   rlimit r;
   if (getrlimit(RLIMIT_NOFILE, &r) != 0) return false;
+  if (hard != nullptr) *hard = r.rlim_max;
   if (r.rlim_cur >= want) return true;
   r.rlim_cur = want < r.rlim_max ? want : r.rlim_max;
   return setrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur >= want;
 }
+
+// Returns freed heap to the kernel (glibc's malloc_trim), so that VmRSS
+// shows what is still allocated rather than what malloc keeps cached.
+inline void TrimHeap() { malloc_trim(0); }
 
 // How a socket ended: its on_error and on_close, recorded by RecordEnding.
 struct Ending {
@@ -169,6 +217,28 @@ inline void ResetAndClose(int fd) {
   close(fd);
 }
 
+// Parses NSS key-log lines (comment lines skipped): label ->
+// "client_random secret". Every line must have the three fields.
+inline std::multimap<std::string, std::string> ParseKeylog(absl::string_view text) {
+  std::multimap<std::string, std::string> out;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    if (line[0] == '#') continue;
+    std::vector<std::string> parts = absl::StrSplit(line, ' ');
+    EXPECT_EQ(parts.size(), 3u) << line;
+    if (parts.size() != 3) continue;
+    EXPECT_EQ(parts[1].size(), 64u) << "a 32-byte client random in hex: " << line;
+    out.emplace(parts[0], parts[1] + " " + parts[2]);
+  }
+  return out;
+}
+// The same, of the file at `path` (empty when it cannot be read).
+inline std::multimap<std::string, std::string> KeylogLines(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseKeylog(text.str());
+}
+
 // A fixture: a Server on one loop in the test thread (StartEcho), clients on
 // the same loop; TearDown closes everything and checks that no fd is left.
 class EchoServerTest : public ::testing::Test {
@@ -200,6 +270,26 @@ class EchoServerTest : public ::testing::Test {
     server_ = *Server::Create({loop_.get()}, std::move(o), handlers_);
     ASSERT_TRUE(server_->Listen(0, host).ok());
     port_ = server_->address()->port;
+  }
+
+  // Connects a client and runs until it is secure.
+  std::shared_ptr<TlsSocket> ConnectSecure(TlsSocketOptions o) {
+    std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), std::move(o));
+    auto secure = std::make_shared<bool>(false);
+    c->handlers().on_secure_connect = [secure] { *secure = true; };
+    c->handlers().on_error = [](const absl::Status& e) { ADD_FAILURE() << e; };
+    EXPECT_TRUE(RunUntil(*loop_, [&] { return *secure; })) << "no secureConnect";
+    return c;
+  }
+
+  // Writes `text` and runs until the echo has come back whole.
+  bool Echoes(const std::shared_ptr<TlsSocket>& c, const std::string& text) {
+    std::string got;
+    c->handlers().on_data = [&got](absl::string_view d) { got.append(d.data(), d.size()); };
+    c->Write(text);
+    bool ok = RunUntil(*loop_, [&] { return got.size() >= text.size(); });
+    c->handlers().on_data = nullptr;
+    return ok && got == text;
   }
 
   int fds_before_ = 0;

@@ -3,12 +3,14 @@
 // Python's ssl and curl. Every wait is bounded.
 #include <unistd.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "adapters/epoll/epoll_testlib.h"
 #include "adapters/epoll/server.h"
 #include "adapters/epoll/socket.h"
@@ -32,6 +34,42 @@ std::string OpenSslVersionFlag(const std::string& version) {
   return version == "TLSv1.2" ? "-tls1_2" : "-tls1_3";
 }
 
+// Starts `openssl s_server -rev` (it answers each line reversed) for one
+// connection: TLS `version`, `identity` with its chain, then `extra`.
+// Returns its port once it accepts.
+absl::StatusOr<int> StartSServer(Subprocess& server, const std::string& version, const std::string& identity,
+                                 const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> argv = {"openssl", "s_server", "-accept", "0", "-naccept", "1", "-rev",
+                                   OpenSslVersionFlag(version), "-cert", TestFilePath(identity + ".pem"),
+                                   "-cert_chain", TestFilePath("int1.pem"), "-key",
+                                   TestFilePath(identity + "-key.pem")};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  absl::Status started = server.Start(argv);
+  if (!started.ok()) return started;
+  absl::StatusOr<std::string> accept = server.WaitForLine("ACCEPT", kPeerTimeout);
+  if (!accept.ok()) return accept.status();
+  return std::stoi(accept->substr(accept->rfind(':') + 1));
+}
+
+// `openssl s_client` to our server on `port`, for localhost, trusting
+// ca1, TLS `version`, then `extra`.
+std::vector<std::string> SClientTo(int port, const std::string& version, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> argv = {"openssl", "s_client", "-connect", absl::StrCat("127.0.0.1:", port),
+                                   "-servername", "localhost", "-CAfile", TestFilePath("ca1.pem"),
+                                   OpenSslVersionFlag(version)};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+// NSS key-log labels of one connection: TLS 1.2 logs its master secret
+// (CLIENT_RANDOM), TLS 1.3 its handshake and traffic secrets and the
+// exporter secret (RFC 8446 §7.1).
+std::vector<std::string> KeylogLabels(const std::string& version) {
+  if (version == "TLSv1.2") return {"CLIENT_RANDOM"};
+  return {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0",
+          "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"};
+}
+
 // Our server answering one request per connection: "pong: <line>" to a
 // line, a small HTTP response to an HTTP request; then end().
 class ServerInterop : public ::testing::Test {
@@ -51,6 +89,7 @@ class ServerInterop : public ::testing::Test {
     handlers_.on_secure_connection = [this, reply](std::shared_ptr<TlsSocket> s) {
       TlsSocket* raw = s.get();
       ++secure_;
+      last_ = s;
       protocol_ = s->protocol();
       servername_ = s->servername();
       alpn_ = s->alpn_protocol();
@@ -82,11 +121,38 @@ class ServerInterop : public ::testing::Test {
     return client.Wait(absl::Seconds(10));
   }
 
+  // Our client with `o` to `server`, an s_server -rev: sends `line`, ends
+  // once the reversed line has come back (everything received goes to
+  // `got`), runs until it has closed. `setup` may add handlers first.
+  std::shared_ptr<TlsSocket> ExchangeWithRev(Subprocess& server, TlsSocketOptions o, const std::string& line,
+                                             std::string* got,
+                                             const std::function<void(TlsSocket&)>& setup = nullptr) {
+    std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), std::move(o));
+    const std::string reversed(line.rbegin(), line.rend());
+    bool closed = false;
+    if (setup) setup(*c);
+    c->handlers().on_secure_connect = [&, raw = c.get()] { raw->Write(line + "\n"); };
+    c->handlers().on_data = [&, raw = c.get()](absl::string_view d) {
+      got->append(d.data(), d.size());
+      if (absl::StrContains(*got, reversed)) raw->End();
+    };
+    c->handlers().on_error = [](const absl::Status& e) { ADD_FAILURE() << e; };
+    c->handlers().on_close = [&](bool) { closed = true; };
+    EXPECT_TRUE(RunUntil(*loop_, [&] { return closed; }, kPeerTimeout))
+        << *got << " state " << ReadyStateName(c->ready_state()) << " secure " << c->secure_established()
+        << " raw r/w " << c->raw_bytes_read() << "/" << c->raw_bytes_written() << " " << server.out()
+        << server.err();
+    EXPECT_TRUE(absl::StrContains(*got, reversed)) << *got;
+    c->handlers() = SocketHandlers();  // they refer to this frame
+    return c;
+  }
+
   std::unique_ptr<Loop> loop_;
   ServerHandlers handlers_;
   std::unique_ptr<Server> server_;
   int port_ = 0;
   int secure_ = 0;
+  std::shared_ptr<TlsSocket> last_;  // the latest secure server socket
   std::string received_, protocol_, servername_, alpn_;
   bool authorized_ = false, reused_ = false;
   std::vector<absl::Status> client_errors_, socket_errors_;
@@ -119,30 +185,13 @@ TEST_P(SClientTest, TalksToOurServer) {
 
 TEST_P(SClientTest, OurClientTalksToSServer) {
   Subprocess server;
-  ASSERT_TRUE(server
-                  .Start({"openssl", "s_server", "-accept", "0", "-naccept", "1", "-rev",
-                          OpenSslVersionFlag(GetParam().version), "-cert",
-                          TestFilePath(GetParam().identity + ".pem"), "-cert_chain", TestFilePath("int1.pem"), "-key",
-                          TestFilePath(GetParam().identity + "-key.pem")})
-                  .ok());
-  absl::StatusOr<std::string> accept = server.WaitForLine("ACCEPT", kPeerTimeout);
-  ASSERT_TRUE(accept.ok()) << accept.status();
-  int port = std::stoi(accept->substr(accept->rfind(':') + 1));
-  std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), ClientTo(port));
+  absl::StatusOr<int> port = StartSServer(server, GetParam().version, GetParam().identity);
+  ASSERT_TRUE(port.ok()) << port.status();
   std::string got;
-  bool closed = false;
-  c->handlers().on_secure_connect = [&] { c->Write("hello tlsengine\n"); };
-  c->handlers().on_data = [&](absl::string_view d) {
-    got.append(d.data(), d.size());
-    if (absl::StrContains(got, "enigneslt olleh")) c->End();
-  };
-  c->handlers().on_error = [&](const absl::Status& e) { ADD_FAILURE() << e; };
-  c->handlers().on_close = [&](bool) { closed = true; };
-  ASSERT_TRUE(RunUntil(*loop_, [&] { return closed; }, kPeerTimeout))
-      << got << " state " << ReadyStateName(c->ready_state()) << " secure " << c->secure_established() << " raw r/w " << c->raw_bytes_read() << "/" << c->raw_bytes_written() << " w " << c->bytes_written() << " " << server.out() << server.err();
+  std::shared_ptr<TlsSocket> c = ExchangeWithRev(server, ClientTo(*port), "hello tlsengine", &got);
+  ASSERT_EQ(c->ready_state(), ReadyState::kClosed);
   EXPECT_TRUE(c->authorized());
   EXPECT_EQ(c->protocol(), GetParam().version);
-  EXPECT_TRUE(absl::StrContains(got, "enigneslt olleh")) << got;
   server.Wait(absl::Seconds(5));
 }
 
@@ -426,6 +475,155 @@ TEST_F(ServerInterop, OurClientTalksToNodeTlsServerAndResumesWithItsSession) {
     EXPECT_FALSE(session.empty());
   }
   server.Kill();
+}
+
+// Key logs checked against an independent oracle: OpenSSL's own
+// -keylogfile, at the other end of the same connection, must hold exactly
+// the lines we logged, through the 'keylog' event and through the key-log
+// file option (tlsctl's --keylog), for TLS 1.2 and 1.3.
+class KeylogInterop : public ServerInterop, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    ServerInterop::SetUp();
+    for (std::string* path : {&ours_, &theirs_}) {
+      *path = absl::StrCat(::testing::TempDir(), "/keylog-", path == &ours_ ? "ours" : "openssl", "-",
+                           GetParam(), "-", getpid());
+      ::unlink(path->c_str());
+    }
+  }
+  void TearDown() override {
+    ServerInterop::TearDown();
+    ::unlink(ours_.c_str());
+    ::unlink(theirs_.c_str());
+  }
+  // Each of the version's labels once in OpenSSL's file, and the same
+  // lines in our file and our events.
+  void ExpectSameLines(const std::vector<std::string>& events) {
+    std::multimap<std::string, std::string> theirs = testing::KeylogLines(theirs_);
+    for (const std::string& label : KeylogLabels(GetParam())) EXPECT_EQ(theirs.count(label), 1u) << label;
+    EXPECT_EQ(theirs.size(), KeylogLabels(GetParam()).size());
+    EXPECT_EQ(testing::KeylogLines(ours_), theirs) << "our key-log file";
+    EXPECT_EQ(testing::ParseKeylog(absl::StrJoin(events, "\n")), theirs) << "our 'keylog' events";
+  }
+  std::string ours_, theirs_;
+};
+
+TEST_P(KeylogInterop, SClientLogsTheSameSecretsAsOurServer) {
+  ServerOptions o = ServerFor("server-ecdsa", GetParam());
+  o.keylog_file = ours_;
+  std::vector<std::string> events;
+  handlers_.on_keylog = [&](const std::string& line, TlsSocket&) { events.push_back(line); };
+  Start(o);
+  Subprocess client;
+  ASSERT_TRUE(client.Start(SClientTo(port_, GetParam(), {"-keylogfile", theirs_, "-brief"})).ok());
+  ASSERT_TRUE(client.WriteStdin("ping\n").ok());
+  int rc = RunWith(client, [&] { return absl::StrContains(received_, "\n") && server_->connections() == 0; });
+  EXPECT_EQ(rc, 0) << client.out() << client.err();
+  EXPECT_TRUE(absl::StrContains(client.out(), "pong: ping")) << client.out() << client.err();
+  EXPECT_EQ(protocol_, GetParam());
+  ExpectSameLines(events);
+}
+
+TEST_P(KeylogInterop, SServerLogsTheSameSecretsAsOurClient) {
+  Subprocess server;
+  absl::StatusOr<int> port = StartSServer(server, GetParam(), "server-ecdsa", {"-keylogfile", theirs_});
+  ASSERT_TRUE(port.ok()) << port.status();
+  TlsSocketOptions o = ClientTo(*port);
+  o.keylog_file = ours_;
+  std::vector<std::string> events;
+  std::string got;
+  std::shared_ptr<TlsSocket> c = ExchangeWithRev(server, o, "keylog", &got, [&](TlsSocket& s) {
+    s.handlers().on_keylog = [&](const std::string& line) { events.push_back(line); };
+  });
+  ASSERT_EQ(c->ready_state(), ReadyState::kClosed);
+  EXPECT_EQ(c->protocol(), GetParam());
+  EXPECT_EQ(server.Wait(absl::Seconds(5)), 0) << server.out() << server.err();
+  ExpectSameLines(events);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, KeylogInterop, ::testing::Values("TLSv1.2", "TLSv1.3"),
+                         [](const auto& info) { return info.param == "TLSv1.2" ? "Tls12" : "Tls13"; });
+
+// Renegotiation started by our side (the peer's side is
+// SClientRenegotiationPastTheLimitIsASessionAttack above).
+TEST_F(ServerInterop, OurClientRenegotiatesWithSServerAndDataFlowsBothWaysAfter) {
+  Subprocess server;
+  // OpenSSL 3.0 servers refuse client-initiated renegotiation by default.
+  absl::StatusOr<int> port = StartSServer(server, "TLSv1.2", "server-rsa", {"-client_renegotiation"});
+  ASSERT_TRUE(port.ok()) << port.status();
+  std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), ClientTo(*port));
+  std::string got;
+  bool closed = false, started = false;
+  std::vector<absl::Status> done;
+  int renegotiated = 0;
+  c->handlers().on_secure_connect = [&] { c->Write("before\n"); };
+  c->handlers().on_renegotiated = [&] { ++renegotiated; };
+  c->handlers().on_data = [&](absl::string_view d) {
+    got.append(d.data(), d.size());
+    if (absl::StrContains(got, "erofeb") && !started) {
+      started = true;
+      absl::Status s = c->Renegotiate({}, [&](const absl::Status& result) {
+        done.push_back(result);
+        c->Write("after\n");  // both ways once it is over
+      });
+      EXPECT_TRUE(s.ok()) << s;
+    }
+    if (absl::StrContains(got, "retfa")) c->End();
+  };
+  c->handlers().on_error = [&](const absl::Status& e) { ADD_FAILURE() << e; };
+  c->handlers().on_close = [&](bool) { closed = true; };
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return closed; }, kPeerTimeout)) << got << server.out() << server.err();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_TRUE(done[0].ok()) << done[0];
+  EXPECT_EQ(renegotiated, 1) << "'renegotiated' after Renegotiate()'s callback";
+  EXPECT_TRUE(absl::StrContains(got, "erofeb\nretfa")) << got;
+  EXPECT_TRUE(c->authorized());
+  EXPECT_EQ(server.Wait(absl::Seconds(5)), 0) << server.out() << server.err();
+}
+
+TEST_F(ServerInterop, OurServerRenegotiatesAnSClientConnectionAndDataFlowsBothWaysAfter) {
+  Start(ServerFor("server-rsa", "TLSv1.2"), /*reply=*/false);
+  Subprocess client;
+  ASSERT_TRUE(client.Start(SClientTo(port_, "TLSv1.2")).ok());
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return last_ != nullptr; }, kPeerTimeout)) << client.out() << client.err();
+  std::vector<absl::Status> done;
+  int renegotiated = 0;
+  last_->handlers().on_renegotiated = [&] { ++renegotiated; };
+  ASSERT_TRUE(last_->Renegotiate({}, [&](const absl::Status& s) { done.push_back(s); }).ok());
+  // s_client answers the HelloRequest as soon as it reads the socket.
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return !done.empty(); }, kPeerTimeout)) << client.out() << client.err();
+  EXPECT_TRUE(done[0].ok()) << done[0];
+  EXPECT_EQ(renegotiated, 1);
+  ASSERT_TRUE(client.WriteStdin("after\n").ok());
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return absl::StrContains(received_, "after\n"); }, kPeerTimeout));
+  last_->End("from the server after\n");
+  EXPECT_EQ(RunWith(client, [&] { return server_->connections() == 0; }), 0) << client.out() << client.err();
+  EXPECT_TRUE(absl::StrContains(client.out(), "from the server after")) << client.out() << client.err();
+  EXPECT_TRUE(socket_errors_.empty()) << socket_errors_[0];
+  EXPECT_EQ(last_->engine()->stats().renegotiations, 1u);
+}
+
+TEST_F(ServerInterop, OurServerCannotRenegotiateTls13) {
+  Start(ServerFor("server-rsa", "TLSv1.3"), /*reply=*/false);
+  Subprocess client;
+  ASSERT_TRUE(client.Start(SClientTo(port_, "TLSv1.3")).ok());  // without -enable_pha
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return last_ != nullptr; }, kPeerTimeout)) << client.out() << client.err();
+  absl::Status plain = last_->Renegotiate({});
+  EXPECT_EQ(plain.code(), absl::StatusCode::kFailedPrecondition) << plain;
+  EXPECT_EQ(NodeCode(plain), "ERR_TLS_RENEGOTIATE") << plain;
+  // A certificate request after the handshake (RFC 8446 §4.6.2) needs the
+  // client's post_handshake_auth extension, which s_client did not send.
+  RenegotiateOptions pha;
+  pha.request_cert = true;
+  absl::Status refused = last_->Renegotiate(pha);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_EQ(NodeCode(refused), "ERR_TLS_RENEGOTIATE") << refused;
+  // The connection is unharmed.
+  ASSERT_TRUE(client.WriteStdin("still\n").ok());
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return absl::StrContains(received_, "still\n"); }, kPeerTimeout));
+  last_->End();
+  EXPECT_EQ(RunWith(client, [&] { return server_->connections() == 0; }), 0) << client.out() << client.err();
+  EXPECT_TRUE(socket_errors_.empty()) << socket_errors_[0];
 }
 
 }  // namespace

@@ -392,6 +392,7 @@ absl::Status Loop::RunOnce(absl::Duration max_wait) {
   if (n < 0 && errno != EINTR) return ErrnoError("epoll_wait", errno);
 
   running_ = true;
+  ++iterations_;
   DispatchIo(events, n < 0 ? 0 : n);
   FireDueTimers();
   RunPosted();

@@ -160,6 +160,9 @@ class Loop {
 
   // The loop's clock (LoopOptions::clock).
   absl::Time Now() const { return clock_(); }
+  // How many iterations (RunOnce calls, Run's included) have begun; for
+  // bounding the work one owner does per iteration. Loop thread.
+  uint64_t iterations() const { return iterations_; }
 
   // ---- graceful shutdown (loop thread).
   // Registers `closable` (not owned) for Shutdown. Errors: kFailedPrecondition
@@ -227,6 +230,7 @@ class Loop {
   const int wake_fd_;
   const Clock clock_;
   bool running_ = false;  // inside RunOnce: Run/RunOnce from a callback is refused
+  uint64_t iterations_ = 0;
 
   // fd -> watch. shared_ptr so a callback survives its own Unwatch.
   absl::flat_hash_map<int, std::shared_ptr<WatchEntry>> watches_;

@@ -12,11 +12,13 @@
 
 #include <cstdlib>
 #include <future>
+#include <map>
 #include <unordered_set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "adapters/epoll/addresses.h"
 #include "adapters/epoll/sys_status.h"
 #include "core/errors.h"
 
@@ -27,6 +29,9 @@ namespace {
 constexpr size_t kTicketKeyBytes = 48;
 // Accepts per readiness before yielding to the connections on the loop.
 constexpr int kMaxAcceptsPerWake = 64;
+// How long accepting pauses after accept(2) failed (nginx waits
+// accept_mutex_delay, 500 ms by default, before it accepts again).
+constexpr absl::Duration kAcceptPause = absl::Milliseconds(100);
 
 absl::Status InvalidArg(absl::string_view message) {
   return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue, message);
@@ -54,6 +59,33 @@ std::vector<std::string> SplitKeys(absl::string_view keys) {
   return out;
 }
 
+// `context` with `keys` as its ticket keys: itself when it has them
+// already, else a copy built from its options (once per context, through
+// `built`).
+absl::StatusOr<std::shared_ptr<const SecureContext>> WithKeys(
+    const std::shared_ptr<const SecureContext>& context, const std::vector<std::string>& keys,
+    std::map<const SecureContext*, std::shared_ptr<const SecureContext>>* built) {
+  if (context->options().ticket_keys == keys) return context;
+  auto it = built->find(context.get());
+  if (it != built->end()) return it->second;
+  SecureContextOptions o = context->options();
+  o.ticket_keys = keys;
+  absl::StatusOr<std::shared_ptr<const SecureContext>> made = SecureContext::Create(o);
+  if (!made.ok()) return made.status();
+  (*built)[context.get()] = *made;
+  return made;
+}
+
+// A new table with the entries of `table` (copy on write: a published table
+// never changes, so connections that started with it keep it).
+std::shared_ptr<SniContexts> CopyOf(const SniContexts& table) {
+  auto copy = std::make_shared<SniContexts>();
+  for (const auto& [name, context] : table.Entries()) {
+    copy->Add(name, context).IgnoreError();  // cannot fail: Add accepted the name once
+  }
+  return copy;
+}
+
 }  // namespace
 
 // What sockets and posted tasks reach the server through: reset when the
@@ -75,21 +107,31 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(std::vector<Loop*> loops,
   if (options.handshake_timeout <= absl::ZeroDuration()) return InvalidArg("handshake_timeout must be positive");
   std::unique_ptr<Server> server(new Server(std::move(loops), std::move(options), std::move(handlers)));
   ServerOptions& o = server->options_;
-  if (o.secure_context != nullptr) {
-    server->context_ = o.secure_context;
-    server->ticket_keys_ = absl::StrJoin(o.secure_context->options().ticket_keys, "");
-  } else {
-    // One set of ticket keys for the server, in every context it builds, so
-    // that getTicketKeys works and every loop resumes every ticket.
-    if (o.context.ticket_keys.empty()) {
-      absl::StatusOr<std::string> key = RandomBytes(kTicketKeyBytes);
-      if (!key.ok()) return key.status();
-      o.context.ticket_keys = {*key};
-    }
-    absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(o.context);
+  // One set of ticket keys for the server, in every context it serves, so
+  // that getTicketKeys tells the truth, setTicketKeys reaches every name
+  // and every loop resumes every ticket.
+  std::vector<std::string> keys = o.secure_context != nullptr ? o.secure_context->options().ticket_keys
+                                                              : o.context.ticket_keys;
+  if (keys.empty()) {
+    absl::StatusOr<std::string> key = RandomBytes(kTicketKeyBytes);
+    if (!key.ok()) return key.status();
+    keys = {*key};
+  }
+  std::shared_ptr<const SecureContext> given = o.secure_context;
+  if (given == nullptr) {
+    SecureContextOptions co = o.context;
+    co.ticket_keys = keys;
+    absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(co);
     if (!ctx.ok()) return ctx.status();
-    server->context_ = *ctx;
-    server->ticket_keys_ = absl::StrJoin(o.context.ticket_keys, "");
+    given = *ctx;
+  }
+  // The addContext table given in the options is copied (and served with
+  // the server's keys); the object itself is not kept.
+  if (o.connection.sni_contexts != nullptr) server->sni_ = CopyOf(*o.connection.sni_contexts);
+  o.connection.sni_contexts = nullptr;
+  {
+    std::lock_guard<std::mutex> config(server->config_mu_);
+    if (absl::Status s = server->Rekey(keys, given); !s.ok()) return s;
   }
   if (o.session_cache && !server->handlers_.on_new_session && !server->handlers_.on_resume_session) {
     server->store_ = o.session_store != nullptr
@@ -131,6 +173,8 @@ Server::~Server() {
     ::close(listen_fd_);
     if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
   }
+  if (accept_pause_ != kNoTimer) loops_[0]->Cancel(accept_pause_);
+  if (reserve_fd_ >= 0) ::close(reserve_fd_);
   if (keylog_fd_ >= 0) ::close(keylog_fd_);
 }
 
@@ -147,16 +191,14 @@ absl::Status Server::Listen(int port, const std::string& host) {
     in6->sin6_port = htons(static_cast<uint16_t>(port));
     len = sizeof(*in6);
     dual = host.empty();
-  } else if (inet_pton(AF_INET, host.c_str(), &in->sin_addr) == 1) {
-    in->sin_family = AF_INET;
-    in->sin_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(*in);
-  } else if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(*in6);
-  } else {
-    return InvalidArg(absl::StrCat("host must be a numeric address, not \"", host, "\""));
+  } else if (!internal::ParseNumeric(host, port, &ss, &len)) {
+    // A name: resolved here, blocking (see the header), and, as in Node,
+    // the first address it resolves to is the one listened on.
+    absl::StatusOr<std::vector<std::string>> found = internal::Resolve(host, 0);
+    if (!found.ok()) return found.status();
+    if (!internal::ParseNumeric(found->front(), port, &ss, &len)) {
+      return MakeError(absl::StatusCode::kUnavailable, "ENOTFOUND", absl::StrCat("getaddrinfo ENOTFOUND ", host));
+    }
   }
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0 && host.empty() && errno == EAFNOSUPPORT) {
@@ -246,6 +288,9 @@ absl::Status Server::StartListening(int fd) {
       if (s != nullptr && s->server != nullptr) s->server->OnAcceptReady();
     });
     if (!watched.ok()) return;  // kAlreadyExists cannot happen: one fd, one watch
+    // libuv's spare descriptor for accept's EMFILE (OnAcceptError). None
+    // when even this fails: accepting then only pauses.
+    if (server->reserve_fd_ < 0) server->reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (server->handlers_.on_listening) server->handlers_.on_listening();
   });
   return absl::OkStatus();
@@ -257,10 +302,17 @@ void Server::OnAcceptReady() {
     std::lock_guard<std::mutex> lock(mu_);
     listen_fd = listen_fd_;
   }
-  if (listen_fd < 0) return;
+  if (listen_fd < 0 || accept_pause_ != kNoTimer) return;
   for (int i = 0; i < kMaxAcceptsPerWake; ++i) {
     int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or EMFILE etc.: try again on the next wake
+    if (fd < 0) {
+      int err = errno;
+      // The peer gave up before we took it (ECONNABORTED), or a signal:
+      // the next one may be fine.
+      if (err == EINTR || err == ECONNABORTED) continue;
+      if (err != EAGAIN && err != EWOULDBLOCK) OnAcceptError(listen_fd, err);
+      return;
+    }
     int max = max_connections_.load();
     if (max > 0 && connections_.load() >= max) {
       // Node's maxConnections: closed at once, no clientError.
@@ -292,15 +344,62 @@ void Server::OnAcceptReady() {
   }
 }
 
+void Server::OnAcceptError(int listen_fd, int err) {
+  if (err == EMFILE || err == ENFILE) {
+    // libuv's uv__emfile_trick: with the spare descriptor freed, take the
+    // connections waiting in the backlog and close them, so that their
+    // clients hear at once instead of waiting there, then keep a spare
+    // again.
+    if (reserve_fd_ >= 0) {
+      ::close(reserve_fd_);
+      reserve_fd_ = -1;
+      for (int i = 0; i < kMaxAcceptsPerWake; ++i) {
+        int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) {
+          if (errno == EINTR || errno == ECONNABORTED) continue;
+          break;
+        }
+        ::close(fd);
+        refused_.fetch_add(1);
+      }
+      reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+  }
+  // nginx: stop accepting for a while rather than spin on a listener that
+  // stays readable (level-triggered) while the cause lasts.
+  if (loops_[0]->Modify(listen_fd, Interest{}).ok()) {
+    std::weak_ptr<Shared> weak = shared_;
+    accept_pause_ = loops_[0]->AddTimer(loops_[0]->Now() + kAcceptPause, [weak, listen_fd] {
+      std::shared_ptr<Shared> shared = weak.lock();
+      Server* server = shared != nullptr ? shared->server : nullptr;  // the first loop: no lock needed
+      if (server == nullptr) return;
+      server->accept_pause_ = kNoTimer;
+      {
+        std::lock_guard<std::mutex> lock(server->mu_);
+        if (server->listen_fd_ != listen_fd || server->closing_) return;
+      }
+      // kNotFound only if Close unwatched it meanwhile: nothing to resume.
+      server->loops_[0]->Modify(listen_fd, Interest{true, false}).IgnoreError();
+    });
+  }
+  bool resources = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+  absl::Status error =
+      internal::SysError("accept", err, resources ? absl::StatusCode::kResourceExhausted : absl::StatusCode::kUnavailable);
+  if (handlers_.on_error) handlers_.on_error(error);
+}
+
 void Server::ServeOn(size_t loop_index, int fd) {
   Loop* loop = loops_[loop_index];
   TlsSocketOptions so;
   so.tls = options_.connection;
   so.tls.is_server = true;
-  so.tls.secure_context = secure_context();
+  {
+    std::lock_guard<std::mutex> lock(mu_);  // one configuration: context and table together
+    so.tls.secure_context = context_;
+    so.tls.sni_contexts = handlers_.sni_callback ? nullptr : sni_;
+  }
   so.tls.handshake_timeout = options_.handshake_timeout;
   so.tls.sni_callback = static_cast<bool>(handlers_.sni_callback);
-  so.tls.sni_contexts = handlers_.sni_callback ? nullptr : sni_;
   so.tls.session_cache = store_ != nullptr || handlers_.on_new_session || handlers_.on_resume_session;
   so.tls.ocsp_request = static_cast<bool>(handlers_.on_ocsp_request);
   so.tls.keylog = keylog_fd_ >= 0 || static_cast<bool>(handlers_.on_keylog);
@@ -435,6 +534,10 @@ absl::Status Server::Close(std::function<void()> done) {
     if (server == nullptr) return;
     server->loops_[0]->Unwatch(fd).IgnoreError();  // kNotFound: never watched
     ::close(fd);
+    if (server->accept_pause_ != kNoTimer) server->loops_[0]->Cancel(server->accept_pause_);
+    server->accept_pause_ = kNoTimer;
+    if (server->reserve_fd_ >= 0) ::close(server->reserve_fd_);
+    server->reserve_fd_ = -1;
     if (!path.empty()) ::unlink(path.c_str());
     {
       std::lock_guard<std::mutex> lock(server->mu_);
@@ -480,26 +583,73 @@ absl::Status Server::set_max_connections(int max) {
 
 absl::Status Server::AddContext(const std::string& hostname, const SecureContextOptions& options) {
   SecureContextOptions o = options;
-  if (o.ticket_keys.empty()) o.ticket_keys = SplitKeys(GetTicketKeys());
+  o.ticket_keys = SplitKeys(GetTicketKeys());  // rebuilt below if they change meanwhile
   absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(o);
   if (!ctx.ok()) return ctx.status();
-  return sni_->Add(hostname, *ctx);
+  return AddContext(hostname, *std::move(ctx));
 }
 
 absl::Status Server::AddContext(const std::string& hostname, std::shared_ptr<const SecureContext> context) {
   if (context == nullptr) return InvalidArg("context is null");
-  return sni_->Add(hostname, std::move(context));
+  std::lock_guard<std::mutex> config(config_mu_);
+  std::map<const SecureContext*, std::shared_ptr<const SecureContext>> built;
+  absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithKeys(context, SplitKeys(ticket_keys_), &built);
+  if (!served.ok()) return served.status();
+  std::shared_ptr<SniContexts> table = CopyOf(*sni_);
+  if (absl::Status s = table->Add(hostname, *std::move(served)); !s.ok()) return s;
+  PublishSni(std::move(table));
+  return absl::OkStatus();
+}
+
+absl::Status Server::RemoveContext(const std::string& hostname) {
+  std::lock_guard<std::mutex> config(config_mu_);
+  std::shared_ptr<SniContexts> table = CopyOf(*sni_);
+  if (!table->Remove(hostname)) {
+    return MakeError(absl::StatusCode::kNotFound, kErrInvalidArgValue,
+                     absl::StrCat("removeContext: no context for '", hostname, "'"));
+  }
+  PublishSni(std::move(table));
+  return absl::OkStatus();
+}
+
+void Server::PublishSni(std::shared_ptr<SniContexts> table) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sni_ = std::move(table);
+}
+
+std::vector<ServedContext> Server::Contexts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ServedContext> out{{"", context_}};
+  for (auto& [name, context] : sni_->Entries()) out.push_back({name, context});
+  return out;
+}
+
+// With config_mu_ held: `default_context` and every SNI context with
+// `keys`, published together, or nothing on error.
+absl::Status Server::Rekey(const std::vector<std::string>& keys, std::shared_ptr<const SecureContext> default_context) {
+  std::map<const SecureContext*, std::shared_ptr<const SecureContext>> built;
+  absl::StatusOr<std::shared_ptr<const SecureContext>> def = WithKeys(default_context, keys, &built);
+  if (!def.ok()) return def.status();
+  auto table = std::make_shared<SniContexts>();
+  for (const auto& [name, context] : sni_->Entries()) {
+    absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithKeys(context, keys, &built);
+    if (!served.ok()) return served.status();
+    table->Add(name, *std::move(served)).IgnoreError();  // cannot fail: Add accepted the name once
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  context_ = *std::move(def);
+  ticket_keys_ = absl::StrJoin(keys, "");
+  sni_ = std::move(table);
+  return absl::OkStatus();
 }
 
 absl::Status Server::SetSecureContext(const SecureContextOptions& options) {
+  std::lock_guard<std::mutex> config(config_mu_);
   SecureContextOptions o = options;
-  if (o.ticket_keys.empty()) o.ticket_keys = SplitKeys(GetTicketKeys());
+  if (o.ticket_keys.empty()) o.ticket_keys = SplitKeys(ticket_keys_);
   absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(o);
   if (!ctx.ok()) return ctx.status();
-  std::lock_guard<std::mutex> lock(mu_);
-  context_ = *ctx;
-  ticket_keys_ = absl::StrJoin(o.ticket_keys, "");
-  return absl::OkStatus();
+  return Rekey(o.ticket_keys, *std::move(ctx));  // SNI contexts change only if the keys did
 }
 
 std::shared_ptr<const SecureContext> Server::secure_context() const {
@@ -511,14 +661,8 @@ absl::Status Server::SetTicketKeys(absl::string_view keys) {
   if (keys.empty() || keys.size() % kTicketKeyBytes != 0) {
     return InvalidArg(absl::StrCat("Session ticket keys must be a multiple of 48 bytes, not ", keys.size()));
   }
-  SecureContextOptions o = secure_context()->options();
-  o.ticket_keys = SplitKeys(keys);
-  absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(o);
-  if (!ctx.ok()) return ctx.status();
-  std::lock_guard<std::mutex> lock(mu_);
-  context_ = *ctx;
-  ticket_keys_ = std::string(keys);
-  return absl::OkStatus();
+  std::lock_guard<std::mutex> config(config_mu_);
+  return Rekey(SplitKeys(keys), context_);
 }
 
 std::string Server::GetTicketKeys() const {
@@ -538,19 +682,35 @@ absl::StatusOr<std::unique_ptr<LoopGroup>> LoopGroup::Start(int n) {
   }
   for (std::unique_ptr<Loop>& loop : group->loops_) {
     Loop* l = loop.get();
-    // Run() fails only on an epoll_wait error; the loop then just ends.
-    group->threads_.emplace_back([l] { l->Run().IgnoreError(); });
+    LoopGroup* g = group.get();
+    // Run() fails only on an epoll_wait error; that loop's thread then
+    // ends, and the error waits for status() / Stop().
+    group->threads_.emplace_back([l, g] {
+      absl::Status ran = l->Run();
+      if (ran.ok()) return;
+      std::lock_guard<std::mutex> lock(g->mu_);
+      if (g->first_error_.ok()) g->first_error_ = std::move(ran);
+    });
   }
   return group;
 }
 
-LoopGroup::~LoopGroup() { Stop(); }
+LoopGroup::~LoopGroup() {
+  Stop().IgnoreError();  // a destructor has nobody to tell; call Stop() first to hear it
+}
 
-void LoopGroup::Stop() {
-  if (stopped_) return;
-  stopped_ = true;
-  for (std::unique_ptr<Loop>& loop : loops_) loop->Stop();
-  for (std::thread& t : threads_) t.join();
+absl::Status LoopGroup::Stop() {
+  if (!stopped_) {
+    stopped_ = true;
+    for (std::unique_ptr<Loop>& loop : loops_) loop->Stop();
+    for (std::thread& t : threads_) t.join();
+  }
+  return status();
+}
+
+absl::Status LoopGroup::status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return first_error_;
 }
 
 std::vector<Loop*> LoopGroup::loops() const {

@@ -55,8 +55,11 @@ struct ServerOptions {
   std::shared_ptr<const SecureContext> secure_context;
   // Per-connection options: request_cert, reject_unauthorized, ALPN/NPN,
   // renegotiation limits, buffer bounds, ... (is_server, secure_context,
-  // sni_contexts, handshake_timeout, session_cache, sni_callback,
-  // ocsp_request and keylog are set by the Server).
+  // handshake_timeout, session_cache, sni_callback, ocsp_request and keylog
+  // are set by the Server). `connection.sni_contexts`, when set, is the
+  // first addContext table: its entries are copied at Create() (later
+  // changes to that object do not reach the Server; use AddContext /
+  // RemoveContext) and served with the server's ticket keys.
   ConnectionOptions connection;
   // Node's handshakeTimeout: a connection whose handshake has not finished
   // in this time is closed with ERR_TLS_HANDSHAKE_TIMEOUT (on_client_error).
@@ -128,6 +131,20 @@ struct ServerHandlers {
   std::function<void(TlsSocket& socket)> on_connection;
   // Node's 'listening' (first loop).
   std::function<void()> on_listening;
+  // Node's server 'error' for accept(2) failures, on the first loop:
+  // kResourceExhausted with the errno name as the code (EMFILE, ENFILE,
+  // ENOBUFS, ENOMEM) or kUnavailable for others, message "accept EMFILE:
+  // Too many open files". The server keeps listening and serving the open
+  // connections; it reports at most once per pause (see Listen).
+  std::function<void(const absl::Status& error)> on_error;
+};
+
+// One entry of the contexts a Server serves (Server::Contexts()).
+struct ServedContext {
+  // "" for the default context, else the addContext name ("example.com")
+  // or pattern ("*.example.com"), lower-case.
+  std::string servername;
+  std::shared_ptr<const SecureContext> context;
 };
 
 class Server {
@@ -147,10 +164,21 @@ class Server {
   // valid on return), then accepts on the first loop. port 0 picks a free
   // port. host "" listens on :: (dual stack) when IPv6 is available, else
   // 0.0.0.0; "127.0.0.1", "::1" and other numeric addresses bind to that
-  // address (names are not resolved here: give an address).
+  // address; a name ("localhost") is resolved with getaddrinfo and, as in
+  // Node, the server listens on its first address. That resolution BLOCKS
+  // the calling thread: call Listen before the loops run or from another
+  // thread, not from a loop callback, when names may be slow to resolve.
+  // Accepting: when accept(2) fails for lack of descriptors (EMFILE,
+  // ENFILE), the pending connections are accepted and closed at once with a
+  // descriptor kept in reserve (libuv's trick) so that they do not wait in
+  // the backlog; after those and any other failure but EAGAIN, EINTR and
+  // ECONNABORTED (ENOBUFS, ENOMEM, ...), accepting pauses for 100 ms (as
+  // nginx does) instead of spinning on a listener that stays readable;
+  // on_error hears of it and open connections carry on.
   // Errors: kFailedPrecondition (ERR_SERVER_ALREADY_LISTEN) when listening;
-  // kInvalidArgument for a port outside 0..65535 or a non-numeric host;
-  // kUnavailable with the errno name (EADDRINUSE, EACCES, ...).
+  // kInvalidArgument for a port outside 0..65535; kUnavailable with Node's
+  // code: ENOTFOUND / EAI_AGAIN when the name does not resolve, the errno
+  // name (EADDRINUSE, EACCES, ...) when binding fails.
   absl::Status Listen(int port, const std::string& host = "");
   // server.listen(path): a unix stream socket at `path` (which must not
   // exist; it is unlinked at Close). Errors as for Listen.
@@ -173,20 +201,43 @@ class Server {
   // 0 removes the limit. kInvalidArgument when negative.
   absl::Status set_max_connections(int max);
 
+  // Contexts and ticket keys. Every context the server serves, the default
+  // and each SNI one, issues and decrypts tickets with the server's keys
+  // (GetTicketKeys), as a Node server does for all of its names: a context
+  // given with other keys is served as a copy rebuilt from its options with
+  // the server's (one SecureContext::Create; Contexts() shows the copy).
+  // Contexts an sni_callback hands over are used as they are, keys
+  // included. Each change applies to connections accepted after it; open
+  // ones carry on with what they started with. All thread-safe.
+  //
   // server.addContext(hostname, context): SNI names (exact or
-  // "*.example.com") served by another context, for new connections.
-  // Errors of SecureContext::Create and SniContexts::Add.
+  // "*.example.com") served by another context; a name given again
+  // replaces its entry. Errors of SecureContext::Create and
+  // SniContexts::Add (ERR_TLS_REQUIRED_SERVER_NAME, ERR_INVALID_ARG_VALUE).
   absl::Status AddContext(const std::string& hostname, const SecureContextOptions& options);
   absl::Status AddContext(const std::string& hostname, std::shared_ptr<const SecureContext> context);
+  // Removes what AddContext(hostname, ...) added (same spelling rules;
+  // "*.example.com" names the pattern): that name gets the default context
+  // again. Node has no removeContext. kNotFound (ERR_INVALID_ARG_VALUE)
+  // when there is no such entry.
+  absl::Status RemoveContext(const std::string& hostname);
+  // What new connections are served with: the default context first
+  // (servername ""), then the SNI entries (exact names in name order, then
+  // patterns), as SniContexts::Entries lists them.
+  std::vector<ServedContext> Contexts() const;
   // server.setSecureContext(options): new connections get a context made
-  // from `options` (keeping the server's ticket keys unless `options` has
-  // its own); open connections carry on with theirs.
+  // from `options`. Without ticket keys in `options` the server's are
+  // kept; with them, they become the server's keys (for the SNI contexts
+  // too, as SetTicketKeys).
   absl::Status SetSecureContext(const SecureContextOptions& options);
   std::shared_ptr<const SecureContext> secure_context() const;
   // server.setTicketKeys(keys) / getTicketKeys(): 48 bytes per key, Node's
-  // layout, several concatenated (the first encrypts, all decrypt). Applied
-  // by rebuilding the default context. kInvalidArgument when the length is
-  // not a positive multiple of 48.
+  // layout, several concatenated (the first encrypts, all decrypt), for
+  // every context the server serves: the default and SNI ones are rebuilt
+  // with them. A ticket issued before resumes after it only while its key
+  // is among `keys` (rotation: new key first, old after). kInvalidArgument
+  // when the length is not a positive multiple of 48; a rebuild's error
+  // (nothing changes then).
   absl::Status SetTicketKeys(absl::string_view keys);
   std::string GetTicketKeys() const;
 
@@ -194,7 +245,8 @@ class Server {
   // application handles newSession/resumeSession).
   SessionStore* session_store() const { return store_.get(); }
   const std::vector<Loop*>& loops() const { return loops_; }
-  // Connections accepted since Create, and those refused by maxConnections.
+  // Connections accepted since Create, and those refused at accept (by
+  // maxConnections, or closed for want of descriptors: see Listen).
   uint64_t accepted() const { return accepted_.load(); }
   uint64_t refused() const { return refused_.load(); }
 
@@ -203,7 +255,11 @@ class Server {
   Server(std::vector<Loop*> loops, ServerOptions options, ServerHandlers handlers);
 
   absl::Status StartListening(int fd);
+  absl::Status Rekey(const std::vector<std::string>& keys,
+                     std::shared_ptr<const SecureContext> default_context);
+  void PublishSni(std::shared_ptr<SniContexts> table);  // config_mu_ held
   void OnAcceptReady();
+  void OnAcceptError(int listen_fd, int err);
   void ServeOn(size_t loop_index, int fd);
   void Answer(TlsSocket& socket, const Event& event);
   void OnSocketClosed();
@@ -215,11 +271,20 @@ class Server {
   std::shared_ptr<Shared> shared_;
   std::shared_ptr<SessionStore> store_;
 
+  // Configuration changes take config_mu_ for their whole length (context
+  // builds included), then mu_ to publish; readers take either. Order:
+  // config_mu_ before mu_.
+  mutable std::mutex config_mu_;
   mutable std::mutex mu_;
-  std::shared_ptr<const SecureContext> context_;  // guarded by mu_
-  std::string ticket_keys_;                       // guarded by mu_
-  std::shared_ptr<SniContexts> sni_;
+  std::shared_ptr<const SecureContext> context_;  // guarded by mu_ + config_mu_
+  std::string ticket_keys_;                       // guarded by mu_ + config_mu_
+  // The addContext table new connections get: never changed once
+  // published (a change publishes a new one), so open connections keep
+  // the one they started with.
+  std::shared_ptr<SniContexts> sni_;              // guarded by mu_ + config_mu_
   int listen_fd_ = -1;                            // guarded by mu_
+  int reserve_fd_ = -1;                           // first loop; libuv's spare descriptor
+  TimerId accept_pause_ = kNoTimer;               // first loop
   std::string unix_path_;                         // guarded by mu_
   SocketAddress address_;                         // guarded by mu_
   std::function<void()> close_done_;              // guarded by mu_
@@ -244,9 +309,15 @@ class LoopGroup {
   // Creates `n` loops (n >= 1) and runs each on its own thread.
   // kInvalidArgument for n < 1; Loop::Create's errors.
   static absl::StatusOr<std::unique_ptr<LoopGroup>> Start(int n);
-  // Stops and joins (idempotent); the loops are destroyed with the group.
+  // Stops and joins; the loops are destroyed with the group.
   ~LoopGroup();
-  void Stop();
+  // Loop::Stop on each, then joins (idempotent). Returns the first error a
+  // loop's Run() ended with (kInternal / the errno name from epoll_wait),
+  // OK when every loop ran until stopped.
+  absl::Status Stop();
+  // The first error a loop's Run() has ended with so far (that loop's
+  // thread is gone; the others run on); OK while none has. Thread-safe.
+  absl::Status status() const;
   std::vector<Loop*> loops() const;
   // Runs `fn` on loop `i` and waits for it (not from a loop thread of this
   // group).
@@ -257,6 +328,8 @@ class LoopGroup {
   std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<std::thread> threads_;
   bool stopped_ = false;
+  mutable std::mutex mu_;
+  absl::Status first_error_;  // guarded by mu_
 };
 
 }  // namespace epoll

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "adapters/epoll/addresses.h"
 #include "adapters/epoll/sys_status.h"
 #include "core/errors.h"
 
@@ -50,7 +51,10 @@ SocketAddress FromSockaddr(const sockaddr_storage& ss, socklen_t len) {
   return out;
 }
 
-// A numeric address (and port) as a sockaddr; false when `host` is not one.
+}  // namespace
+
+namespace internal {
+
 bool ParseNumeric(const std::string& host, int port, sockaddr_storage* ss, socklen_t* len) {
   memset(ss, 0, sizeof(*ss));
   auto* in = reinterpret_cast<sockaddr_in*>(ss);
@@ -70,8 +74,6 @@ bool ParseNumeric(const std::string& host, int port, sockaddr_storage* ss, sockl
   return false;
 }
 
-// getaddrinfo's answer as numeric strings, in its order. Runs on the
-// resolver thread.
 absl::StatusOr<std::vector<std::string>> Resolve(const std::string& host, int family) {
   addrinfo hints = {};
   hints.ai_family = family == 4 ? AF_INET : family == 6 ? AF_INET6 : AF_UNSPEC;
@@ -100,6 +102,10 @@ absl::StatusOr<std::vector<std::string>> Resolve(const std::string& host, int fa
   }
   return out;
 }
+
+}  // namespace internal
+
+namespace {
 
 absl::StatusOr<SocketAddress> AddressOf(int fd, bool peer) {
   sockaddr_storage ss = {};
@@ -357,7 +363,7 @@ void TlsSocket::StartConnect() {
   connect_port_ = options_.port;
   sockaddr_storage ss;
   socklen_t len;
-  if (ParseNumeric(options_.host, connect_port_, &ss, &len)) {
+  if (internal::ParseNumeric(options_.host, connect_port_, &ss, &len)) {
     candidates_ = {options_.host};
     TryNextAddress();
     return;
@@ -369,7 +375,7 @@ void TlsSocket::StartConnect() {
   int family = options_.family;
   int port = connect_port_;
   resolver_ = std::thread([weak, loop, host, family, port] {
-    absl::StatusOr<std::vector<std::string>> addresses = Resolve(host, family);
+    absl::StatusOr<std::vector<std::string>> addresses = internal::Resolve(host, family);
     loop->Post([weak, addresses, port] {
       if (std::shared_ptr<TlsSocket> s = weak.lock()) s->OnResolved(addresses, port);
     });
@@ -404,7 +410,7 @@ void TlsSocket::TryNextAddress() {
       len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + target.size() + 1);
       where = target;
     } else {
-      ParseNumeric(target, connect_port_, &ss, &len);
+      internal::ParseNumeric(target, connect_port_, &ss, &len);
       where = absl::StrCat(target, ":", connect_port_);
     }
     int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

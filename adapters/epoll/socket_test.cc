@@ -44,24 +44,6 @@ constexpr uint64_t kSslOpNoTicket = uint64_t{1} << 14;
 
 class SocketTest : public testing::EchoServerTest {
  protected:
-  // Connects a client and runs until it is secure.
-  std::shared_ptr<TlsSocket> ConnectSecure(TlsSocketOptions o) {
-    std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), std::move(o));
-    auto secure = std::make_shared<bool>(false);
-    c->handlers().on_secure_connect = [secure] { *secure = true; };
-    c->handlers().on_error = [](const absl::Status& e) { ADD_FAILURE() << e; };
-    EXPECT_TRUE(RunUntil(*loop_, [&] { return *secure; })) << "no secureConnect";
-    return c;
-  }
-  // Writes `text` and runs until the echo has come back whole.
-  bool Echoes(const std::shared_ptr<TlsSocket>& c, const std::string& text) {
-    std::string got;
-    c->handlers().on_data = [&got](absl::string_view d) { got.append(d.data(), d.size()); };
-    c->Write(text);
-    bool ok = RunUntil(*loop_, [&] { return got.size() >= text.size(); });
-    c->handlers().on_data = nullptr;
-    return ok && got == text;
-  }
   // Ends `c` and runs until it has closed.
   void EndAndWait(const std::shared_ptr<TlsSocket>& c) {
     bool closed = false;
@@ -71,6 +53,32 @@ class SocketTest : public testing::EchoServerTest {
   }
   std::string Fingerprint(const std::string& identity) {
     return CertificateInfo::FromPem(tlsengine::testing::Cert(identity))->fingerprint256;
+  }
+  // Connects to `port` as `servername` offering `session` ("" none), takes
+  // the first session the server issues, ends. Returns that session (""
+  // if none came); *reused says whether `session` resumed, *ticket (when
+  // given) is the ticket.
+  std::string TicketSession(int port, const std::string& servername, const std::string& session, bool* reused,
+                            std::string* ticket = nullptr) {
+    TlsSocketOptions co = ClientTo(port);
+    co.tls.servername = servername;
+    co.tls.session = session;
+    std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), co);
+    std::string got;
+    bool closed = false;
+    *reused = false;
+    c->handlers().on_secure_connect = [&] { *reused = c->is_session_reused(); };
+    c->handlers().on_error = [](const absl::Status& e) { ADD_FAILURE() << e; };
+    c->handlers().on_session = [&](const std::string& s) {
+      if (got.empty()) {
+        got = s;
+        if (ticket != nullptr) *ticket = c->GetTlsTicket();
+        c->End();
+      }
+    };
+    c->handlers().on_close = [&](bool) { closed = true; };
+    EXPECT_TRUE(RunUntil(*loop_, [&] { return closed; }));
+    return got;
   }
 };
 
@@ -205,22 +213,7 @@ TEST_F(SocketTest, TicketKeysRoundTripAndRotationDecidesWhichTicketsResume) {
   EXPECT_EQ(server_->GetTicketKeys(), old_key);
   // A ticket issued under the old key.
   auto ticket_session = [&](const std::string& session, bool* reused, std::string* ticket) {
-    TlsSocketOptions co = ClientTo(port_);
-    co.tls.session = session;
-    std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), co);
-    std::string got;
-    bool closed = false;
-    c->handlers().on_secure_connect = [&] { *reused = c->is_session_reused(); };
-    c->handlers().on_session = [&](const std::string& s) {
-      if (got.empty()) {
-        got = s;
-        if (ticket != nullptr) *ticket = c->GetTlsTicket();
-        c->End();
-      }
-    };
-    c->handlers().on_close = [&](bool) { closed = true; };
-    EXPECT_TRUE(RunUntil(*loop_, [&] { return closed; }));
-    return got;
+    return TicketSession(port_, "localhost", session, reused, ticket);
   };
   bool reused = true;
   std::string ticket;
@@ -243,6 +236,131 @@ TEST_F(SocketTest, TicketKeysRoundTripAndRotationDecidesWhichTicketsResume) {
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument) << bad;
   EXPECT_EQ(NodeCode(bad), kErrInvalidArgValue);
   EXPECT_EQ(server_->GetTicketKeys(), new_key);
+}
+
+TEST_F(SocketTest, SetTicketKeysReachesSniContextsAndDecidesWhichOfTheirTicketsResume) {
+  ServerOptions o = ServerFor("server-rsa", "TLSv1.3");
+  o.session_cache = false;  // tickets only: resumption depends on the keys alone
+  const std::string k1(48, '1'), k2(48, '2');
+  o.context.ticket_keys = {k1};
+  StartEcho(o);
+  const std::string name = "other.example.com";
+  SecureContextOptions other = tlsengine::testing::IdentityOptions("other-name", "TLSv1.3");
+  ASSERT_TRUE(server_->AddContext(name, other).ok());
+  bool reused = true;
+  std::string before = TicketSession(port_, name, "", &reused);
+  ASSERT_FALSE(before.empty());
+  EXPECT_FALSE(reused);
+
+  // Rotation keeping k1 for decryption: the SNI name's old ticket resumes.
+  ASSERT_TRUE(server_->SetTicketKeys(k2 + k1).ok());
+  EXPECT_EQ(server_->GetTicketKeys(), k2 + k1);
+  for (const ServedContext& c : server_->Contexts()) {
+    EXPECT_EQ(c.context->options().ticket_keys, (std::vector<std::string>{k2, k1})) << "'" << c.servername << "'";
+  }
+  TicketSession(port_, name, before, &reused);
+  EXPECT_TRUE(reused) << "a ticket from a key still kept resumes on its SNI name";
+  std::string after = TicketSession(port_, name, "", &reused);
+  ASSERT_FALSE(after.empty());
+
+  // k1 dropped: the ticket from before the rotation no longer resumes (a
+  // full handshake instead); the one issued after it, under k2, does.
+  ASSERT_TRUE(server_->SetTicketKeys(k2).ok());
+  TicketSession(port_, name, before, &reused);
+  EXPECT_FALSE(reused) << "the SNI context still decrypts with the dropped key";
+  TicketSession(port_, name, after, &reused);
+  EXPECT_TRUE(reused) << "a ticket issued for the SNI name after the rotation resumes";
+
+  // Another server of the fleet holding only k2 resumes it too: the SNI
+  // context issued it under the server's new key, not a key of its own.
+  ServerOptions fleet_options = o;
+  fleet_options.context.ticket_keys = {k2};
+  std::unique_ptr<Server> fleet = *Server::Create({loop_.get()}, fleet_options, handlers_);
+  ASSERT_TRUE(fleet->AddContext(name, other).ok());
+  ASSERT_TRUE(fleet->Listen(0, "127.0.0.1").ok());
+  TicketSession(fleet->address()->port, name, after, &reused);
+  EXPECT_TRUE(reused) << "the ticket was encrypted under k2";
+  bool fleet_closed = false;
+  ASSERT_TRUE(fleet->Close([&] { fleet_closed = true; }).ok());
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return fleet_closed; }));
+}
+
+TEST_F(SocketTest, AddContextAndRemoveContextChangeWhatNewConnectionsGetAndContextsListsIt) {
+  StartEcho(ServerFor("server-rsa"));
+  const std::string name = "other.example.com";
+  ASSERT_EQ(server_->Contexts().size(), 1u);
+  EXPECT_EQ(server_->Contexts()[0].servername, "");
+  EXPECT_EQ(server_->Contexts()[0].context, server_->secure_context());
+  ASSERT_TRUE(server_->AddContext("Other.Example.COM", tlsengine::testing::IdentityOptions("other-name")).ok());
+  ASSERT_TRUE(server_->AddContext("*.example.com", tlsengine::testing::IdentityOptions("wildcard")).ok());
+  std::vector<ServedContext> served = server_->Contexts();
+  ASSERT_EQ(served.size(), 3u);
+  EXPECT_EQ(served[1].servername, name);
+  EXPECT_EQ(served[2].servername, "*.example.com");
+  EXPECT_EQ(served[1].context->options().ticket_keys, served[0].context->options().ticket_keys)
+      << "served with the server's ticket keys";
+
+  TlsSocketOptions o = ClientTo(port_);
+  o.tls.servername = name;
+  std::shared_ptr<TlsSocket> open = ConnectSecure(o);
+  EXPECT_EQ(open->GetPeerCertificate()->fingerprint256, Fingerprint("other-name"));
+
+  ASSERT_TRUE(server_->RemoveContext("OTHER.example.com.").ok());
+  served = server_->Contexts();
+  ASSERT_EQ(served.size(), 2u);
+  EXPECT_EQ(served[1].servername, "*.example.com");
+  std::shared_ptr<TlsSocket> next = ConnectSecure(o);
+  EXPECT_EQ(next->GetPeerCertificate()->fingerprint256, Fingerprint("wildcard")) << "the pattern matches it now";
+  EXPECT_TRUE(Echoes(open, "the connection made before the removal carries on"));
+
+  absl::Status missing = server_->RemoveContext(name);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound) << missing;
+  EXPECT_EQ(NodeCode(missing), kErrInvalidArgValue);
+  EXPECT_TRUE(absl::StrContains(missing.message(), name)) << missing;
+  absl::Status bad = server_->AddContext("a.*.example.com", server_->secure_context());
+  EXPECT_EQ(NodeCode(bad), kErrInvalidArgValue) << bad;
+  EXPECT_EQ(NodeCode(server_->AddContext("", server_->secure_context())), "ERR_TLS_REQUIRED_SERVER_NAME");
+  EXPECT_EQ(server_->Contexts().size(), 2u) << "refused names change nothing";
+  EndAndWait(open);
+  EndAndWait(next);
+}
+
+TEST_F(SocketTest, SetSecureContextWithItsOwnTicketKeysMakesThemTheKeysOfEveryContext) {
+  StartEcho(ServerFor("server-rsa"));
+  ASSERT_TRUE(server_->AddContext("other.example.com", tlsengine::testing::IdentityOptions("other-name")).ok());
+  const std::string k3(48, '3');
+  SecureContextOptions ecdsa = tlsengine::testing::IdentityOptions("server-ecdsa");
+  ecdsa.ticket_keys = {k3};
+  ASSERT_TRUE(server_->SetSecureContext(ecdsa).ok());
+  EXPECT_EQ(server_->GetTicketKeys(), k3);
+  std::vector<ServedContext> served = server_->Contexts();
+  ASSERT_EQ(served.size(), 2u);
+  for (const ServedContext& c : served) {
+    EXPECT_EQ(c.context->options().ticket_keys, std::vector<std::string>{k3}) << "'" << c.servername << "'";
+  }
+  std::shared_ptr<TlsSocket> c = ConnectSecure(ClientTo(port_));
+  EXPECT_EQ(c->GetPeerCertificate()->fingerprint256, Fingerprint("server-ecdsa"));
+  EndAndWait(c);
+}
+
+TEST_F(SocketTest, SniContextsGivenAtCreateAreServedWithTheServersTicketKeys) {
+  ServerOptions o = ServerFor("server-rsa");
+  o.connection.sni_contexts = std::make_shared<SniContexts>();
+  std::shared_ptr<const SecureContext> other =
+      *SecureContext::Create(tlsengine::testing::IdentityOptions("other-name"));
+  ASSERT_TRUE(o.connection.sni_contexts->Add("other.example.com", other).ok());
+  StartEcho(o);
+  std::vector<ServedContext> served = server_->Contexts();
+  ASSERT_EQ(served.size(), 2u);
+  EXPECT_EQ(served[1].servername, "other.example.com");
+  EXPECT_EQ(served[1].context->options().ticket_keys.size(), 1u);
+  EXPECT_EQ(served[1].context->options().ticket_keys, served[0].context->options().ticket_keys);
+  TlsSocketOptions co = ClientTo(port_);
+  co.tls.servername = "other.example.com";
+  std::shared_ptr<TlsSocket> c = ConnectSecure(co);
+  EXPECT_EQ(c->GetPeerCertificate()->fingerprint256, Fingerprint("other-name"));
+  EXPECT_TRUE(Echoes(c, "sni from the options"));
+  EndAndWait(c);
 }
 
 TEST_F(SocketTest, SniCallbackAnsweredLaterPicksTheContextAndAnErrorRefusesTheName) {
@@ -343,22 +461,6 @@ TEST_F(SocketTest, NewSessionAndResumeSessionAnsweredByTheApplicationResumeTls12
   EXPECT_EQ(hits, 1);
 }
 
-// Parses NSS key-log lines: label -> "client_random secret".
-std::multimap<std::string, std::string> KeylogLines(const std::string& path) {
-  std::ifstream in(path);
-  std::multimap<std::string, std::string> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string> parts = absl::StrSplit(line, ' ');
-    EXPECT_EQ(parts.size(), 3u) << line;
-    if (parts.size() != 3) continue;
-    EXPECT_EQ(parts[1].size(), 64u) << "a 32-byte client random in hex: " << line;
-    out.emplace(parts[0], parts[1] + " " + parts[2]);
-  }
-  return out;
-}
-
 TEST_F(SocketTest, KeylogFilesOfBothEndsHoldTheSameNssLinesForTheConnection) {
   std::string dir = ::testing::TempDir();
   std::string server_log = absl::StrCat(dir, "/server-keylog-", getpid());
@@ -380,8 +482,8 @@ TEST_F(SocketTest, KeylogFilesOfBothEndsHoldTheSameNssLinesForTheConnection) {
   ASSERT_TRUE(RunUntil(*loop_, [&] { return secure && server_lines >= 5; }));
   EXPECT_TRUE(Echoes(c, "logged"));
   EndAndWait(c);
-  std::multimap<std::string, std::string> ours = KeylogLines(client_log);
-  std::multimap<std::string, std::string> theirs = KeylogLines(server_log);
+  std::multimap<std::string, std::string> ours = testing::KeylogLines(client_log);
+  std::multimap<std::string, std::string> theirs = testing::KeylogLines(server_log);
   // TLS 1.3 (RFC 8446 §7.1): four traffic secrets and the exporter secret.
   for (const char* label : {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
                             "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"}) {
@@ -545,6 +647,309 @@ TEST_F(SocketTest, WritesPastMaxBufferedWritesAreRefusedAndDestroyTheSocket) {
   absl::StatusOr<std::shared_ptr<TlsSocket>> refused = TlsSocket::Connect(loop_.get(), bad);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
   EXPECT_EQ(NodeCode(refused.status()), kErrInvalidArgValue);
+}
+
+// ---- The rest of issue 10's Server and TlsSocket surface: each property
+// and event that no test above covers, with its error codes.
+
+TEST_F(SocketTest, ListenCloseAndAddressRefuseWithNodesCodes) {
+  handlers_.on_secure_connection = [](std::shared_ptr<TlsSocket> s) { EchoOn(s); };
+  server_ = *Server::Create({loop_.get()}, ServerFor(), handlers_);
+  absl::Status not_listening = server_->address().status();
+  EXPECT_EQ(not_listening.code(), absl::StatusCode::kFailedPrecondition) << not_listening;
+  absl::Status not_running = server_->Close();
+  EXPECT_EQ(not_running.code(), absl::StatusCode::kFailedPrecondition) << not_running;
+  EXPECT_EQ(NodeCode(not_running), "ERR_SERVER_NOT_RUNNING") << not_running;
+  absl::Status bad_port = server_->Listen(65536, "127.0.0.1");
+  EXPECT_EQ(bad_port.code(), absl::StatusCode::kInvalidArgument) << bad_port;
+  absl::Status bad_host = server_->Listen(0, "localhost");  // names are not resolved here
+  EXPECT_EQ(bad_host.code(), absl::StatusCode::kInvalidArgument) << bad_host;
+  EXPECT_FALSE(server_->listening());
+
+  ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+  absl::StatusOr<SocketAddress> addr = server_->address();
+  ASSERT_TRUE(addr.ok()) << addr.status();
+  EXPECT_GT(addr->port, 0) << "port 0 picks a free port, and address() says which";
+  absl::Status again = server_->Listen(0, "127.0.0.1");
+  EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition) << again;
+  EXPECT_EQ(NodeCode(again), "ERR_SERVER_ALREADY_LISTEN") << again;
+  std::unique_ptr<Server> other = *Server::Create({loop_.get()}, ServerFor(), handlers_);
+  absl::Status in_use = other->Listen(addr->port, "127.0.0.1");
+  EXPECT_EQ(in_use.code(), absl::StatusCode::kUnavailable) << in_use;
+  EXPECT_EQ(NodeCode(in_use), "EADDRINUSE") << in_use;
+  SecureContextOptions bad = tlsengine::testing::IdentityOptions("other-name");
+  bad.cert = {"not a certificate"};
+  absl::Status bad_context = server_->AddContext("other.example.com", bad);
+  EXPECT_EQ(bad_context.code(), absl::StatusCode::kInvalidArgument) << bad_context;
+}
+
+TEST_F(SocketTest, ListeningAndConnectionEventsComeBeforeTls) {
+  int listening = 0;
+  std::vector<std::string> connections;
+  handlers_.on_listening = [&] { ++listening; };
+  handlers_.on_connection = [&](TlsSocket& s) {
+    connections.push_back(absl::StrCat(s.remote_address(), s.secure_established() ? " secure" : " before TLS"));
+  };
+  StartEcho();
+  EXPECT_EQ(listening, 0) << "'listening' comes from the loop";
+  RunFor(*loop_, absl::Milliseconds(20));
+  EXPECT_EQ(listening, 1);
+  // A TCP connection that sends nothing: 'connection', no 'secureConnection'.
+  int raw = tlsengine::testing::ConnectLoopback(port_);
+  ASSERT_GE(raw, 0);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return connections.size() == 1; }));
+  EXPECT_EQ(connections[0], "127.0.0.1 before TLS");
+  EXPECT_EQ(secure_connections_, 0);
+  close(raw);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return server_->connections() == 0; }));
+  std::shared_ptr<TlsSocket> c = ConnectSecure(ClientTo(port_));
+  EXPECT_EQ(connections.size(), 2u);
+  EndAndWait(c);
+}
+
+TEST_F(SocketTest, CloseStopsAcceptingAndCallsBackOnceTheOpenConnectionsHaveEnded) {
+  StartEcho();
+  std::shared_ptr<TlsSocket> open = ConnectSecure(ClientTo(port_));
+  bool closed = false;
+  ASSERT_TRUE(server_->Close([&] { closed = true; }).ok());
+  EXPECT_FALSE(server_->listening());
+  std::shared_ptr<TlsSocket> late = *TlsSocket::Connect(loop_.get(), ClientTo(port_));
+  testing::Ending ending;
+  testing::RecordEnding(*late, &ending);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return ending.closed; }));
+  EXPECT_EQ(NodeCode(ending.error), "ECONNREFUSED") << ending.error;
+  EXPECT_FALSE(closed) << "the open connection is not ended by Close()";
+  EXPECT_TRUE(Echoes(open, "still served"));
+  EndAndWait(open);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return closed; })) << "Close()'s callback once the last one ended";
+}
+
+TEST_F(SocketTest, CipherCertificatesAndEncryptedDescribeTheConnection) {
+  std::shared_ptr<TlsSocket> server_side;
+  handlers_.on_secure_connection = [&](std::shared_ptr<TlsSocket> s) { server_side = s; };
+  server_ = *Server::Create({loop_.get()}, ServerFor("server-ecdsa", "TLSv1.2"), handlers_);
+  ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+  std::shared_ptr<TlsSocket> c = ConnectSecure(ClientTo(server_->address()->port));
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return server_side != nullptr; }));
+  EXPECT_TRUE(c->encrypted());
+  EXPECT_FALSE(c->is_server());
+  EXPECT_TRUE(server_side->is_server());
+  std::optional<CipherInfo> cipher = c->GetCipher();
+  ASSERT_TRUE(cipher.has_value());
+  EXPECT_TRUE(absl::StartsWith(cipher->name, "ECDHE-ECDSA-")) << cipher->name;
+  EXPECT_TRUE(absl::StartsWith(cipher->standard_name, "TLS_ECDHE_ECDSA_WITH_")) << cipher->standard_name;
+  EXPECT_EQ(server_side->GetCipher()->name, cipher->name);
+  EXPECT_EQ(c->protocol(), "TLSv1.2");
+  // getCertificate(): our own; the client has none, the server its leaf.
+  EXPECT_FALSE(c->GetCertificate().has_value());
+  ASSERT_TRUE(server_side->GetCertificate().has_value());
+  EXPECT_EQ(server_side->GetCertificate()->fingerprint256, Fingerprint("server-ecdsa"));
+  EXPECT_EQ(c->GetPeerCertificate()->fingerprint256, Fingerprint("server-ecdsa"));
+  EXPECT_FALSE(server_side->GetPeerCertificate().has_value()) << "no client certificate was asked for";
+  EXPECT_EQ(c->npn_protocol(), "") << "no NPN offered";
+  EXPECT_EQ(c->alpn_protocol(), "");
+  EndAndWait(c);
+}
+
+TEST_F(SocketTest, NpnIsAgreedOnTls12) {
+  std::shared_ptr<TlsSocket> server_side;
+  handlers_.on_secure_connection = [&](std::shared_ptr<TlsSocket> s) { server_side = s; };
+  // NPN is a context option (ConnectionOptions::npn_protocols is not
+  // read by the engine).
+  ServerOptions o = ServerFor("server-ecdsa", "TLSv1.2");
+  o.context.npn_protocols = {"spdy/3", "http/1.1"};
+  server_ = *Server::Create({loop_.get()}, o, handlers_);
+  ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+  TlsSocketOptions co = ClientTo(server_->address()->port, "TLSv1.2");
+  SecureContextOptions npn;
+  npn.max_version = "TLSv1.2";
+  npn.npn_protocols = {"http/1.1"};
+  co.tls = tlsengine::testing::ClientWith(npn);
+  std::shared_ptr<TlsSocket> c = ConnectSecure(co);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return server_side != nullptr; }));
+  EXPECT_EQ(c->npn_protocol(), "http/1.1");
+  EXPECT_EQ(server_side->npn_protocol(), "http/1.1");
+  EndAndWait(c);
+}
+
+TEST_F(SocketTest, AnUntrustedServerWithRejectUnauthorizedOffIsSecureButNotAuthorized) {
+  StartEcho();
+  SecureContextOptions other_ca;
+  other_ca.ca = std::vector<std::string>{tlsengine::testing::Cert("ca2")};
+  TlsSocketOptions o = ClientTo(port_);
+  o.tls = tlsengine::testing::ClientWith(other_ca);
+  o.tls.reject_unauthorized = false;
+  std::shared_ptr<TlsSocket> c = ConnectSecure(o);
+  EXPECT_FALSE(c->authorized());
+  EXPECT_EQ(c->authorization_error(), "UNABLE_TO_GET_ISSUER_CERT_LOCALLY");
+  EXPECT_TRUE(Echoes(c, "unauthorized but encrypted"));
+  EndAndWait(c);
+
+  // With reject_unauthorized (the default): the same code as an error.
+  o.tls.reject_unauthorized = true;
+  std::shared_ptr<TlsSocket> rejected = *TlsSocket::Connect(loop_.get(), o);
+  testing::Ending ending;
+  testing::RecordEnding(*rejected, &ending);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return ending.closed; }));
+  EXPECT_EQ(NodeCode(ending.error), "UNABLE_TO_GET_ISSUER_CERT_LOCALLY") << ending.error;
+  EXPECT_EQ(ending.error.code(), absl::StatusCode::kUnauthenticated) << ending.error;
+  EXPECT_TRUE(ending.had_error);
+}
+
+TEST_F(SocketTest, WriteAfterEndAndAfterDestroyReportNodesCodesOnce) {
+  StartEcho();
+  std::shared_ptr<TlsSocket> c = ConnectSecure(ClientTo(port_));
+  std::vector<std::string> errors;
+  c->handlers().on_error = [&](const absl::Status& e) { errors.push_back(std::string(NodeCode(e))); };
+  bool closed = false;
+  c->handlers().on_close = [&](bool) { closed = true; };
+  c->End();
+  EXPECT_FALSE(c->Write("late"));
+  EXPECT_FALSE(c->Write("later"));
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return closed; }));
+  EXPECT_EQ(errors, std::vector<std::string>{"ERR_STREAM_WRITE_AFTER_END"}) << "once";
+
+  std::shared_ptr<TlsSocket> d = ConnectSecure(ClientTo(port_));
+  testing::Ending ending;
+  testing::RecordEnding(*d, &ending);
+  d->Destroy(absl::CancelledError("the application gave up"));
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return ending.closed; }));
+  EXPECT_EQ(ending.error.code(), absl::StatusCode::kCancelled) << "Destroy(error) emits that error";
+  EXPECT_TRUE(ending.had_error);
+  EXPECT_EQ(d->ready_state(), ReadyState::kClosed);
+  absl::Status after;
+  d->handlers().on_error = [&](const absl::Status& e) { after = e; };
+  EXPECT_FALSE(d->Write("after destroy"));
+  RunFor(*loop_, absl::Milliseconds(20));
+  EXPECT_EQ(NodeCode(after), "ERR_STREAM_DESTROYED") << after;
+}
+
+TEST_F(SocketTest, AllowHalfOpenKeepsWritingAfterThePeerEndedInReadyStateWriteOnly) {
+  std::string server_got;
+  handlers_.on_secure_connection = [&](std::shared_ptr<TlsSocket> s) {
+    s->handlers().on_data = [&server_got](absl::string_view d) { server_got.append(d.data(), d.size()); };
+    s->End("bye");  // ends its side at once; keeps reading
+  };
+  server_ = *Server::Create({loop_.get()}, ServerFor(), handlers_);
+  ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+  TlsSocketOptions o = ClientTo(server_->address()->port);
+  o.allow_half_open = true;
+  std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), o);
+  std::string got;
+  bool ended = false, closed = false;
+  c->handlers().on_data = [&](absl::string_view d) { got.append(d.data(), d.size()); };
+  c->handlers().on_end = [&] { ended = true; };
+  c->handlers().on_close = [&](bool) { closed = true; };
+  c->handlers().on_error = [](const absl::Status& e) { ADD_FAILURE() << e; };
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return ended; }));
+  EXPECT_EQ(got, "bye");
+  EXPECT_FALSE(c->truncated()) << "close_notify, not a bare EOF";
+  RunFor(*loop_, absl::Milliseconds(50));
+  EXPECT_FALSE(closed) << "allow_half_open: our side stays open";
+  EXPECT_EQ(c->ready_state(), ReadyState::kWriteOnly);
+  EXPECT_TRUE(c->Write("after your end"));
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return server_got == "after your end"; })) << server_got;
+  c->End();
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return closed && server_->connections() == 0; }));
+  EXPECT_EQ(c->ready_state(), ReadyState::kClosed);
+}
+
+TEST_F(SocketTest, SetMaxSendFragmentBoundsTheRecordsWeSend) {
+  std::shared_ptr<TlsSocket> server_side;
+  handlers_.on_secure_connection = [&](std::shared_ptr<TlsSocket> s) { server_side = s; };
+  server_ = *Server::Create({loop_.get()}, ServerFor(), handlers_);
+  ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+  std::shared_ptr<TlsSocket> c = ConnectSecure(ClientTo(server_->address()->port));
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return server_side != nullptr; }));
+  // The client sees one 'data' per record: the largest piece is the record size.
+  auto largest_piece = [&](size_t total) {
+    size_t got = 0, largest = 0;
+    c->handlers().on_data = [&](absl::string_view d) {
+      got += d.size();
+      largest = std::max(largest, d.size());
+    };
+    server_side->Write(std::string(total, 'f'));
+    EXPECT_TRUE(RunUntil(*loop_, [&] { return got == total; }));
+    return largest;
+  };
+  EXPECT_GT(largest_piece(64 * 1024), 512u) << "full records by default";
+  EXPECT_FALSE(server_side->SetMaxSendFragment(511));
+  EXPECT_FALSE(server_side->SetMaxSendFragment(16385));
+  ASSERT_TRUE(server_side->SetMaxSendFragment(512));
+  EXPECT_LE(largest_piece(64 * 1024), 512u);
+  EndAndWait(c);
+}
+
+TEST_F(SocketTest, KeyUpdateFromOurClientKeepsEchoingAndTls12RefusesIt) {
+  std::shared_ptr<TlsSocket> server_side;
+  handlers_.on_secure_connection = [&](std::shared_ptr<TlsSocket> s) {
+    server_side = s;
+    EchoOn(s);
+  };
+  server_ = *Server::Create({loop_.get()}, ServerFor("server-ecdsa"), handlers_);
+  ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+  std::shared_ptr<TlsSocket> c = ConnectSecure(ClientTo(server_->address()->port, "TLSv1.3"));
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return server_side != nullptr; }));
+  ASSERT_TRUE(c->KeyUpdate(/*request_peer=*/true).ok());
+  EXPECT_TRUE(Echoes(c, "under new keys"));
+  EXPECT_EQ(c->engine()->stats().key_updates_sent, 1u);
+  EXPECT_EQ(server_side->engine()->stats().key_updates_received, 1u);
+  EXPECT_EQ(c->engine()->stats().key_updates_received, 1u) << "the server answered request_peer";
+  EndAndWait(c);
+  absl::Status closed = c->KeyUpdate(false);
+  EXPECT_EQ(closed.code(), absl::StatusCode::kFailedPrecondition) << closed;
+
+  std::shared_ptr<TlsSocket> old = ConnectSecure(ClientTo(server_->address()->port, "TLSv1.2"));
+  absl::Status refused = old->KeyUpdate(true);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_EQ(NodeCode(refused), kErrInvalidState) << refused;
+  EndAndWait(old);
+}
+
+TEST_F(SocketTest, ReadyStateGoesOpeningOpenReadOnlyClosedAndCountersCountPlaintext) {
+  StartEcho();
+  std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), ClientTo(port_));
+  std::vector<std::string> states = {std::string(ReadyStateName(c->ready_state()))};
+  auto note = [&] {
+    std::string now(ReadyStateName(c->ready_state()));
+    if (states.back() != now) states.push_back(now);
+  };
+  std::string got;
+  bool closed = false;
+  c->handlers().on_connect = note;
+  c->handlers().on_secure_connect = [&] {
+    note();
+    c->Write("12345");
+  };
+  c->handlers().on_data = [&](absl::string_view d) {
+    got.append(d.data(), d.size());
+    if (got == "12345") {
+      c->End("678");
+      note();
+    }
+  };
+  c->handlers().on_end = note;
+  c->handlers().on_close = [&](bool) {
+    note();
+    closed = true;
+  };
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return closed; }));
+  EXPECT_EQ(states, (std::vector<std::string>{"opening", "open", "readOnly", "closed"}));
+  EXPECT_EQ(c->bytes_written(), 8u) << "plaintext accepted by Write() and End()";
+  EXPECT_EQ(c->bytes_read(), 8u) << "plaintext received";
+  EXPECT_GT(c->raw_bytes_written(), 8u);
+}
+
+TEST_F(SocketTest, AnIpv6ConnectionReportsIpv6OnBothEnds) {
+  StartEcho(ServerFor(), "::1");
+  TlsSocketOptions o = ClientTo(port_);
+  o.host = "::1";
+  std::shared_ptr<TlsSocket> c = ConnectSecure(o);
+  EXPECT_EQ(c->remote_family(), "IPv6");
+  EXPECT_EQ(c->remote_address(), "::1");
+  EXPECT_EQ(c->address().family, "IPv6");
+  EXPECT_EQ(c->local_address(), "::1");
+  EndAndWait(c);
 }
 
 }  // namespace

@@ -323,11 +323,6 @@ struct Listener {
   std::string mode;
   std::unique_ptr<Server> server;
   std::map<std::string, std::string> sni;  // lower-case name or pattern -> context id
-  // The same names -> what the handshake gets: that context rebuilt with
-  // the listener's ticket keys (a ticket is issued and accepted by the
-  // context that serves the handshake, so RotateTicketKeys must reach
-  // these too).
-  std::map<std::string, std::shared_ptr<const SecureContext>> sni_served;
   std::map<std::string, OcspInfo> ocsp;    // "" (default) or sni key -> response
   std::vector<TicketKey> keys;
   absl::Duration session_timeout = absl::Seconds(300);
@@ -379,6 +374,9 @@ class Controller::State {
   absl::Status Run(const std::function<void()>& fn) {
     std::lock_guard<std::mutex> l(run_mu_);
     if (stopped_) return MakeError(absl::StatusCode::kUnavailable, "ERR_SERVER_NOT_RUNNING", "the controller is shut down");
+    // A loop whose Run() failed runs nothing more: say why instead of
+    // waiting for it.
+    if (absl::Status dead = group_->status(); !dead.ok()) return dead;
     group_->RunOn(0, fn);
     return absl::OkStatus();
   }
@@ -431,7 +429,9 @@ class Controller::State {
     }
     std::lock_guard<std::mutex> l(run_mu_);
     stopped_ = true;
-    group_->Stop();
+    // The service is going away: a loop that had failed has answered
+    // every call since with its error (Run); nobody is left to tell.
+    group_->Stop().IgnoreError();
   }
 
   absl::StatusOr<v1::GetCiphersResponse> GetCiphers(const v1::GetCiphersRequest&) {
@@ -745,16 +745,6 @@ class Controller::State {
       ev.set_servername(s.servername());
       Publish(std::move(ev));
     };
-    h.sni_callback = [this, lid](const std::string& servername,
-                                 std::function<void(absl::StatusOr<std::shared_ptr<const SecureContext>>)> done) {
-      auto it = listeners_.find(lid);
-      std::shared_ptr<const SecureContext> ctx;
-      if (it != listeners_.end()) {
-        std::string key = SniKey(*it->second, servername);
-        if (!key.empty()) ctx = it->second->sni_served[key];
-      }
-      done(ctx);
-    };
     h.on_ocsp_request = [this, lid](TlsSocket& s, const std::string&, const std::string&,
                                     std::function<void(absl::StatusOr<std::string>)> done) {
       std::string response;
@@ -1041,13 +1031,13 @@ class Controller::State {
       if (!ctx.ok()) return ctx.status();
       if (absl::Status s = CheckServername("servername", r.servername(), *ctx); !s.ok()) return s;
       if (l.sni.size() >= 1000) return Limit("too many SNI names on one listener", 1000);
-      absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithTicketKeys(*ctx, l.server->GetTicketKeys());
-      if (!served.ok()) return Prefixed("contextId", served.status());
       std::string key = Lower(r.servername());
+      // The server serves it with the listener's ticket keys, so that
+      // RotateTicketKeys reaches this name too.
+      if (absl::Status s = l.server->AddContext(key, *ctx); !s.ok()) return Prefixed("servername", s);
       auto old = l.sni.find(key);
       if (old != l.sni.end()) change.set_previous_context_id(old->second);
       l.sni[key] = r.context_id();
-      l.sni_served[key] = *std::move(served);
       change.set_servername(key);
       ServedBy(r.context_id(), change);
       change.set_description(absl::StrCat("new connections for ", key, " get ", r.context_id()));
@@ -1062,9 +1052,9 @@ class Controller::State {
       std::string key = Lower(r.servername());
       auto it = l.sni.find(key);
       if (it == l.sni.end()) return NotFound("servername", r.servername());
+      if (absl::Status s = l.server->RemoveContext(key); !s.ok()) return Prefixed("servername", s);
       change.set_previous_context_id(it->second);
       l.sni.erase(it);
-      l.sni_served.erase(key);
       l.ocsp.erase(key);
       change.set_servername(key);
       ServedBy(l.context_id, change);
@@ -1102,32 +1092,6 @@ class Controller::State {
     return keys;
   }
 
-  // `ctx` as a listener serves it for an SNI name: with the listener's
-  // ticket keys (`keys`, 48 bytes each, concatenated).
-  static absl::StatusOr<std::shared_ptr<const SecureContext>> WithTicketKeys(
-      const std::shared_ptr<const SecureContext>& ctx, const std::string& keys) {
-    SecureContextOptions o = ctx->options();
-    absl::StatusOr<std::vector<std::string>> split = SplitTicketKeys(keys);
-    if (!split.ok()) return split.status();
-    o.ticket_keys = *std::move(split);
-    return SecureContext::Create(o);
-  }
-  // New ticket keys for every context of `l`, applied only when all of
-  // them could be made (loop thread).
-  absl::Status SetListenerTicketKeys(Listener& l, const std::string& keys) {
-    std::map<std::string, std::shared_ptr<const SecureContext>> served;
-    for (const auto& [name, cid] : l.sni) {
-      auto c = contexts_.find(cid);
-      if (c == contexts_.end()) continue;
-      absl::StatusOr<std::shared_ptr<const SecureContext>> made = WithTicketKeys(c->second, keys);
-      if (!made.ok()) return Prefixed(absl::StrCat("servername ", name), made.status());
-      served[name] = *std::move(made);
-    }
-    if (absl::Status s = l.server->SetTicketKeys(keys); !s.ok()) return s;
-    l.sni_served = std::move(served);
-    return absl::OkStatus();
-  }
-
   // Drops retired keys from `lid` (loop thread; from a timer).
   void RetireKeys(const std::string& lid) {
     auto it = listeners_.find(lid);
@@ -1138,7 +1102,7 @@ class Controller::State {
     l.keys.erase(std::remove_if(l.keys.begin() + 1, l.keys.end(), [&](const TicketKey& k) { return k.retire <= now; }),
                  l.keys.end());
     if (l.keys.size() == before) return;
-    if (SetListenerTicketKeys(l, JoinKeys(l, now)).ok()) {
+    if (l.server->SetTicketKeys(JoinKeys(l, now)).ok()) {
       v1::ChangeResponse change;
       change.set_listener_id(lid);
       change.set_change("retireTicketKeys");
@@ -1177,7 +1141,7 @@ class Controller::State {
       if (keys.size() > 16) keys.resize(16);
       std::vector<TicketKey> saved = l.keys;
       l.keys = keys;
-      if (absl::Status s = SetListenerTicketKeys(l, JoinKeys(l, now)); !s.ok()) {
+      if (absl::Status s = l.server->SetTicketKeys(JoinKeys(l, now)); !s.ok()) {
         l.keys = saved;
         return Prefixed("key", s);
       }
@@ -1264,8 +1228,13 @@ class Controller::State {
           add(lid, key, key.empty() ? l->context_id : l->sni[key], ocsp(key));
           continue;
         }
-        add(lid, "", l->context_id, ocsp(""));
-        for (auto& [name, cid] : l->sni) add(lid, name, cid, ocsp(name));
+        // What the server serves now, in its order (default, exact names,
+        // patterns); the context ids are ours.
+        for (const epoll::ServedContext& served : l->server->Contexts()) {
+          const std::string& name = served.servername;
+          auto id = l->sni.find(name);
+          add(lid, name, name.empty() ? l->context_id : id != l->sni.end() ? id->second : "", ocsp(name));
+        }
       }
       return resp;
     });

@@ -412,7 +412,7 @@ int RunServe(const ServeFlags& flags) {
   }
   if (!listened.ok()) {
     Emit(ErrorReport("error", listened));
-    (*group)->Stop();
+    (*group)->Stop().IgnoreError();  // the listen error is the one to report
     return 1;
   }
 
@@ -430,8 +430,12 @@ int RunServe(const ServeFlags& flags) {
     });
   }
   drained.Wait();
-  (*group)->Stop();
+  absl::Status ran = (*group)->Stop();  // a loop's Run() that failed (epoll_wait) on the way
   server.reset();  // after its loops stopped for good
+  if (!ran.ok()) {
+    Emit(ErrorReport("error", ran));
+    return 1;
+  }
   return 0;
 }
 

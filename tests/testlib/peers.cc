@@ -120,10 +120,13 @@ int Subprocess::Wait(absl::Duration timeout) {
     }
   }
   pid_ = -1;
+  // What the child left in the pipes (up to 64 KB each): read to EOF, or
+  // until nothing comes for 100 ms (a grandchild may hold a pipe open).
   while (out_fd_ >= 0 || err_fd_ >= 0) {
-    int before = out_fd_ + err_fd_;
+    size_t before = out_.size() + err_.size();
+    int fds_before = out_fd_ + err_fd_;
     ReadAvailable(100);
-    if (out_fd_ + err_fd_ == before) break;
+    if (out_.size() + err_.size() == before && out_fd_ + err_fd_ == fds_before) break;
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
