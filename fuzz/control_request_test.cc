@@ -64,7 +64,17 @@ std::vector<std::string> Seeds() {
   seeds.push_back(Input(18, list));
   v1::WatchEventsRequest watch;
   watch.add_types("nope");
-  seeds.push_back(Input(19, watch));
+  seeds.push_back(Input(22, watch));
+  v1::RenegotiateRequest reneg;
+  reneg.set_connection_id("c1");
+  reneg.set_timeout(20);
+  seeds.push_back(Input(19, reneg));
+  v1::ConnectionRequest get;
+  get.set_connection_id(std::string(65, 'c'));
+  seeds.push_back(Input(20, get));
+  v1::GetStatsRequest stats;
+  stats.set_listener_id("l9");
+  seeds.push_back(Input(21, stats));
   v1::CloseListenerRequest close;
   close.set_listener_id("l1");
   seeds.push_back(Input(4, close));

@@ -83,6 +83,35 @@ absl::Status CheckText(absl::string_view field, const std::string& s, size_t max
   return absl::OkStatus();
 }
 
+// ALPN or NPN names: at most 32, each 1..255 bytes (one length byte on
+// the wire).
+absl::Status CheckProtocols(absl::string_view field, const google::protobuf::RepeatedPtrField<std::string>& names) {
+  if (names.size() > 32) return Invalid(field, "more than 32 entries");
+  for (int i = 0; i < names.size(); ++i) {
+    if (names[i].empty() || names[i].size() > 255) return Invalid(absl::StrCat(field, "[", i, "]"), "must be 1..255 bytes");
+  }
+  return absl::OkStatus();
+}
+
+// Node's ticketKeys: 48 bytes per key, at most 16 keys, split into keys.
+absl::StatusOr<std::vector<std::string>> SplitTicketKeys(const std::string& keys) {
+  if (keys.size() % kTicketKeyBytes != 0 || keys.size() > kTicketKeyBytes * 16) {
+    return Invalid("ticketKeys",
+                   absl::StrCat("must be 48 bytes per key (at most 16 keys), not ", keys.size(), " bytes"));
+  }
+  std::vector<std::string> out;
+  for (size_t i = 0; i < keys.size(); i += kTicketKeyBytes) out.push_back(keys.substr(i, kTicketKeyBytes));
+  return out;
+}
+
+// Where Listen binds or Connect goes: a unix path, or host and port.
+absl::Status CheckEndpoint(const std::string& path, const std::string& host, int port) {
+  if (!path.empty() && (!host.empty() || port != 0)) return Invalid("path", "give path, or host and port, not both");
+  if (path.size() > 107) return Invalid("path", "longer than a unix socket path can be (107 bytes)");
+  if (port < 0 || port > 65535) return Invalid("port", "must be 0..65535");
+  return CheckText("host", host, kMaxNameBytes);
+}
+
 absl::StatusOr<std::string> ReadFileField(absl::string_view field, const std::string& path, size_t max) {
   if (path.empty()) return Invalid(field, "empty path");
   if (path.size() > 4096 || path.find('\0') != std::string::npos) return Invalid(field, "bad path");
@@ -99,6 +128,18 @@ absl::StatusOr<std::string> ReadFileField(absl::string_view field, const std::st
   if (data.size() > max) return Invalid(field, absl::StrCat(path, " is larger than ", max, " bytes"));
   if (data.empty()) return Invalid(field, absl::StrCat(path, " is empty"));
   return data;
+}
+
+// One value given inline or as a file the daemon reads (not both); "" when
+// neither.
+absl::StatusOr<std::string> InlineOrFile(absl::string_view inline_name, const std::string& inline_value,
+                                         absl::string_view file_name, const std::string& file, size_t max) {
+  if (!inline_value.empty() && !file.empty()) {
+    return Invalid(file_name, absl::StrCat("give ", inline_name, " or ", file_name, ", not both"));
+  }
+  if (absl::Status s = CheckText(inline_name, inline_value, max); !s.ok()) return s;
+  if (file.empty()) return inline_value;
+  return ReadFileField(file_name, file, max);
 }
 
 // Inline values, then the files' contents, each checked for size.
@@ -393,6 +434,12 @@ class Controller::State {
     group_->Stop().IgnoreError();
   }
 
+  absl::StatusOr<v1::GetCiphersResponse> GetCiphers(const v1::GetCiphersRequest&) {
+    v1::GetCiphersResponse resp;
+    for (const std::string& c : tlsengine::GetCiphers()) resp.add_ciphers(c);
+    return resp;
+  }
+
   // ---------------------------------------------------------------- events
   void Publish(v1::ControlEvent ev) {
     ev.set_time(absl::ToUnixMillis(options_.clock()));
@@ -484,24 +531,12 @@ class Controller::State {
     o.crl = *std::move(v);
     if (absl::Status s = CheckText("passphrase", r.passphrase(), 1024); !s.ok()) return s;
     o.passphrase = r.passphrase();
-    if (!r.pfx().empty() && !r.pfx_file().empty()) return Invalid("pfxFile", "give pfx or pfxFile, not both");
-    if (absl::Status s = CheckText("pfx", r.pfx(), max); !s.ok()) return s;
-    o.pfx = r.pfx();
-    if (!r.pfx_file().empty()) {
-      absl::StatusOr<std::string> d = ReadFileField("pfxFile", r.pfx_file(), max);
-      if (!d.ok()) return d.status();
-      o.pfx = *std::move(d);
-    }
-    if (!r.dhparam().empty() && !r.dhparam_file().empty()) {
-      return Invalid("dhparamFile", "give dhparam or dhparamFile, not both");
-    }
-    if (absl::Status s = CheckText("dhparam", r.dhparam(), max); !s.ok()) return s;
-    o.dhparam = r.dhparam();
-    if (!r.dhparam_file().empty()) {
-      absl::StatusOr<std::string> d = ReadFileField("dhparamFile", r.dhparam_file(), max);
-      if (!d.ok()) return d.status();
-      o.dhparam = *std::move(d);
-    }
+    absl::StatusOr<std::string> one = InlineOrFile("pfx", r.pfx(), "pfxFile", r.pfx_file(), max);
+    if (!one.ok()) return one.status();
+    o.pfx = *std::move(one);
+    one = InlineOrFile("dhparam", r.dhparam(), "dhparamFile", r.dhparam_file(), max);
+    if (!one.ok()) return one.status();
+    o.dhparam = *std::move(one);
     const std::pair<const char*, const std::string*> texts[] = {
         {"ciphers", &r.ciphers()},          {"ciphersuites", &r.ciphersuites()},
         {"ecdhCurve", &r.ecdh_curve()},     {"minVersion", &r.min_version()},
@@ -524,20 +559,12 @@ class Controller::State {
       o.session_timeout = r.session_timeout();
     }
     if (!r.session_id_context().empty()) o.session_id_context = r.session_id_context();
-    if (r.ticket_keys().size() % kTicketKeyBytes != 0 || r.ticket_keys().size() > kTicketKeyBytes * 16) {
-      return Invalid("ticketKeys", absl::StrCat("must be 48 bytes per key (at most 16 keys), not ",
-                                                r.ticket_keys().size(), " bytes"));
-    }
-    for (size_t i = 0; i < r.ticket_keys().size(); i += kTicketKeyBytes) {
-      o.ticket_keys.push_back(r.ticket_keys().substr(i, kTicketKeyBytes));
-    }
+    absl::StatusOr<std::vector<std::string>> keys = SplitTicketKeys(r.ticket_keys());
+    if (!keys.ok()) return keys.status();
+    o.ticket_keys = *std::move(keys);
     o.secure_options = r.secure_options();
-    if (r.npn_protocols_size() > 32) return Invalid("NPNProtocols", "more than 32 entries");
-    for (int i = 0; i < r.npn_protocols_size(); ++i) {
-      const std::string& p = r.npn_protocols(i);
-      if (p.empty() || p.size() > 255) return Invalid(absl::StrCat("NPNProtocols[", i, "]"), "must be 1..255 bytes");
-      o.npn_protocols.push_back(p);
-    }
+    if (absl::Status s = CheckProtocols("NPNProtocols", r.npn_protocols()); !s.ok()) return s;
+    o.npn_protocols.assign(r.npn_protocols().begin(), r.npn_protocols().end());
     // Parse and check everything before registering anything.
     absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(o);
     if (!ctx.ok()) return ctx.status();
@@ -590,14 +617,6 @@ class Controller::State {
     if (it == conns_.end()) return NotFound("connectionId", id);
     return it->second.get();
   }
-  // The request's listener and a context it can serve (loop thread).
-  template <typename Req>
-  absl::StatusOr<std::shared_ptr<const SecureContext>> FindListenerAndContext(const Req& r, Listener** listener) {
-    absl::StatusOr<Listener*> l = FindListener(r.listener_id());
-    if (!l.ok()) return l.status();
-    *listener = *l;
-    return FindServingContext(r.context_id());
-  }
   // A context a listener can serve: it has a certificate (cert or pfx).
   absl::StatusOr<std::shared_ptr<const SecureContext>> FindServingContext(const std::string& id) {
     absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = FindContext("contextId", id);
@@ -616,21 +635,15 @@ class Controller::State {
   // ------------------------------------------------------------ listeners
   absl::StatusOr<v1::ListenResponse> Listen(const v1::ListenRequest& r) {
     if (absl::Status s = CheckId("contextId", r.context_id()); !s.ok()) return s;
-    if (!r.path().empty() && (!r.host().empty() || r.port() != 0)) {
-      return Invalid("path", "give path, or host and port, not both");
-    }
-    if (r.path().size() > 107) return Invalid("path", "longer than a unix socket path can be (107 bytes)");
-    if (r.port() < 0 || r.port() > 65535) return Invalid("port", "must be 0..65535");
-    if (absl::Status s = CheckText("host", r.host(), 64); !s.ok()) return s;
+    if (absl::Status s = CheckEndpoint(r.path(), r.host(), r.port()); !s.ok()) return s;
     std::string mode = r.mode().empty() ? "echo" : r.mode();
     if (mode != "echo" && mode != "hold") return Invalid("mode", "must be \"echo\" or \"hold\"");
     if (r.handshake_timeout() < 0 || r.handshake_timeout() > 3600 * 1000) {
       return Invalid("handshakeTimeout", "must be 0..3600000 milliseconds");
     }
     if (r.max_connections() < 0) return Invalid("maxConnections", "must not be negative");
-    if (r.ticket_keys().size() % kTicketKeyBytes != 0 || r.ticket_keys().size() > kTicketKeyBytes * 16) {
-      return Invalid("ticketKeys", "must be 48 bytes per key (at most 16 keys)");
-    }
+    absl::StatusOr<std::vector<std::string>> ticket_keys = SplitTicketKeys(r.ticket_keys());
+    if (!ticket_keys.ok()) return ticket_keys.status();
     std::string store = r.session_store().empty() ? "memory" : r.session_store();
     if (store != "memory" && store != "none") return Invalid("sessionStore", "must be \"memory\" or \"none\"");
     if (r.session_store_entries() < 0 || r.session_store_entries() > 1000000) {
@@ -638,18 +651,8 @@ class Controller::State {
     }
     if (r.client_reneg_limit() < 0 || r.client_reneg_limit() > 1000) return Invalid("clientRenegLimit", "must be 0..1000");
     if (r.client_reneg_window() < 0) return Invalid("clientRenegWindow", "must not be negative");
-    if (r.alpn_protocols_size() > 32) return Invalid("ALPNProtocols", "more than 32 entries");
-    for (int i = 0; i < r.alpn_protocols_size(); ++i) {
-      if (r.alpn_protocols(i).empty() || r.alpn_protocols(i).size() > 255) {
-        return Invalid(absl::StrCat("ALPNProtocols[", i, "]"), "must be 1..255 bytes");
-      }
-    }
-    if (r.npn_protocols_size() > 32) return Invalid("NPNProtocols", "more than 32 entries");
-    for (int i = 0; i < r.npn_protocols_size(); ++i) {
-      if (r.npn_protocols(i).empty() || r.npn_protocols(i).size() > 255) {
-        return Invalid(absl::StrCat("NPNProtocols[", i, "]"), "must be 1..255 bytes");
-      }
-    }
+    if (absl::Status s = CheckProtocols("ALPNProtocols", r.alpn_protocols()); !s.ok()) return s;
+    if (absl::Status s = CheckProtocols("NPNProtocols", r.npn_protocols()); !s.ok()) return s;
     return RunFor<v1::ListenResponse>([&]() -> absl::StatusOr<v1::ListenResponse> {
       absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = FindServingContext(r.context_id());
       if (!ctx.ok()) return ctx.status();
@@ -664,12 +667,7 @@ class Controller::State {
       l->session_timeout = absl::Seconds((*ctx)->options().session_timeout);
       epoll::ServerOptions so;
       so.context = (*ctx)->options();
-      if (!r.ticket_keys().empty()) {
-        so.context.ticket_keys.clear();
-        for (size_t i = 0; i < r.ticket_keys().size(); i += kTicketKeyBytes) {
-          so.context.ticket_keys.push_back(r.ticket_keys().substr(i, kTicketKeyBytes));
-        }
-      }
+      if (!ticket_keys->empty()) so.context.ticket_keys = *ticket_keys;
       so.connection.request_cert = r.request_cert();
       so.connection.reject_unauthorized = r.has_reject_unauthorized() ? r.reject_unauthorized() : true;
       so.connection.alpn_protocols.assign(r.alpn_protocols().begin(), r.alpn_protocols().end());
@@ -809,7 +807,12 @@ class Controller::State {
       Conn* c = conns_.count(cid) ? conns_[cid].get() : nullptr;
       if (c == nullptr) return;
       if (c->mode == "echo") {
-        sock->Write(d);
+        // Backpressure, as a pipe: stop reading while the peer is not
+        // reading what we echo; on_drain resumes.
+        if (!sock->Write(d) && !c->paused) {
+          c->paused = true;
+          sock->Pause();
+        }
         return;
       }
       size_t held;
@@ -825,6 +828,12 @@ class Controller::State {
         c->paused = true;
         sock->Pause();
       }
+    };
+    sock->handlers().on_drain = [this, cid, sock] {
+      Conn* c = conns_.count(cid) ? conns_[cid].get() : nullptr;
+      if (c == nullptr || c->mode != "echo" || !c->paused) return;
+      c->paused = false;
+      sock->Resume();
     };
     sock->handlers().on_end = [this, cid, sock] {
       Conn* c = conns_.count(cid) ? conns_[cid].get() : nullptr;
@@ -990,87 +999,88 @@ class Controller::State {
     return out;
   }
 
-  absl::StatusOr<v1::ChangeResponse> AddContext(const v1::AddContextRequest& r) {
-    if (absl::Status s = CheckId("listenerId", r.listener_id()); !s.ok()) return s;
-    if (absl::Status s = CheckId("contextId", r.context_id()); !s.ok()) return s;
+  // One live change on a listener: `apply` runs on the loop with the
+  // listener and fills in what it did; it changes nothing when it returns
+  // an error. The change is then stamped with the listener and its kind
+  // and published to the watchers.
+  absl::StatusOr<v1::ChangeResponse> ChangeListener(
+      const std::string& listener_id, absl::string_view kind,
+      const std::function<absl::Status(Listener&, v1::ChangeResponse&)>& apply) {
+    if (absl::Status s = CheckId("listenerId", listener_id); !s.ok()) return s;
     return RunFor<v1::ChangeResponse>([&]() -> absl::StatusOr<v1::ChangeResponse> {
-      Listener* found = nullptr;
-      absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = FindListenerAndContext(r, &found);
-      if (!ctx.ok()) return ctx.status();
-      Listener** l = &found;
-      if (absl::Status s = CheckServername("servername", r.servername(), *ctx); !s.ok()) return s;
-      if ((*l)->sni.size() >= 1000) return Limit("too many SNI names on one listener", 1000);
-      std::string key = Lower(r.servername());
+      absl::StatusOr<Listener*> l = FindListener(listener_id);
+      if (!l.ok()) return l.status();
       v1::ChangeResponse change;
-      auto old = (*l)->sni.find(key);
-      if (old != (*l)->sni.end()) change.set_previous_context_id(old->second);
-      // The server serves it with the listener's ticket keys, so that
-      // RotateTicketKeys reaches this name too.
-      if (absl::Status s = (*l)->server->AddContext(key, *ctx); !s.ok()) return Prefixed("servername", s);
-      (*l)->sni[key] = r.context_id();
-      change.set_listener_id(r.listener_id());
-      change.set_change("addContext");
-      change.set_servername(key);
-      change.set_context_id(r.context_id());
-      for (const std::string& f : Fingerprints(r.context_id())) change.add_fingerprint256(f);
-      change.set_description(absl::StrCat("new connections for ", key, " get ", r.context_id()));
+      if (absl::Status s = apply(**l, change); !s.ok()) return s;
+      change.set_listener_id(listener_id);
+      change.set_change(std::string(kind));
       PublishChange(change);
       return change;
+    });
+  }
+  // The change's context and the certificates it serves (loop thread).
+  void ServedBy(const std::string& context_id, v1::ChangeResponse& change) {
+    change.set_context_id(context_id);
+    for (const std::string& f : Fingerprints(context_id)) change.add_fingerprint256(f);
+  }
+
+  absl::StatusOr<v1::ChangeResponse> AddContext(const v1::AddContextRequest& r) {
+    if (absl::Status s = CheckId("contextId", r.context_id()); !s.ok()) return s;
+    return ChangeListener(r.listener_id(), "addContext", [&](Listener& l, v1::ChangeResponse& change) {
+      absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = FindServingContext(r.context_id());
+      if (!ctx.ok()) return ctx.status();
+      if (absl::Status s = CheckServername("servername", r.servername(), *ctx); !s.ok()) return s;
+      if (l.sni.size() >= 1000) return Limit("too many SNI names on one listener", 1000);
+      std::string key = Lower(r.servername());
+      // The server serves it with the listener's ticket keys, so that
+      // RotateTicketKeys reaches this name too.
+      if (absl::Status s = l.server->AddContext(key, *ctx); !s.ok()) return Prefixed("servername", s);
+      auto old = l.sni.find(key);
+      if (old != l.sni.end()) change.set_previous_context_id(old->second);
+      l.sni[key] = r.context_id();
+      change.set_servername(key);
+      ServedBy(r.context_id(), change);
+      change.set_description(absl::StrCat("new connections for ", key, " get ", r.context_id()));
+      return absl::OkStatus();
     });
   }
 
   absl::StatusOr<v1::ChangeResponse> RemoveContext(const v1::RemoveContextRequest& r) {
-    if (absl::Status s = CheckId("listenerId", r.listener_id()); !s.ok()) return s;
     if (r.servername().empty()) return Invalid("servername", "required");
     if (absl::Status s = CheckText("servername", r.servername(), kMaxNameBytes); !s.ok()) return s;
-    return RunFor<v1::ChangeResponse>([&]() -> absl::StatusOr<v1::ChangeResponse> {
-      absl::StatusOr<Listener*> l = FindListener(r.listener_id());
-      if (!l.ok()) return l.status();
+    return ChangeListener(r.listener_id(), "removeContext", [&](Listener& l, v1::ChangeResponse& change) {
       std::string key = Lower(r.servername());
-      auto it = (*l)->sni.find(key);
-      if (it == (*l)->sni.end()) return NotFound("servername", r.servername());
-      if (absl::Status s = (*l)->server->RemoveContext(key); !s.ok()) return Prefixed("servername", s);
-      v1::ChangeResponse change;
+      auto it = l.sni.find(key);
+      if (it == l.sni.end()) return NotFound("servername", r.servername());
+      if (absl::Status s = l.server->RemoveContext(key); !s.ok()) return Prefixed("servername", s);
       change.set_previous_context_id(it->second);
-      (*l)->sni.erase(it);
-      (*l)->ocsp.erase(key);
-      change.set_listener_id(r.listener_id());
-      change.set_change("removeContext");
+      l.sni.erase(it);
+      l.ocsp.erase(key);
       change.set_servername(key);
-      change.set_context_id((*l)->context_id);
-      for (const std::string& f : Fingerprints((*l)->context_id)) change.add_fingerprint256(f);
+      ServedBy(l.context_id, change);
       change.set_description(absl::StrCat("new connections for ", key, " get the default context"));
-      PublishChange(change);
-      return change;
+      return absl::OkStatus();
     });
   }
 
   absl::StatusOr<v1::ChangeResponse> ReplaceContext(const v1::ReplaceContextRequest& r) {
-    if (absl::Status s = CheckId("listenerId", r.listener_id()); !s.ok()) return s;
     if (absl::Status s = CheckId("contextId", r.context_id()); !s.ok()) return s;
-    return RunFor<v1::ChangeResponse>([&]() -> absl::StatusOr<v1::ChangeResponse> {
-      Listener* found = nullptr;
-      absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = FindListenerAndContext(r, &found);
+    return ChangeListener(r.listener_id(), "replaceContext", [&](Listener& l, v1::ChangeResponse& change) {
+      absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = FindServingContext(r.context_id());
       if (!ctx.ok()) return ctx.status();
-      Listener** l = &found;
       // The listener keeps its ticket keys, so sessions issued before the
       // replacement still resume.
       SecureContextOptions o = (*ctx)->options();
       o.ticket_keys.clear();
-      if (absl::Status s = (*l)->server->SetSecureContext(o); !s.ok()) return Prefixed("contextId", s);
-      v1::ChangeResponse change;
-      change.set_previous_context_id((*l)->context_id);
-      (*l)->context_id = r.context_id();
-      (*l)->ocsp.erase("");  // the stapled response was for the old certificate
-      change.set_listener_id(r.listener_id());
-      change.set_change("replaceContext");
-      change.set_context_id(r.context_id());
-      for (const std::string& f : Fingerprints(r.context_id())) change.add_fingerprint256(f);
-      change.set_ticket_keys(static_cast<int>((*l)->keys.size()));
+      if (absl::Status s = l.server->SetSecureContext(o); !s.ok()) return Prefixed("contextId", s);
+      change.set_previous_context_id(l.context_id);
+      l.context_id = r.context_id();
+      l.ocsp.erase("");  // the stapled response was for the old certificate
+      ServedBy(r.context_id(), change);
+      change.set_ticket_keys(static_cast<int>(l.keys.size()));
       change.set_description(absl::StrCat("new connections get ", r.context_id(), " (was ",
                                           change.previous_context_id(), "); open connections carry on"));
-      PublishChange(change);
-      return change;
+      return absl::OkStatus();
     });
   }
 
@@ -1103,7 +1113,6 @@ class Controller::State {
   }
 
   absl::StatusOr<v1::ChangeResponse> RotateTicketKeys(const v1::RotateTicketKeysRequest& r) {
-    if (absl::Status s = CheckId("listenerId", r.listener_id()); !s.ok()) return s;
     if (!r.key().empty() && r.key().size() != kTicketKeyBytes) {
       return Invalid("key", absl::StrCat("must be 48 bytes (16 name, 16 HMAC, 16 AES), not ", r.key().size()));
     }
@@ -1117,82 +1126,60 @@ class Controller::State {
         return MakeError(absl::StatusCode::kInternal, kErrInternal, "RAND_bytes failed");
       }
     }
-    return RunFor<v1::ChangeResponse>([&]() -> absl::StatusOr<v1::ChangeResponse> {
-      absl::StatusOr<Listener*> l = FindListener(r.listener_id());
-      if (!l.ok()) return l.status();
+    return ChangeListener(r.listener_id(), "rotateTicketKeys", [&](Listener& l, v1::ChangeResponse& change) {
       // Key lifetimes run on the loop's (real) clock, like the timer that
       // retires them; the injectable clock is for reports only.
       absl::Time now = loop_->Now();
-      absl::Duration keep = r.keep_previous() > 0 ? absl::Milliseconds(r.keep_previous()) : (*l)->session_timeout;
+      absl::Duration keep = r.keep_previous() > 0 ? absl::Milliseconds(r.keep_previous()) : l.session_timeout;
       std::vector<TicketKey> keys{TicketKey{key}};
-      for (const TicketKey& k : (*l)->keys) {
+      for (const TicketKey& k : l.keys) {
         if (k.key == key) continue;
         TicketKey old = k;
         old.retire = std::min(old.retire, now + keep);
         if (old.retire > now) keys.push_back(old);
       }
       if (keys.size() > 16) keys.resize(16);
-      std::vector<TicketKey> saved = (*l)->keys;
-      (*l)->keys = keys;
-      if (absl::Status s = (*l)->server->SetTicketKeys(JoinKeys(**l, now)); !s.ok()) {
-        (*l)->keys = saved;
+      std::vector<TicketKey> saved = l.keys;
+      l.keys = keys;
+      if (absl::Status s = l.server->SetTicketKeys(JoinKeys(l, now)); !s.ok()) {
+        l.keys = saved;
         return Prefixed("key", s);
       }
-      std::string lid = r.listener_id();
-      loop_->AddTimer(loop_->Now() + keep, [this, lid] { RetireKeys(lid); });
-      v1::ChangeResponse change;
-      change.set_listener_id(lid);
-      change.set_change("rotateTicketKeys");
+      std::string lid = l.id;
+      loop_->AddTimer(now + keep, [this, lid] { RetireKeys(lid); });
       change.set_ticket_keys(static_cast<int>(keys.size()));
       change.set_description(absl::StrCat("new tickets use key ", absl::BytesToHexString(key.substr(0, 16)), "; ",
                                           keys.size() - 1, " previous key(s) decrypt for ",
                                           absl::FormatDuration(keep)));
-      PublishChange(change);
-      return change;
+      return absl::OkStatus();
     });
   }
 
   absl::StatusOr<v1::ChangeResponse> SetOcspResponse(const v1::SetOcspResponseRequest& r) {
-    if (absl::Status s = CheckId("listenerId", r.listener_id()); !s.ok()) return s;
     if (absl::Status s = CheckText("servername", r.servername(), kMaxNameBytes); !s.ok()) return s;
-    if (!r.response().empty() && !r.response_file().empty()) {
-      return Invalid("responseFile", "give response or responseFile, not both");
-    }
-    if (absl::Status s = CheckText("response", r.response(), limits_.max_field_bytes); !s.ok()) return s;
-    std::string der = r.response();
-    std::string field = "response";
-    if (!r.response_file().empty()) {
-      absl::StatusOr<std::string> d = ReadFileField("responseFile", r.response_file(), limits_.max_field_bytes);
-      if (!d.ok()) return d.status();
-      der = *std::move(d);
-      field = "responseFile";
-    }
+    absl::StatusOr<std::string> der =
+        InlineOrFile("response", r.response(), "responseFile", r.response_file(), limits_.max_field_bytes);
+    if (!der.ok()) return der.status();
     std::optional<OcspInfo> info;
-    if (!der.empty()) {
-      absl::StatusOr<OcspInfo> parsed = ParseOcsp(field, der);
+    if (!der->empty()) {
+      absl::StatusOr<OcspInfo> parsed = ParseOcsp(r.response_file().empty() ? "response" : "responseFile", *der);
       if (!parsed.ok()) return parsed.status();
       info = *std::move(parsed);
     }
-    return RunFor<v1::ChangeResponse>([&]() -> absl::StatusOr<v1::ChangeResponse> {
-      absl::StatusOr<Listener*> l = FindListener(r.listener_id());
-      if (!l.ok()) return l.status();
+    return ChangeListener(r.listener_id(), "setOcspResponse", [&](Listener& l, v1::ChangeResponse& change) {
       std::string key = Lower(r.servername());
-      if (!key.empty() && (*l)->sni.count(key) == 0) return NotFound("servername", r.servername());
-      v1::ChangeResponse change;
+      if (!key.empty() && l.sni.count(key) == 0) return NotFound("servername", r.servername());
       if (info) {
-        (*l)->ocsp[key] = *info;
+        l.ocsp[key] = *info;
       } else {
-        (*l)->ocsp.erase(key);
+        l.ocsp.erase(key);
       }
-      change.set_listener_id(r.listener_id());
-      change.set_change("setOcspResponse");
       change.set_servername(key);
-      change.set_context_id(key.empty() ? (*l)->context_id : (*l)->sni[key]);
+      change.set_context_id(key.empty() ? l.context_id : l.sni[key]);
       change.set_description(info ? absl::StrCat("stapling ", info->der.size(), " bytes, next update ",
                                                  info->next_update.empty() ? "(none)" : info->next_update)
                                   : "stapling nothing");
-      PublishChange(change);
-      return change;
+      return absl::OkStatus();
     });
   }
 
@@ -1290,27 +1277,19 @@ class Controller::State {
       std::lock_guard<std::mutex> l(c.inbox->mu);
       out->set_buffered(c.inbox->bytes);
     }
+    out->set_paused(c.paused);
     out->set_error(NodeCode(c.close_status));
     out->set_error_message(std::string(c.close_status.message()));
   }
 
   absl::StatusOr<v1::ConnectResponse> Connect(const v1::ConnectRequest& r) {
-    if (!r.path().empty() && (!r.host().empty() || r.port() != 0)) {
-      return Invalid("path", "give path, or host and port, not both");
-    }
-    if (r.path().empty() && (r.port() <= 0 || r.port() > 65535)) return Invalid("port", "must be 1..65535");
-    if (r.path().size() > 107) return Invalid("path", "longer than a unix socket path can be (107 bytes)");
-    if (absl::Status s = CheckText("host", r.host(), kMaxNameBytes); !s.ok()) return s;
+    if (absl::Status s = CheckEndpoint(r.path(), r.host(), r.port()); !s.ok()) return s;
+    if (r.path().empty() && r.port() == 0) return Invalid("port", "must be 1..65535");
     if (absl::Status s = CheckText("servername", r.servername(), kMaxNameBytes); !s.ok()) return s;
     if (absl::Status s = CheckText("session", r.session(), epoll::kMaxSessionBytes); !s.ok()) return s;
     if (absl::Status s = CheckText("contextId", r.context_id(), kMaxIdBytes); !s.ok()) return s;
     if (r.timeout() < 0 || r.timeout() > 600000) return Invalid("timeout", "must be 0..600000 milliseconds");
-    if (r.alpn_protocols_size() > 32) return Invalid("ALPNProtocols", "more than 32 entries");
-    for (int i = 0; i < r.alpn_protocols_size(); ++i) {
-      if (r.alpn_protocols(i).empty() || r.alpn_protocols(i).size() > 255) {
-        return Invalid(absl::StrCat("ALPNProtocols[", i, "]"), "must be 1..255 bytes");
-      }
-    }
+    if (absl::Status s = CheckProtocols("ALPNProtocols", r.alpn_protocols()); !s.ok()) return s;
     std::shared_ptr<const SecureContext> system_ctx;
     if (r.context_id().empty()) {
       absl::StatusOr<std::shared_ptr<const SecureContext>> made = SecureContext::Create(SecureContextOptions());
@@ -1430,6 +1409,14 @@ class Controller::State {
       if (c.socket->ready_state() == epoll::ReadyState::kReadOnly) {
         return Precondition("ERR_STREAM_WRITE_AFTER_END", absl::StrCat("connectionId: ", c.id, " has ended"));
       }
+      // A peer that does not read must not grow our memory: past the
+      // per-connection bound, Write is refused (nothing of it is taken)
+      // until the queue drains.
+      if (!r.data().empty() && c.socket->buffered_writes() >= limits_.max_connection_buffer) {
+        return Limit(absl::StrCat("data: connectionId ", c.id, " already has ", c.socket->buffered_writes(),
+                                  " bytes waiting for its peer to read"),
+                     limits_.max_connection_buffer);
+      }
       bool drained = r.data().empty() ? true : c.socket->Write(r.data());
       if (r.end()) c.socket->End();
       resp.set_written(r.data().size());
@@ -1548,6 +1535,39 @@ class Controller::State {
   }
 
   absl::StatusOr<v1::ConnectionInfo> GetConnection(const std::string& id) { return OnConn(id, nullptr); }
+  absl::StatusOr<v1::ConnectionInfo> GetConnection(const v1::ConnectionRequest& r) {
+    return GetConnection(r.connection_id());
+  }
+  absl::StatusOr<v1::ConnectionInfo> End(const v1::ConnectionRequest& r) {
+    return OnConn(r.connection_id(), [](Conn& c) {
+      if (!c.closed) c.socket->End();
+      return absl::OkStatus();
+    });
+  }
+  absl::StatusOr<v1::ConnectionInfo> Destroy(const v1::ConnectionRequest& r) {
+    return OnConn(r.connection_id(), [](Conn& c) {
+      if (!c.closed) c.socket->Destroy();
+      return absl::OkStatus();
+    });
+  }
+  absl::StatusOr<v1::ConnectionInfo> KeyUpdate(const v1::KeyUpdateRequest& r) {
+    return OnConn(r.connection_id(), [&](Conn& c) -> absl::Status {
+      if (absl::Status s = RequireOpen(c); !s.ok()) return s;
+      return c.socket->KeyUpdate(r.request_peer());
+    });
+  }
+  absl::StatusOr<v1::ConnectionInfo> SetMaxSendFragment(const v1::SetMaxSendFragmentRequest& r) {
+    if (r.size() < 512 || r.size() > 16384) {
+      return MakeError(absl::StatusCode::kInvalidArgument, "ERR_OUT_OF_RANGE", "size: must be 512..16384");
+    }
+    return OnConn(r.connection_id(), [&](Conn& c) -> absl::Status {
+      if (absl::Status s = RequireOpen(c); !s.ok()) return s;
+      if (!c.socket->SetMaxSendFragment(static_cast<size_t>(r.size()))) {
+        return Precondition(kErrInvalidState, "the engine refused the fragment size");
+      }
+      return absl::OkStatus();
+    });
+  }
 
   absl::StatusOr<v1::ListConnectionsResponse> ListConnections(const v1::ListConnectionsRequest& r) {
     if (absl::Status s = CheckText("listenerId", r.listener_id(), kMaxIdBytes); !s.ok()) return s;
@@ -1645,91 +1665,19 @@ Controller::Controller(std::unique_ptr<State> state) : state_(std::move(state)) 
 Controller::~Controller() { Shutdown(); }
 void Controller::Shutdown() { state_->Shutdown(); }
 
-absl::StatusOr<v1::GetCiphersResponse> Controller::GetCiphers(const v1::GetCiphersRequest&) {
-  v1::GetCiphersResponse resp;
-  for (const std::string& c : tlsengine::GetCiphers()) resp.add_ciphers(c);
-  return resp;
-}
-absl::StatusOr<v1::CreateContextResponse> Controller::CreateContext(const v1::CreateContextRequest& r) {
-  return state_->CreateContext(r);
-}
-absl::StatusOr<v1::DeleteContextResponse> Controller::DeleteContext(const v1::DeleteContextRequest& r) {
-  return state_->DeleteContext(r);
-}
-absl::StatusOr<v1::ListenResponse> Controller::Listen(const v1::ListenRequest& r) { return state_->Listen(r); }
-absl::StatusOr<v1::CloseListenerResponse> Controller::CloseListener(const v1::CloseListenerRequest& r) {
-  return state_->CloseListener(r);
-}
-absl::StatusOr<v1::ChangeResponse> Controller::AddContext(const v1::AddContextRequest& r) {
-  return state_->AddContext(r);
-}
-absl::StatusOr<v1::ChangeResponse> Controller::RemoveContext(const v1::RemoveContextRequest& r) {
-  return state_->RemoveContext(r);
-}
-absl::StatusOr<v1::ChangeResponse> Controller::ReplaceContext(const v1::ReplaceContextRequest& r) {
-  return state_->ReplaceContext(r);
-}
-absl::StatusOr<v1::ChangeResponse> Controller::RotateTicketKeys(const v1::RotateTicketKeysRequest& r) {
-  return state_->RotateTicketKeys(r);
-}
-absl::StatusOr<v1::ChangeResponse> Controller::SetOcspResponse(const v1::SetOcspResponseRequest& r) {
-  return state_->SetOcspResponse(r);
-}
-absl::StatusOr<v1::ListCertificatesResponse> Controller::ListCertificates(const v1::ListCertificatesRequest& r) {
-  return state_->ListCertificates(r);
-}
-absl::StatusOr<v1::ConnectResponse> Controller::Connect(const v1::ConnectRequest& r) { return state_->Connect(r); }
-absl::StatusOr<v1::WriteResponse> Controller::Write(const v1::WriteRequest& r) { return state_->Write(r); }
+#define TLSCTL_FORWARD(Method, Req, Resp) \
+  absl::StatusOr<v1::Resp> Controller::Method(const v1::Req& r) { return state_->Method(r); }
+TLSCTL_UNARY_METHODS(TLSCTL_FORWARD)
+#undef TLSCTL_FORWARD
+
 absl::Status Controller::Read(const v1::ReadRequest& r, const std::function<bool(const v1::ReadChunk&)>& emit,
                               const std::function<bool()>& cancelled) {
   return state_->Read(r, emit, cancelled);
-}
-absl::StatusOr<v1::ConnectionInfo> Controller::End(const v1::ConnectionRequest& r) {
-  return state_->OnConn(r.connection_id(), [](Conn& c) {
-    if (!c.closed) c.socket->End();
-    return absl::OkStatus();
-  });
-}
-absl::StatusOr<v1::ConnectionInfo> Controller::Destroy(const v1::ConnectionRequest& r) {
-  return state_->OnConn(r.connection_id(), [](Conn& c) {
-    if (!c.closed) c.socket->Destroy();
-    return absl::OkStatus();
-  });
-}
-absl::StatusOr<v1::ConnectionInfo> Controller::Renegotiate(const v1::RenegotiateRequest& r) {
-  return state_->Renegotiate(r);
-}
-absl::StatusOr<v1::ConnectionInfo> Controller::KeyUpdate(const v1::KeyUpdateRequest& r) {
-  return state_->OnConn(r.connection_id(), [&](Conn& c) -> absl::Status {
-    if (absl::Status s = State::RequireOpen(c); !s.ok()) return s;
-    return c.socket->KeyUpdate(r.request_peer());
-  });
-}
-absl::StatusOr<v1::ConnectionInfo> Controller::SetMaxSendFragment(const v1::SetMaxSendFragmentRequest& r) {
-  if (r.size() < 512 || r.size() > 16384) {
-    return MakeError(absl::StatusCode::kInvalidArgument, "ERR_OUT_OF_RANGE", "size: must be 512..16384");
-  }
-  return state_->OnConn(r.connection_id(), [&](Conn& c) -> absl::Status {
-    if (absl::Status s = State::RequireOpen(c); !s.ok()) return s;
-    if (!c.socket->SetMaxSendFragment(static_cast<size_t>(r.size()))) {
-      return Precondition(kErrInvalidState, "the engine refused the fragment size");
-    }
-    return absl::OkStatus();
-  });
-}
-absl::StatusOr<v1::ConnectionInfo> Controller::GetConnection(const v1::ConnectionRequest& r) {
-  return state_->GetConnection(r.connection_id());
-}
-absl::StatusOr<v1::ListConnectionsResponse> Controller::ListConnections(const v1::ListConnectionsRequest& r) {
-  return state_->ListConnections(r);
 }
 absl::Status Controller::WatchEvents(const v1::WatchEventsRequest& r,
                                      const std::function<bool(const v1::ControlEvent&)>& emit,
                                      const std::function<bool()>& cancelled, const std::function<void()>& ready) {
   return state_->WatchEvents(r, emit, cancelled, ready);
-}
-absl::StatusOr<v1::GetStatsResponse> Controller::GetStats(const v1::GetStatsRequest& r) {
-  return state_->GetStats(r);
 }
 
 }  // namespace control

@@ -41,7 +41,9 @@ struct ControllerLimits {
   int max_connections = 1024;
   // Plaintext held for Read (all connections together); a connection whose
   // unread data passes max_connection_buffer stops reading from its socket
-  // until Read drains it (backpressure, not loss).
+  // until Read drains it (backpressure, not loss; GetConnection says
+  // `paused`). max_connection_buffer also bounds what Write queues for a
+  // peer that does not read: past it, Write is refused until it drains.
   size_t max_buffered_bytes = 16 << 20;
   size_t max_connection_buffer = 1 << 20;
   // One Write's data.
@@ -59,6 +61,32 @@ struct ControllerOptions {
   // empty (tests inject one).
   std::function<absl::Time()> clock;
 };
+
+// Every unary method of TlsControl as X(Method, Request, Response), in
+// control.proto's order: the gRPC service (daemon.cc) and Controller's
+// definitions both expand it, so the two cannot drift apart.
+#define TLSCTL_UNARY_METHODS(X)                                       \
+  X(GetCiphers, GetCiphersRequest, GetCiphersResponse)                \
+  X(CreateContext, CreateContextRequest, CreateContextResponse)       \
+  X(DeleteContext, DeleteContextRequest, DeleteContextResponse)       \
+  X(Listen, ListenRequest, ListenResponse)                            \
+  X(CloseListener, CloseListenerRequest, CloseListenerResponse)       \
+  X(AddContext, AddContextRequest, ChangeResponse)                    \
+  X(RemoveContext, RemoveContextRequest, ChangeResponse)              \
+  X(ReplaceContext, ReplaceContextRequest, ChangeResponse)            \
+  X(RotateTicketKeys, RotateTicketKeysRequest, ChangeResponse)        \
+  X(SetOcspResponse, SetOcspResponseRequest, ChangeResponse)          \
+  X(ListCertificates, ListCertificatesRequest, ListCertificatesResponse) \
+  X(Connect, ConnectRequest, ConnectResponse)                         \
+  X(Write, WriteRequest, WriteResponse)                               \
+  X(End, ConnectionRequest, ConnectionInfo)                           \
+  X(Destroy, ConnectionRequest, ConnectionInfo)                       \
+  X(Renegotiate, RenegotiateRequest, ConnectionInfo)                  \
+  X(KeyUpdate, KeyUpdateRequest, ConnectionInfo)                      \
+  X(SetMaxSendFragment, SetMaxSendFragmentRequest, ConnectionInfo)    \
+  X(GetConnection, ConnectionRequest, ConnectionInfo)                 \
+  X(ListConnections, ListConnectionsRequest, ListConnectionsResponse) \
+  X(GetStats, GetStatsRequest, GetStatsResponse)
 
 class Controller {
  public:

@@ -60,27 +60,7 @@ class Service final : public v1::TlsControl::Service {
   grpc::Status Method(grpc::ServerContext* ctx, const v1::Req* req, v1::Resp* resp) override { \
     return Reply(ctx, c_->Method(*req), resp);                                                 \
   }
-  TLSCTL_UNARY(GetCiphers, GetCiphersRequest, GetCiphersResponse)
-  TLSCTL_UNARY(CreateContext, CreateContextRequest, CreateContextResponse)
-  TLSCTL_UNARY(DeleteContext, DeleteContextRequest, DeleteContextResponse)
-  TLSCTL_UNARY(Listen, ListenRequest, ListenResponse)
-  TLSCTL_UNARY(CloseListener, CloseListenerRequest, CloseListenerResponse)
-  TLSCTL_UNARY(AddContext, AddContextRequest, ChangeResponse)
-  TLSCTL_UNARY(RemoveContext, RemoveContextRequest, ChangeResponse)
-  TLSCTL_UNARY(ReplaceContext, ReplaceContextRequest, ChangeResponse)
-  TLSCTL_UNARY(RotateTicketKeys, RotateTicketKeysRequest, ChangeResponse)
-  TLSCTL_UNARY(SetOcspResponse, SetOcspResponseRequest, ChangeResponse)
-  TLSCTL_UNARY(ListCertificates, ListCertificatesRequest, ListCertificatesResponse)
-  TLSCTL_UNARY(Connect, ConnectRequest, ConnectResponse)
-  TLSCTL_UNARY(Write, WriteRequest, WriteResponse)
-  TLSCTL_UNARY(End, ConnectionRequest, ConnectionInfo)
-  TLSCTL_UNARY(Destroy, ConnectionRequest, ConnectionInfo)
-  TLSCTL_UNARY(Renegotiate, RenegotiateRequest, ConnectionInfo)
-  TLSCTL_UNARY(KeyUpdate, KeyUpdateRequest, ConnectionInfo)
-  TLSCTL_UNARY(SetMaxSendFragment, SetMaxSendFragmentRequest, ConnectionInfo)
-  TLSCTL_UNARY(GetConnection, ConnectionRequest, ConnectionInfo)
-  TLSCTL_UNARY(ListConnections, ListConnectionsRequest, ListConnectionsResponse)
-  TLSCTL_UNARY(GetStats, GetStatsRequest, GetStatsResponse)
+  TLSCTL_UNARY_METHODS(TLSCTL_UNARY)
 #undef TLSCTL_UNARY
 
   grpc::Status Read(grpc::ServerContext* ctx, const v1::ReadRequest* req,

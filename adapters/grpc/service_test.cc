@@ -8,7 +8,9 @@
 #include <grpcpp/impl/client_unary_call.h>
 
 #include <fstream>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,7 +18,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/mutex.h"
 #include "adapters/grpc/call.h"
 #include "adapters/grpc/control.grpc.pb.h"
 #include "adapters/grpc/daemon.h"
@@ -56,12 +57,13 @@ std::string Fingerprint(const std::string& identity) {
   return info.ok() ? info->fingerprint256 : "";
 }
 
-// A fake clock the test moves.
+// A fake clock the test moves. std::mutex, not absl::Mutex: Debian's
+// Abseil is not built for TSan, which would not see absl::Mutex's locking.
 struct FakeClock {
-  absl::Mutex mu;
+  std::mutex mu;
   absl::Time now = absl::Now();
   absl::Time Get() {
-    absl::MutexLock l(&mu);
+    std::lock_guard<std::mutex> l(mu);
     return now;
   }
 };
@@ -85,7 +87,10 @@ class ControlTest : public ::testing::Test {
     stub_ = v1::TlsControl::NewStub(channel_);
   }
   void TearDown() override {
+    // The channel goes first: destroyed after the server, it can wait out
+    // a finished call's deadline timer (10 s for a Read below).
     stub_.reset();
+    channel_.reset();
     if (server_) server_->Shutdown();
   }
 
@@ -97,6 +102,14 @@ class ControlTest : public ::testing::Test {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     return (stub_.get()->*m)(&ctx, req, resp);
   }
+  // One unary call that must succeed; its reply.
+  template <typename Req, typename Resp>
+  Resp Ok(grpc::Status (v1::TlsControl::Stub::*m)(grpc::ClientContext*, const Req&, Resp*), const Req& req) {
+    Resp resp;
+    grpc::Status s = Do(m, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  }
 
   // A context serving `identity` (leaf + chain) and trusting ca1.
   std::string ServerContext(const std::string& identity) {
@@ -104,40 +117,30 @@ class ControlTest : public ::testing::Test {
     req.add_cert(Chain(identity));
     req.add_key(Key(identity));
     req.add_ca(Cert("ca1"));
-    v1::CreateContextResponse resp;
-    grpc::Status s = Do(&v1::TlsControl::Stub::CreateContext, req, &resp);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return resp.context_id();
+    return Ok(&v1::TlsControl::Stub::CreateContext, req).context_id();
   }
   std::string ClientContext() {
     v1::CreateContextRequest req;
     req.add_ca(Cert("ca1"));
-    v1::CreateContextResponse resp;
-    grpc::Status s = Do(&v1::TlsControl::Stub::CreateContext, req, &resp);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return resp.context_id();
+    return Ok(&v1::TlsControl::Stub::CreateContext, req).context_id();
   }
   v1::ListenResponse Listen(const std::string& context_id, const std::string& mode = "echo") {
     v1::ListenRequest req;
     req.set_context_id(context_id);
     req.set_host("127.0.0.1");
     req.set_mode(mode);
-    v1::ListenResponse resp;
-    grpc::Status s = Do(&v1::TlsControl::Stub::Listen, req, &resp);
-    EXPECT_TRUE(s.ok()) << s.error_message();
+    v1::ListenResponse resp = Ok(&v1::TlsControl::Stub::Listen, req);
     EXPECT_GT(resp.address().port(), 0);
     return resp;
   }
-  v1::ConnectResponse Connect(int port, const std::string& client_ctx, const std::string& session = "") {
+  v1::ConnectResponse Connect(int port, const std::string& client_ctx, const std::string& session = "",
+                              const std::string& servername = "localhost") {
     v1::ConnectRequest req;
     req.set_port(port);
-    req.set_servername("localhost");
+    req.set_servername(servername);
     req.set_context_id(client_ctx);
     req.set_session(session);
-    v1::ConnectResponse resp;
-    grpc::Status s = Do(&v1::TlsControl::Stub::Connect, req, &resp);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return resp;
+    return Ok(&v1::TlsControl::Stub::Connect, req);
   }
   grpc::Status Write(const std::string& id, const std::string& data) {
     v1::WriteRequest req;
@@ -181,13 +184,24 @@ class ControlTest : public ::testing::Test {
     EXPECT_TRUE(Write(id, data).ok());
     return Read(id, data.size());
   }
+  // The listener's side of the only connection it has (the client is
+  // secure first in TLS 1.3; the server side follows shortly).
+  std::string ServerSide(const std::string& listener_id, int index = 0) {
+    v1::ListConnectionsRequest req;
+    req.set_listener_id(listener_id);
+    v1::ListConnectionsResponse page;
+    for (int i = 0; i < 200 && page.connections_size() <= index; ++i) {
+      grpc::Status s = Do(&v1::TlsControl::Stub::ListConnections, req, &page);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      if (page.connections_size() <= index) absl::SleepFor(absl::Milliseconds(10));
+    }
+    EXPECT_GT(page.connections_size(), index);
+    return page.connections_size() > index ? page.connections(index).connection_id() : "";
+  }
   v1::ConnectionInfo Get(const std::string& id) {
     v1::ConnectionRequest req;
     req.set_connection_id(id);
-    v1::ConnectionInfo info;
-    grpc::Status s = Do(&v1::TlsControl::Stub::GetConnection, req, &info);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return info;
+    return Ok(&v1::TlsControl::Stub::GetConnection, req);
   }
 
   FakeClock clock_;
@@ -345,7 +359,7 @@ TEST_F(ControlTest, CreateContextAndListCertificatesWithDaysUntilExpiry) {
   absl::StatusOr<CertificateInfo> leaf = CertificateInfo::FromPem(Cert("server-rsa"));
   ASSERT_TRUE(leaf.ok());
   {
-    absl::MutexLock l(&clock_.mu);
+    std::lock_guard<std::mutex> l(clock_.mu);
     clock_.now = absl::FromUnixSeconds(leaf->valid_to_unix) - absl::Hours(24 * 10 + 12);
   }
   v1::CreateContextRequest req;
@@ -585,7 +599,7 @@ TEST_F(ControlTest, ListenConnectEchoPagesAndStats) {
   // Closing ends the open connections; the clients see the end.
   v1::CloseListenerRequest close;
   close.set_listener_id(l.listener_id());
-  close.set_deadline(3000);
+  close.set_deadline(300);  // the clients never end: destroyed at the deadline
   v1::CloseListenerResponse closed;
   s = Do(&v1::TlsControl::Stub::CloseListener, close, &closed);
   ASSERT_TRUE(s.ok()) << s.error_message();
@@ -693,39 +707,78 @@ std::string SessionOf(const std::function<v1::ConnectionInfo()>& get) {
   return "";
 }
 
-TEST_F(ControlTest, ResumesAnOldTicketAfterRotatingTicketKeys) {
-  ASSERT_NO_FATAL_FAILURE(Start());
-  v1::ListenResponse l = Listen(ServerContext("server-rsa"));
-  std::string client_ctx = ClientContext();
-  v1::ConnectResponse first = Connect(l.address().port(), client_ctx);
-  ASSERT_EQ(Echo(first.connection_id(), "one"), "one");
-  std::string session = SessionOf([&] { return Get(first.connection_id()); });
-  ASSERT_FALSE(session.empty());
+class TicketRotationTest : public ControlTest {
+ protected:
+  // A ticket from a new connection to `servername`, after one echo.
+  std::string FreshTicket(const std::string& servername) {
+    v1::ConnectResponse c = Connect(port_, client_ctx_, "", servername);
+    EXPECT_EQ(Echo(c.connection_id(), "ticket"), "ticket");
+    return SessionOf([&] { return Get(c.connection_id()); });
+  }
+  v1::ConnectionInfo Resume(const std::string& ticket, const std::string& servername) {
+    return Connect(port_, client_ctx_, ticket, servername).connection();
+  }
+  v1::ChangeResponse Rotate(int64_t keep_previous_ms) {
+    v1::RotateTicketKeysRequest rot;
+    rot.set_listener_id(listener_id_);
+    rot.set_keep_previous(keep_previous_ms);
+    return Ok(&v1::TlsControl::Stub::RotateTicketKeys, rot);
+  }
+  // An old ticket resumes while keepPrevious lasts, a ticket issued after
+  // the rotation resumes, and once the previous keys retire the old ticket
+  // gets a full handshake, always from the context serving `identity`.
+  void RotateAndResume(const std::string& servername, const std::string& identity) {
+    std::string old_ticket = FreshTicket(servername);
+    ASSERT_FALSE(old_ticket.empty());
+    EXPECT_EQ(Rotate(60000).ticket_keys(), 2);
+    v1::ConnectionInfo old_resumed = Resume(old_ticket, servername);
+    EXPECT_TRUE(old_resumed.session_reused());
+    EXPECT_EQ(old_resumed.peer_certificate().fingerprint256(), Fingerprint(identity));
+    std::string new_ticket = FreshTicket(servername);
+    ASSERT_FALSE(new_ticket.empty());
+    EXPECT_TRUE(Resume(new_ticket, servername).session_reused());
 
-  v1::RotateTicketKeysRequest rot;
-  rot.set_listener_id(l.listener_id());
-  rot.set_keep_previous(60000);
+    // Rotating again with no time for the previous keys: the old ticket no
+    // longer decrypts.
+    Rotate(1);
+    absl::SleepFor(absl::Milliseconds(50));
+    v1::ConnectionInfo full = Resume(old_ticket, servername);
+    EXPECT_FALSE(full.session_reused()) << servername << " still decrypts with a retired key";
+    EXPECT_EQ(full.peer_certificate().fingerprint256(), Fingerprint(identity));
+    v1::GetStatsRequest sreq;
+    v1::GetStatsResponse stats;
+    ASSERT_TRUE(Do(&v1::TlsControl::Stub::GetStats, sreq, &stats).ok());
+    ASSERT_EQ(stats.listeners_size(), 1);
+    EXPECT_EQ(stats.listeners(0).resumed(), 2u);
+  }
+  void SetUpListener() {
+    ASSERT_NO_FATAL_FAILURE(Start());
+    v1::ListenResponse l = Listen(ServerContext("server-rsa"));
+    listener_id_ = l.listener_id();
+    port_ = l.address().port();
+    client_ctx_ = ClientContext();
+  }
+  std::string listener_id_;
+  int port_ = 0;
+  std::string client_ctx_;
+};
+
+TEST_F(TicketRotationTest, ResumesAnOldTicketAfterRotatingTicketKeys) {
+  ASSERT_NO_FATAL_FAILURE(SetUpListener());
+  RotateAndResume("localhost", "server-rsa");
+}
+
+// A ticket is issued and accepted by the context that serves the
+// handshake, so the rotation must reach the listener's SNI contexts too.
+TEST_F(TicketRotationTest, RotateTicketKeysReachesSniNames) {
+  ASSERT_NO_FATAL_FAILURE(SetUpListener());
+  v1::AddContextRequest add;
+  add.set_listener_id(listener_id_);
+  add.set_servername("other.example.com");
+  add.set_context_id(ServerContext("other-name"));
   v1::ChangeResponse change;
-  grpc::Status s = Do(&v1::TlsControl::Stub::RotateTicketKeys, rot, &change);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-  EXPECT_EQ(change.ticket_keys(), 2);
-
-  v1::ConnectResponse again = Connect(l.address().port(), client_ctx, session);
-  EXPECT_TRUE(again.connection().session_reused());
-  EXPECT_EQ(Echo(again.connection_id(), "two"), "two");
-
-  // Rotating again with no time for the previous keys: the first ticket no
-  // longer decrypts (a full handshake instead).
-  rot.set_keep_previous(1);
-  ASSERT_TRUE(Do(&v1::TlsControl::Stub::RotateTicketKeys, rot, &change).ok());
-  absl::SleepFor(absl::Milliseconds(50));
-  v1::ConnectResponse third = Connect(l.address().port(), client_ctx, session);
-  EXPECT_FALSE(third.connection().session_reused());
-  v1::GetStatsRequest sreq;
-  v1::GetStatsResponse stats;
-  ASSERT_TRUE(Do(&v1::TlsControl::Stub::GetStats, sreq, &stats).ok());
-  ASSERT_EQ(stats.listeners_size(), 1);
-  EXPECT_EQ(stats.listeners(0).resumed(), 1u);
+  ASSERT_TRUE(Do(&v1::TlsControl::Stub::AddContext, add, &change).ok());
+  RotateAndResume("other.example.com", "other-name");
 }
 
 TEST_F(ControlTest, ReplaceContextServesNewConnectionsWhileAnOpenOneKeepsEchoing) {
@@ -825,6 +878,273 @@ TEST_F(ControlTest, WatchEventsSeesConnectionsAndChanges) {
   auto b = stub_->WatchEvents(&bctx, bad);
   EXPECT_FALSE(b->Read(&ev));
   EXPECT_EQ(b->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// ------------------------------------------------------------ renegotiation
+
+TEST_F(ControlTest, RenegotiatesATls12ConnectionToItsOwnListenerAndRefusesTls13) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  v1::CreateContextRequest creq;
+  creq.add_cert(Chain("server-rsa"));
+  creq.add_key(Key("server-rsa"));
+  creq.set_max_version("TLSv1.2");
+  v1::CreateContextResponse tls12;
+  ASSERT_TRUE(Do(&v1::TlsControl::Stub::CreateContext, creq, &tls12).ok());
+  std::string client_ctx = ClientContext();
+  v1::ListenRequest lreq;
+  lreq.set_context_id(tls12.context_id());
+  lreq.set_host("127.0.0.1");
+  lreq.set_allow_client_renegotiation(true);
+  v1::ListenResponse l;
+  ASSERT_TRUE(Do(&v1::TlsControl::Stub::Listen, lreq, &l).ok());
+  v1::ConnectResponse c = Connect(l.address().port(), client_ctx);
+  ASSERT_EQ(c.connection().protocol(), "TLSv1.2");
+
+  v1::RenegotiateRequest rreq;
+  rreq.set_connection_id(c.connection_id());
+  rreq.set_timeout(10000);
+  v1::ConnectionInfo info;
+  grpc::Status s = Do(&v1::TlsControl::Stub::Renegotiate, rreq, &info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(info.state(), "open");
+  EXPECT_TRUE(info.authorized());
+  EXPECT_EQ(Echo(c.connection_id(), "after renegotiation"), "after renegotiation");
+
+  // TLS 1.3 has no renegotiation: the engine's code, and the connection
+  // carries on.
+  v1::ListenResponse l13 = Listen(ServerContext("server-rsa"));
+  v1::ConnectResponse c13 = Connect(l13.address().port(), client_ctx);
+  ASSERT_EQ(c13.connection().protocol(), "TLSv1.3");
+  rreq.set_connection_id(c13.connection_id());
+  s = Do(&v1::TlsControl::Stub::Renegotiate, rreq, &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "ERR_TLS_RENEGOTIATE")) << s.error_message();
+  EXPECT_EQ(Echo(c13.connection_id(), "still"), "still");
+  // An unknown connection, and a bad timeout.
+  rreq.set_connection_id("c999");
+  EXPECT_EQ(Do(&v1::TlsControl::Stub::Renegotiate, rreq, &info).error_code(), grpc::StatusCode::NOT_FOUND);
+  rreq.set_connection_id(c.connection_id());
+  rreq.set_timeout(-1);
+  s = Do(&v1::TlsControl::Stub::Renegotiate, rreq, &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "timeout")) << s.error_message();
+}
+
+TEST_F(ControlTest, RenegotiatesThroughTheServiceWithAnOpensslSServer) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  tlsengine::testing::Subprocess peer;
+  using tlsengine::testing::TestFilePath;
+  ASSERT_TRUE(peer.Start({"openssl", "s_server", "-accept", "0", "-naccept", "1", "-rev", "-tls1_2",
+                          "-client_renegotiation", "-cert", TestFilePath("server-rsa.pem"), "-cert_chain",
+                          TestFilePath("int1.pem"), "-key", TestFilePath("server-rsa-key.pem")})
+                  .ok());
+  absl::StatusOr<std::string> accept = peer.WaitForLine("ACCEPT", absl::Seconds(10));
+  ASSERT_TRUE(accept.ok()) << accept.status();
+  int port = std::stoi(accept->substr(accept->rfind(':') + 1));
+  v1::ConnectResponse c = Connect(port, ClientContext());
+  ASSERT_EQ(c.connection().protocol(), "TLSv1.2");
+  v1::RenegotiateRequest rreq;
+  rreq.set_connection_id(c.connection_id());
+  v1::ConnectionInfo info;
+  grpc::Status s = Do(&v1::TlsControl::Stub::Renegotiate, rreq, &info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(info.authorized());
+  ASSERT_TRUE(Write(c.connection_id(), "hello\n").ok());
+  EXPECT_EQ(Read(c.connection_id(), 6), "olleh\n");
+  peer.Kill();
+}
+
+// ------------------------------------------------------------- more events
+
+TEST_F(ControlTest, WatchEventsSeesNewSessionAndTheStapledOcspResponse) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  v1::ListenResponse l = Listen(ServerContext("server-rsa"));
+  v1::SetOcspResponseRequest oreq;
+  oreq.set_listener_id(l.listener_id());
+  oreq.set_response(ReadTestFile("server-rsa-ocsp.der"));
+  v1::ChangeResponse change;
+  ASSERT_TRUE(Do(&v1::TlsControl::Stub::SetOcspResponse, oreq, &change).ok());
+
+  grpc::ClientContext wctx;
+  wctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  v1::WatchEventsRequest wreq;
+  for (const char* t : {"newSession", "OCSPRequest", "OCSPResponse", "session"}) wreq.add_types(t);
+  auto watch = stub_->WatchEvents(&wctx, wreq);
+  watch->WaitForInitialMetadata();
+
+  v1::ConnectRequest creq;
+  creq.set_port(l.address().port());
+  creq.set_servername("localhost");
+  creq.set_context_id(ClientContext());
+  creq.set_request_ocsp(true);
+  v1::ConnectResponse c;
+  grpc::Status s = Do(&v1::TlsControl::Stub::Connect, creq, &c);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+
+  std::map<std::string, v1::ControlEvent> got;
+  v1::ControlEvent ev;
+  while (got.size() < 4 && watch->Read(&ev)) {
+    EXPECT_NE(ev.type(), "change");  // filtered out by types
+    got.emplace(ev.type(), ev);
+  }
+  ASSERT_EQ(got.count("newSession"), 1u);
+  EXPECT_EQ(got["newSession"].listener_id(), l.listener_id());
+  EXPECT_FALSE(got["newSession"].session_id().empty());
+  ASSERT_EQ(got.count("OCSPRequest"), 1u);
+  EXPECT_EQ(got["OCSPRequest"].message(), "stapled");
+  ASSERT_EQ(got.count("OCSPResponse"), 1u);
+  EXPECT_EQ(got["OCSPResponse"].connection_id(), c.connection_id());
+  EXPECT_EQ(got["OCSPResponse"].message(), absl::StrCat(ReadTestFile("server-rsa-ocsp.der").size(), " bytes"));
+  ASSERT_EQ(got.count("session"), 1u);
+  EXPECT_EQ(got["session"].connection_id(), c.connection_id());
+  wctx.TryCancel();
+  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+// ------------------------------------------------------------------ limits
+
+TEST_F(ControlTest, HoldModeBoundsWhatAPeerThatIsNotReadCanBuffer) {
+  DaemonOptions o;
+  o.controller.limits.max_connection_buffer = 64 << 10;
+  o.controller.limits.max_buffered_bytes = 256 << 10;
+  ASSERT_NO_FATAL_FAILURE(Start(o));
+  v1::ListenResponse l = Listen(ServerContext("server-rsa"), "hold");
+  std::string client_ctx = ClientContext();
+  v1::ConnectResponse a = Connect(l.address().port(), client_ctx);
+  std::string a_server = ServerSide(l.listener_id());
+  ASSERT_FALSE(a_server.empty());
+
+  // The client writes and the listener's side is never read: once the
+  // held bytes reach the limit the server side stops reading, the kernel's
+  // buffers fill, and the client's queue passes its own bound: Write is
+  // refused with RESOURCE_EXHAUSTED instead of growing without end.
+  std::string sent;
+  grpc::Status refused;
+  for (int i = 0; i < 200 && refused.ok(); ++i) {
+    std::string chunk(256 << 10, static_cast<char>('a' + i % 26));
+    refused = Write(a.connection_id(), chunk);
+    if (refused.ok()) sent += chunk;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), "ERR_TLS_CONTROL_LIMIT")) << refused.error_message();
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), "limit 65536")) << refused.error_message();
+
+  v1::ConnectionInfo held = Get(a_server);
+  EXPECT_TRUE(held.paused());
+  EXPECT_GE(held.buffered(), 64u << 10);
+  EXPECT_LE(held.buffered(), 128u << 10);  // the limit plus what one read decrypted
+  v1::GetStatsRequest sreq;
+  v1::GetStatsResponse stats;
+  ASSERT_TRUE(Do(&v1::TlsControl::Stub::GetStats, sreq, &stats).ok());
+  EXPECT_EQ(stats.buffered(), held.buffered());
+
+  // Another connection on the same listener is not disturbed.
+  v1::ConnectResponse b = Connect(l.address().port(), client_ctx);
+  std::string b_server = ServerSide(l.listener_id(), 1);
+  ASSERT_FALSE(b_server.empty());
+  ASSERT_TRUE(Write(b.connection_id(), "ping").ok());
+  EXPECT_EQ(Read(b_server, 4), "ping");
+  ASSERT_TRUE(Write(b_server, "pong").ok());
+  EXPECT_EQ(Read(b.connection_id(), 4), "pong");
+
+  // Reading drains it: every byte accepted arrives, in order (backpressure,
+  // not loss), and the client may write again.
+  EXPECT_EQ(Read(a_server, sent.size()), sent);
+  EXPECT_FALSE(Get(a_server).paused());
+  EXPECT_TRUE(Write(a.connection_id(), "more").ok());
+  EXPECT_EQ(Read(a_server, 4), "more");
+}
+
+// An echo listener stops reading from a peer that does not read its echo
+// (backpressure) instead of queueing the echo until the connection is
+// destroyed; other connections carry on.
+TEST_F(ControlTest, EchoStopsReadingFromAPeerThatDoesNotReadItsEcho) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  v1::ListenResponse l = Listen(ServerContext("server-rsa"));
+  // Python's ssl writes 64 KiB records and never reads; it reports how much
+  // went out before a write stalled for a second.
+  const char* kWriter = R"py(
+import socket, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="localhost")
+s.settimeout(1)
+sent = 0
+try:
+    while sent < (64 << 20):
+        s.sendall(b"x" * 65536)
+        sent += 65536
+except Exception:
+    pass
+print("stalled after", sent, flush=True)
+sys.stdin.read()
+)py";
+  tlsengine::testing::Subprocess peer;
+  ASSERT_TRUE(peer.Start({"python3", "-c", kWriter, absl::StrCat(l.address().port())}).ok());
+  absl::StatusOr<std::string> stalled = peer.WaitForLine("stalled after", absl::Seconds(30));
+  ASSERT_TRUE(stalled.ok()) << stalled.status() << peer.err();
+  int64_t sent = std::stoll(stalled->substr(stalled->rfind(' ') + 1));
+  EXPECT_LT(sent, 64 << 20) << "the listener kept reading";
+
+  std::string server_side = ServerSide(l.listener_id());
+  v1::ConnectionInfo info = Get(server_side);
+  EXPECT_EQ(info.state(), "open") << info.error() << " " << info.error_message();
+  EXPECT_TRUE(info.paused());
+  EXPECT_LE(info.bytes_read(), static_cast<uint64_t>(sent));
+
+  v1::ConnectResponse other = Connect(l.address().port(), ClientContext());
+  EXPECT_EQ(Echo(other.connection_id(), "unaffected"), "unaffected");
+  peer.Kill();
+}
+
+TEST_F(ControlTest, ListenerConnectionAndWatcherLimitsAreResourceExhausted) {
+  DaemonOptions o;
+  o.controller.limits.max_listeners = 1;
+  o.controller.limits.max_connections = 2;
+  o.controller.limits.max_watchers = 1;
+  ASSERT_NO_FATAL_FAILURE(Start(o));
+  std::string server_ctx = ServerContext("server-rsa");
+  v1::ListenResponse l = Listen(server_ctx);
+  v1::ListenRequest second;
+  second.set_context_id(server_ctx);
+  second.set_host("127.0.0.1");
+  v1::ListenResponse lr;
+  grpc::Status s = Do(&v1::TlsControl::Stub::Listen, second, &lr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "too many listeners (limit 1)")) << s.error_message();
+
+  // One client connection and its server side are the two allowed.
+  std::string client_ctx = ClientContext();
+  v1::ConnectResponse c = Connect(l.address().port(), client_ctx);
+  ASSERT_FALSE(ServerSide(l.listener_id()).empty());
+  v1::ConnectRequest more;
+  more.set_port(l.address().port());
+  more.set_servername("localhost");
+  more.set_context_id(client_ctx);
+  v1::ConnectResponse cr;
+  s = Do(&v1::TlsControl::Stub::Connect, more, &cr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "too many connections (limit 2)")) << s.error_message();
+
+  grpc::ClientContext first_ctx;
+  first_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto first = stub_->WatchEvents(&first_ctx, v1::WatchEventsRequest());
+  first->WaitForInitialMetadata();
+  grpc::ClientContext second_ctx;
+  second_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto other = stub_->WatchEvents(&second_ctx, v1::WatchEventsRequest());
+  v1::ControlEvent ev;
+  EXPECT_FALSE(other->Read(&ev));
+  s = other->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "ERR_TLS_CONTROL_LIMIT")) << s.error_message();
+  first_ctx.TryCancel();
+  EXPECT_EQ(first->Finish().error_code(), grpc::StatusCode::CANCELLED);
+
+  // The open connection was not disturbed.
+  EXPECT_EQ(Echo(c.connection_id(), "fine"), "fine");
 }
 
 }  // namespace
