@@ -78,6 +78,16 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
   absl::StatusOr<std::string> alpn = internal::ProtocolListWire("alpn_protocols", options_.alpn_protocols);
   if (!alpn.ok()) return alpn.status();
   alpn_wire_ = *alpn;
+  absl::StatusOr<std::string> npn = internal::ProtocolListWire("npn_protocols", options_.npn_protocols);
+  if (!npn.ok()) return npn.status();
+  npn_wire_ = *npn;
+  // A client offers NPN only from a context that has a list (OpenSSL sends
+  // the extension whenever the context has a select callback).
+  if (!options_.is_server && !npn_wire_.empty() && options_.secure_context->options().npn_protocols.empty()) {
+    return InvalidOption(
+        "npn_protocols: a client needs NPN in its SecureContext too (SecureContextOptions::npn_protocols); "
+        "this list then replaces the context's for the connection");
+  }
 
   ERR_clear_error();
   active_context_ = options_.secure_context;

@@ -148,7 +148,10 @@ struct ConnectionOptions {
   // shares nothing with the client's ends the handshake with the
   // no_application_protocol alert, as modern Node does.
   std::vector<std::string> alpn_protocols;
-  std::vector<std::string> npn_protocols;  // TLS 1.2 and below only
+  // NPN, TLS 1.2 and below only: replaces the context's list for this
+  // connection. A server may have it without one in its context; a client's
+  // context must have a list (SecureContextOptions::npn_protocols).
+  std::vector<std::string> npn_protocols;
 
   // ---- Sessions ----
   // Client: a session from an earlier kSession event or GetSession(), to

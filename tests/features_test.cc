@@ -225,6 +225,32 @@ TEST(NpnTest, NoOverlapReportsNoneOnTheClient) {
   EXPECT_EQ(pair.server().npn_protocol(), "http/1.1");  // what the client sent, as in io.js
 }
 
+// ConnectionOptions::npn_protocols replaces the context's list for one
+// connection; a server needs no list in its context for it.
+TEST(NpnTest, TheConnectionsListReplacesTheContexts) {
+  ConnectionOptions server = ServerWith(IdentityOptions("server-rsa"));
+  server.npn_protocols = {"h2x", "spdy/3"};
+  SecureContextOptions client_context;
+  client_context.max_version = "TLSv1.2";
+  client_context.npn_protocols = {"http/1.1"};
+  ConnectionOptions client = ClientWith(client_context);
+  client.npn_protocols = {"spdy/3"};
+  EnginePair pair(server, client);
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_EQ(pair.client().npn_protocol(), "spdy/3");
+  EXPECT_EQ(pair.server().npn_protocol(), "spdy/3");
+}
+
+TEST(NpnTest, AClientListNeedsNpnInItsContext) {
+  ConnectionOptions client = ClientOptions();
+  client.npn_protocols = {"spdy/3"};
+  absl::Status refused = TlsConnection::Create(client, testing::TestNow()).status();
+  EXPECT_EQ(NodeCode(refused), "ERR_INVALID_ARG_VALUE") << refused;
+  EXPECT_NE(refused.message().find("npn_protocols"), std::string::npos) << refused;
+  client.npn_protocols = {""};
+  EXPECT_EQ(NodeCode(TlsConnection::Create(client, testing::TestNow()).status()), "ERR_INVALID_ARG_VALUE");
+}
+
 // ---- Sessions and tickets ----
 
 // Handshakes once, returns the client's latest session.

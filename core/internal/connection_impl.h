@@ -276,6 +276,7 @@ class TlsConnection::Impl {
   // refused renegotiations and TLS 1.3 tickets, and not for PHA.)
   bool peer_finished_ = false;
   std::string alpn_wire_;       // server: our ALPN list, wire form
+  std::string npn_wire_;        // our NPN list, wire form; empty: the context's
   // Node's onhandshakestart: handshakes counted since the count was reset,
   // which happens when a start comes a whole window after the previous one.
   int reneg_count_ = 0;

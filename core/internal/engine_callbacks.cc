@@ -363,11 +363,21 @@ const internal::ContextData* DataOf(SSL* ssl) {
   return static_cast<const internal::ContextData*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
 }
 
-int NpnAdvertiseCallback(SSL* ssl, const unsigned char** out, unsigned int* out_len, void* /*arg*/) {
+// The connection's NPN list (ConnectionOptions::npn_protocols), else the
+// context's; empty when neither has one.
+const std::string* NpnWire(SSL* ssl) {
+  Impl* self = Impl::From(ssl);
+  if (self != nullptr && !self->npn_wire_.empty()) return &self->npn_wire_;
   const internal::ContextData* data = DataOf(ssl);
-  if (data == nullptr || data->npn_wire.empty()) return SSL_TLSEXT_ERR_NOACK;
-  *out = reinterpret_cast<const unsigned char*>(data->npn_wire.data());
-  *out_len = static_cast<unsigned int>(data->npn_wire.size());
+  if (data == nullptr || data->npn_wire.empty()) return nullptr;
+  return &data->npn_wire;
+}
+
+int NpnAdvertiseCallback(SSL* ssl, const unsigned char** out, unsigned int* out_len, void* /*arg*/) {
+  const std::string* wire = NpnWire(ssl);
+  if (wire == nullptr) return SSL_TLSEXT_ERR_NOACK;
+  *out = reinterpret_cast<const unsigned char*>(wire->data());
+  *out_len = static_cast<unsigned int>(wire->size());
   return SSL_TLSEXT_ERR_OK;
 }
 
@@ -375,11 +385,10 @@ int NpnAdvertiseCallback(SSL* ssl, const unsigned char** out, unsigned int* out_
 // report none.
 int NpnSelectCallback(SSL* ssl, unsigned char** out, unsigned char* out_len, const unsigned char* in,
                       unsigned int in_len, void* /*arg*/) {
-  const internal::ContextData* data = DataOf(ssl);
-  if (data == nullptr || data->npn_wire.empty()) return SSL_TLSEXT_ERR_NOACK;
-  int status = SSL_select_next_proto(out, out_len, in, in_len,
-                                     reinterpret_cast<const unsigned char*>(data->npn_wire.data()),
-                                     static_cast<unsigned int>(data->npn_wire.size()));
+  const std::string* wire = NpnWire(ssl);
+  if (wire == nullptr) return SSL_TLSEXT_ERR_NOACK;
+  int status = SSL_select_next_proto(out, out_len, in, in_len, reinterpret_cast<const unsigned char*>(wire->data()),
+                                     static_cast<unsigned int>(wire->size()));
   if (Impl* self = Impl::From(ssl)) {
     self->npn_selected_ = status == OPENSSL_NPN_NEGOTIATED
                               ? std::string(reinterpret_cast<const char*>(*out), *out_len)
@@ -584,10 +593,12 @@ void InstallEngineCallbacks(SSL_CTX* ctx, const ContextData* data) {
   SSL_CTX_set_cert_cb(ctx, &CertCallback, nullptr);
   SSL_CTX_set_tlsext_status_cb(ctx, &StatusCallback);
   SSL_CTX_set_alpn_select_cb(ctx, &AlpnSelectCallback, nullptr);
-  if (!data->npn_wire.empty()) {
-    SSL_CTX_set_next_protos_advertised_cb(ctx, &NpnAdvertiseCallback, nullptr);
-    SSL_CTX_set_next_proto_select_cb(ctx, &NpnSelectCallback, nullptr);
-  }
+  // A server advertises a connection's own list even when its context has
+  // none (nothing is sent when neither has one); a client sends the NPN
+  // extension whenever a select callback is set, so only from a context
+  // with a list.
+  SSL_CTX_set_next_protos_advertised_cb(ctx, &NpnAdvertiseCallback, nullptr);
+  if (!data->npn_wire.empty()) SSL_CTX_set_next_proto_select_cb(ctx, &NpnSelectCallback, nullptr);
   // On every context: OpenSSL calls those of the SSL's first context, which
   // find the serving one.
   SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, &TicketKeyCallback);
