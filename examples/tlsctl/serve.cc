@@ -18,7 +18,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
 #include "adapters/epoll/server.h"
 #include "adapters/epoll/socket.h"
@@ -423,13 +422,18 @@ int RunServe(const ServeFlags& flags) {
   // Each loop ends its sockets gracefully (close_notify, the careful
   // close) and force-closes what is left at the bound.
   std::vector<epoll::Loop*> loops = (*group)->loops();
-  absl::BlockingCounter drained(static_cast<int>(loops.size()));
+  // A loop whose Run() failed runs no posted task: stop waiting once the
+  // group reports that, or past the bound.
+  auto left = std::make_shared<std::atomic<int>>(static_cast<int>(loops.size()));
   for (epoll::Loop* loop : loops) {
-    loop->Post([loop, &drained] {
-      if (!loop->Shutdown(kShutdownBound, [&drained] { drained.DecrementCount(); }).ok()) drained.DecrementCount();
+    loop->Post([loop, left] {
+      if (!loop->Shutdown(kShutdownBound, [left] { left->fetch_sub(1); }).ok()) left->fetch_sub(1);
     });
   }
-  drained.Wait();
+  const absl::Time give_up = absl::Now() + kShutdownBound + absl::Seconds(1);
+  while (left->load() > 0 && (*group)->status().ok() && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
   absl::Status ran = (*group)->Stop();  // a loop's Run() that failed (epoll_wait) on the way
   server.reset();  // after its loops stopped for good
   if (!ran.ok()) {
