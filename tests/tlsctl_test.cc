@@ -6,9 +6,9 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -16,11 +16,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "tests/testlib/keylog.h"
 #include "tests/testlib/peers.h"
 
 namespace tlsengine {
 namespace {
 
+using testing::KeylogEntries;
+using testing::KeylogLabels;
+using testing::ReadKeylog;
 using testing::Subprocess;
 using testing::TestFilePath;
 
@@ -100,12 +104,14 @@ class TlsctlTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s;
   }
 
-  // Starts openssl s_server with `cert` (sent with int1 when `chain`) and
-  // returns its port.
-  int StartSServer(Subprocess& server, const std::string& cert, const std::string& key, bool chain) {
+  // Starts openssl s_server with `cert` (sent with int1 when `chain`), then
+  // `extra`, and returns its port.
+  int StartSServer(Subprocess& server, const std::string& cert, const std::string& key, bool chain,
+                   const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv = {"openssl", "s_server", "-accept", "0", "-naccept", "1", "-cert",
                                      TestFilePath(cert), "-key", TestFilePath(key)};
     if (chain) argv.insert(argv.end(), {"-cert_chain", TestFilePath("int1.pem")});
+    argv.insert(argv.end(), extra.begin(), extra.end());
     EXPECT_TRUE(server.Start(argv).ok());
     absl::StatusOr<std::string> accept = server.WaitForLine("ACCEPT", kTimeout);
     EXPECT_TRUE(accept.ok()) << accept.status();
@@ -278,13 +284,6 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-// The non-empty lines of a key-log file.
-std::set<std::string> KeylogLines(const std::string& path) {
-  std::set<std::string> got;
-  for (absl::string_view l : absl::StrSplit(ReadFile(path), '\n', absl::SkipEmpty())) got.emplace(l);
-  return got;
-}
-
 TEST_F(TlsctlTest, TwoLoopsResumeEachOthersTickets) {
   Subprocess server;
   int port = StartServe(server, {"--loops", "2"});
@@ -363,16 +362,116 @@ TEST_F(TlsctlTest, BothSidesWriteTheSameKeylogLines) {
                          "--send", "secret"});
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   ASSERT_TRUE(server.WaitForLine("\"event\":\"close\"", kTimeout).ok());
-  std::set<std::string> ours = KeylogLines(server_log), theirs = KeylogLines(client_log);
-  EXPECT_EQ(ours, theirs);
+  absl::StatusOr<KeylogEntries> ours = ReadKeylog(server_log), theirs = ReadKeylog(client_log);
+  ASSERT_TRUE(ours.ok()) << ours.status();
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+  EXPECT_EQ(*ours, *theirs);
   // TLS 1.3: both handshake and traffic secrets, and the exporter secret.
-  for (const char* label : {"CLIENT_HANDSHAKE_TRAFFIC_SECRET ", "SERVER_HANDSHAKE_TRAFFIC_SECRET ",
-                            "CLIENT_TRAFFIC_SECRET_0 ", "SERVER_TRAFFIC_SECRET_0 ", "EXPORTER_SECRET "}) {
-    int n = 0;
-    for (const std::string& l : ours) n += absl::StartsWith(l, label) ? 1 : 0;
-    EXPECT_EQ(n, 1) << label << " in " << ReadFile(server_log);
+  for (const std::string& label : KeylogLabels("TLSv1.3")) {
+    EXPECT_EQ(ours->count(label), 1u) << label << " in " << ReadFile(server_log);
   }
 }
+
+// Key logs checked against an independent oracle: OpenSSL's -keylogfile at
+// the other end of the same connection must hold exactly the lines tlsctl
+// wrote (comment lines aside), given --keylog or $SSLKEYLOGFILE, for TLS 1.2
+// and 1.3. Parameters: the version, and whether tlsctl gets the file through
+// its environment instead of the flag.
+class TlsctlKeylogTest : public TlsctlTest, public ::testing::WithParamInterface<std::tuple<std::string, bool>> {
+ protected:
+  void SetUp() override {
+    unsetenv("SSLKEYLOGFILE");  // only ever in tlsctl's environment, and only when the test says so
+    std::string name = absl::StrCat(version(), via_env() ? "-env" : "-flag");
+    ours_ = absl::StrCat(TmpDir(), "/keylog-tlsctl-", name);
+    theirs_ = absl::StrCat(TmpDir(), "/keylog-openssl-", name);
+    unlink(ours_.c_str());
+    unlink(theirs_.c_str());
+  }
+  void TearDown() override {
+    unlink(ours_.c_str());
+    unlink(theirs_.c_str());
+  }
+
+  const std::string& version() const { return std::get<0>(GetParam()); }
+  bool via_env() const { return std::get<1>(GetParam()); }
+  std::string OpenSslVersionFlag() const { return version() == "TLSv1.2" ? "-tls1_2" : "-tls1_3"; }
+
+  // Runs `start` (which starts tlsctl) with $SSLKEYLOGFILE naming our file,
+  // or with --keylog FILE among tlsctl's arguments; the variable is unset
+  // again once tlsctl has started, so OpenSSL never sees it.
+  template <typename F>
+  auto WithKeylog(std::vector<std::string> args, F start) {
+    if (via_env()) {
+      setenv("SSLKEYLOGFILE", ours_.c_str(), 1);
+    } else {
+      args.insert(args.end(), {"--keylog", ours_});
+    }
+    auto result = start(args);
+    unsetenv("SSLKEYLOGFILE");
+    return result;
+  }
+
+  // Each of the version's labels once in OpenSSL's file, and the same lines
+  // in tlsctl's.
+  void ExpectSameLines() {
+    absl::StatusOr<KeylogEntries> theirs = ReadKeylog(theirs_);
+    ASSERT_TRUE(theirs.ok()) << theirs.status();
+    for (const std::string& label : KeylogLabels(version())) {
+      EXPECT_EQ(theirs->count(label), 1u) << label << " in " << ReadFile(theirs_);
+    }
+    EXPECT_EQ(theirs->size(), KeylogLabels(version()).size()) << ReadFile(theirs_);
+    absl::StatusOr<KeylogEntries> ours = ReadKeylog(ours_);
+    ASSERT_TRUE(ours.ok()) << ours.status();
+    EXPECT_EQ(*ours, *theirs) << "tlsctl's key log:\n" << ReadFile(ours_) << "OpenSSL's:\n" << ReadFile(theirs_);
+  }
+
+  std::string ours_, theirs_;
+};
+
+TEST_P(TlsctlKeylogTest, ServeLogsTheSameSecretsAsSClient) {
+  Subprocess server;
+  int port = WithKeylog({}, [&](const std::vector<std::string>& args) { return StartServe(server, args); });
+  ASSERT_GT(port, 0);
+  Subprocess client;
+  StartSClient(client, port, {"-keylogfile", theirs_, OpenSslVersionFlag(), "-CAfile", CacheCert(),
+                              "-verify_return_error", "-servername", "localhost"});
+  ASSERT_TRUE(client.WaitForLine("Verify return code: 0 (ok)", kTimeout).ok()) << client.out() << client.err();
+  ASSERT_TRUE(client.WriteStdin("ping with a key log\n").ok());
+  ASSERT_TRUE(client.WaitForLine("ping with a key log", kTimeout).ok()) << client.out() << client.err();
+  client.CloseStdin();
+  EXPECT_EQ(client.Wait(kTimeout), 0) << client.out() << client.err();
+  absl::StatusOr<std::string> secure = server.WaitForLine("\"event\":\"secureConnection\"", kTimeout);
+  ASSERT_TRUE(secure.ok()) << secure.status() << server.out() << server.err();
+  EXPECT_TRUE(absl::StrContains(*secure, absl::StrCat("\"protocol\":\"", version(), "\""))) << *secure;
+  absl::StatusOr<std::string> close = server.WaitForLine("\"event\":\"close\"", kTimeout);
+  ASSERT_TRUE(close.ok()) << close.status() << server.out() << server.err();
+  ExpectSameLines();
+}
+
+TEST_P(TlsctlKeylogTest, ConnectLogsTheSameSecretsAsSServer) {
+  Subprocess server;
+  int port = StartSServer(server, "server-rsa.pem", "server-rsa-key.pem", true,
+                          {"-keylogfile", theirs_, OpenSslVersionFlag()});
+  ASSERT_GT(port, 0);
+  Outcome r = WithKeylog({"connect", "--port", absl::StrCat(port), "--ca", TestFilePath("ca1.pem"), "--servername",
+                          "localhost", "--send", "ping with a key log"},
+                         [](const std::vector<std::string>& args) { return RunTlsctl(args); });
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  std::vector<std::string> secure = Lines(r.out, "\"event\":\"secureConnect\"");
+  ASSERT_EQ(secure.size(), 1u) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(secure[0], absl::StrCat("\"protocol\":\"", version(), "\""))) << secure[0];
+  EXPECT_EQ(server.Wait(kTimeout), 0) << server.out() << server.err();
+  EXPECT_TRUE(absl::StrContains(server.out(), "ping with a key log")) << server.out();
+  ExpectSameLines();
+}
+
+INSTANTIATE_TEST_SUITE_P(All, TlsctlKeylogTest,
+                         ::testing::Combine(::testing::Values(std::string("TLSv1.2"), std::string("TLSv1.3")),
+                                            ::testing::Bool()),
+                         [](const auto& info) {
+                           return absl::StrCat(std::get<0>(info.param) == "TLSv1.2" ? "Tls12" : "Tls13",
+                                               std::get<1>(info.param) ? "Env" : "Flag");
+                         });
 
 TEST_F(TlsctlTest, RenegotiationIsAllowedUpToTheLimit) {
   Subprocess server;

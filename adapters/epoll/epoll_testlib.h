@@ -217,28 +217,6 @@ inline void ResetAndClose(int fd) {
   close(fd);
 }
 
-// Parses NSS key-log lines (comment lines skipped): label ->
-// "client_random secret". Every line must have the three fields.
-inline std::multimap<std::string, std::string> ParseKeylog(absl::string_view text) {
-  std::multimap<std::string, std::string> out;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    if (line[0] == '#') continue;
-    std::vector<std::string> parts = absl::StrSplit(line, ' ');
-    EXPECT_EQ(parts.size(), 3u) << line;
-    if (parts.size() != 3) continue;
-    EXPECT_EQ(parts[1].size(), 64u) << "a 32-byte client random in hex: " << line;
-    out.emplace(parts[0], parts[1] + " " + parts[2]);
-  }
-  return out;
-}
-// The same, of the file at `path` (empty when it cannot be read).
-inline std::multimap<std::string, std::string> KeylogLines(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return ParseKeylog(text.str());
-}
-
 // A fixture: a Server on one loop in the test thread (StartEcho), clients on
 // the same loop; TearDown closes everything and checks that no fd is left.
 class EchoServerTest : public ::testing::Test {

@@ -16,12 +16,15 @@
 #include "adapters/epoll/socket.h"
 #include "core/errors.h"
 #include "gtest/gtest.h"
+#include "tests/testlib/keylog.h"
 #include "tests/testlib/peers.h"
 
 namespace tlsengine {
 namespace epoll {
 namespace {
 
+using tlsengine::testing::KeylogEntries;
+using tlsengine::testing::KeylogLabels;
 using tlsengine::testing::Subprocess;
 using tlsengine::testing::TestFilePath;
 using testing::ClientTo;
@@ -59,15 +62,6 @@ std::vector<std::string> SClientTo(int port, const std::string& version, const s
                                    OpenSslVersionFlag(version)};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
-}
-
-// NSS key-log labels of one connection: TLS 1.2 logs its master secret
-// (CLIENT_RANDOM), TLS 1.3 its handshake and traffic secrets and the
-// exporter secret (RFC 8446 §7.1).
-std::vector<std::string> KeylogLabels(const std::string& version) {
-  if (version == "TLSv1.2") return {"CLIENT_RANDOM"};
-  return {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0",
-          "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"};
 }
 
 // Our server answering one request per connection: "pong: <line>" to a
@@ -499,11 +493,16 @@ class KeylogInterop : public ServerInterop, public ::testing::WithParamInterface
   // Each of the version's labels once in OpenSSL's file, and the same
   // lines in our file and our events.
   void ExpectSameLines(const std::vector<std::string>& events) {
-    std::multimap<std::string, std::string> theirs = testing::KeylogLines(theirs_);
-    for (const std::string& label : KeylogLabels(GetParam())) EXPECT_EQ(theirs.count(label), 1u) << label;
-    EXPECT_EQ(theirs.size(), KeylogLabels(GetParam()).size());
-    EXPECT_EQ(testing::KeylogLines(ours_), theirs) << "our key-log file";
-    EXPECT_EQ(testing::ParseKeylog(absl::StrJoin(events, "\n")), theirs) << "our 'keylog' events";
+    absl::StatusOr<KeylogEntries> theirs = tlsengine::testing::ReadKeylog(theirs_);
+    ASSERT_TRUE(theirs.ok()) << theirs.status();
+    for (const std::string& label : KeylogLabels(GetParam())) EXPECT_EQ(theirs->count(label), 1u) << label;
+    EXPECT_EQ(theirs->size(), KeylogLabels(GetParam()).size());
+    absl::StatusOr<KeylogEntries> ours = tlsengine::testing::ReadKeylog(ours_);
+    ASSERT_TRUE(ours.ok()) << ours.status();
+    EXPECT_EQ(*ours, *theirs) << "our key-log file";
+    absl::StatusOr<KeylogEntries> logged = tlsengine::testing::ParseKeylog(absl::StrJoin(events, "\n"));
+    ASSERT_TRUE(logged.ok()) << logged.status();
+    EXPECT_EQ(*logged, *theirs) << "our 'keylog' events";
   }
   std::string ours_, theirs_;
 };

@@ -25,6 +25,7 @@
 #include "adapters/epoll/server.h"
 #include "core/errors.h"
 #include "gtest/gtest.h"
+#include "tests/testlib/keylog.h"
 #include "tests/testlib/peers.h"
 #include "tests/testlib/testlib.h"
 
@@ -482,8 +483,12 @@ TEST_F(SocketTest, KeylogFilesOfBothEndsHoldTheSameNssLinesForTheConnection) {
   ASSERT_TRUE(RunUntil(*loop_, [&] { return secure && server_lines >= 5; }));
   EXPECT_TRUE(Echoes(c, "logged"));
   EndAndWait(c);
-  std::multimap<std::string, std::string> ours = testing::KeylogLines(client_log);
-  std::multimap<std::string, std::string> theirs = testing::KeylogLines(server_log);
+  absl::StatusOr<tlsengine::testing::KeylogEntries> client_file = tlsengine::testing::ReadKeylog(client_log);
+  ASSERT_TRUE(client_file.ok()) << client_file.status();
+  absl::StatusOr<tlsengine::testing::KeylogEntries> server_file = tlsengine::testing::ReadKeylog(server_log);
+  ASSERT_TRUE(server_file.ok()) << server_file.status();
+  const tlsengine::testing::KeylogEntries& ours = *client_file;
+  const tlsengine::testing::KeylogEntries& theirs = *server_file;
   // TLS 1.3 (RFC 8446 §7.1): four traffic secrets and the exporter secret.
   for (const char* label : {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
                             "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"}) {
