@@ -954,6 +954,63 @@ TEST_F(ControlTest, RenegotiatesThroughTheServiceWithAnOpensslSServer) {
   peer.Kill();
 }
 
+// The listener's side of a connection asks for the renegotiation: a
+// HelloRequest to openssl s_client, which answers with a new handshake.
+TEST_F(ControlTest, RenegotiatesTheServerSideOfAListenersConnectionWithAnOpensslSClient) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  v1::CreateContextRequest creq;
+  creq.add_cert(Chain("server-rsa"));
+  creq.add_key(Key("server-rsa"));
+  creq.set_max_version("TLSv1.2");
+  v1::CreateContextResponse tls12;
+  ASSERT_TRUE(Do(&v1::TlsControl::Stub::CreateContext, creq, &tls12).ok());
+  v1::ListenResponse l = Listen(tls12.context_id());
+  ASSERT_GT(l.address().port(), 0);
+
+  tlsengine::testing::Subprocess peer;
+  using tlsengine::testing::TestFilePath;
+  // -msg shows every handshake message (on stdout, with the echoed data).
+  ASSERT_TRUE(peer.Start({"openssl", "s_client", "-connect", absl::StrCat("127.0.0.1:", l.address().port()),
+                          "-tls1_2", "-servername", "localhost", "-CAfile", TestFilePath("ca1.pem"), "-msg"})
+                  .ok());
+  absl::StatusOr<std::string> line = peer.WaitForLine("Secure Renegotiation IS supported", absl::Seconds(10));
+  ASSERT_TRUE(line.ok()) << line.status();
+  std::string server_side = ServerSide(l.listener_id());
+  ASSERT_FALSE(server_side.empty());
+  v1::ConnectionInfo before = Get(server_side);
+  EXPECT_EQ(before.role(), "server");
+  EXPECT_EQ(before.listener_id(), l.listener_id());
+  EXPECT_EQ(before.protocol(), "TLSv1.2");
+  EXPECT_EQ(before.state(), "open");
+
+  v1::RenegotiateRequest rreq;
+  rreq.set_connection_id(server_side);
+  rreq.set_timeout(10000);
+  v1::ConnectionInfo info;
+  grpc::Status s = Do(&v1::TlsControl::Stub::Renegotiate, rreq, &info);
+  ASSERT_TRUE(s.ok()) << s.error_message() << "\n" << peer.out() << peer.err();
+  EXPECT_EQ(info.connection_id(), server_side);
+  EXPECT_EQ(info.state(), "open");
+  EXPECT_EQ(info.protocol(), "TLSv1.2");
+  // The client saw the server's HelloRequest and sent a second ClientHello
+  // (the first was read above, before the session summary).
+  line = peer.WaitForLine("HelloRequest", absl::Seconds(10));
+  ASSERT_TRUE(line.ok()) << line.status();
+  EXPECT_TRUE(absl::StrContains(*line, "<<< TLS 1.2")) << *line;
+  line = peer.WaitForLine("ClientHello", absl::Seconds(10));
+  ASSERT_TRUE(line.ok()) << line.status();
+  EXPECT_TRUE(absl::StrContains(*line, ">>> TLS 1.2")) << *line;
+
+  // The echo carries on over the renegotiated connection.
+  ASSERT_TRUE(peer.WriteStdin("ping after renegotiation\n").ok());
+  line = peer.WaitForLine("ping after renegotiation", absl::Seconds(10));
+  ASSERT_TRUE(line.ok()) << line.status();
+  v1::ConnectionInfo after = Get(server_side);
+  EXPECT_EQ(after.state(), "open");
+  EXPECT_GE(after.bytes_read(), 25u);
+  peer.Kill();
+}
+
 // ------------------------------------------------------------- more events
 
 TEST_F(ControlTest, WatchEventsSeesNewSessionAndTheStapledOcspResponse) {
