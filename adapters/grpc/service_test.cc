@@ -124,6 +124,14 @@ class ControlTest : public ::testing::Test {
     req.add_ca(Cert("ca1"));
     return Ok(&v1::TlsControl::Stub::CreateContext, req).context_id();
   }
+  // server-rsa, TLS 1.2 at most: a context that can renegotiate.
+  std::string Tls12ServerContext() {
+    v1::CreateContextRequest req;
+    req.add_cert(Chain("server-rsa"));
+    req.add_key(Key("server-rsa"));
+    req.set_max_version("TLSv1.2");
+    return Ok(&v1::TlsControl::Stub::CreateContext, req).context_id();
+  }
   v1::ListenResponse Listen(const std::string& context_id, const std::string& mode = "echo") {
     v1::ListenRequest req;
     req.set_context_id(context_id);
@@ -884,15 +892,11 @@ TEST_F(ControlTest, WatchEventsSeesConnectionsAndChanges) {
 
 TEST_F(ControlTest, RenegotiatesATls12ConnectionToItsOwnListenerAndRefusesTls13) {
   ASSERT_NO_FATAL_FAILURE(Start());
-  v1::CreateContextRequest creq;
-  creq.add_cert(Chain("server-rsa"));
-  creq.add_key(Key("server-rsa"));
-  creq.set_max_version("TLSv1.2");
-  v1::CreateContextResponse tls12;
-  ASSERT_TRUE(Do(&v1::TlsControl::Stub::CreateContext, creq, &tls12).ok());
+  const std::string tls12 = Tls12ServerContext();
+  ASSERT_FALSE(tls12.empty());
   std::string client_ctx = ClientContext();
   v1::ListenRequest lreq;
-  lreq.set_context_id(tls12.context_id());
+  lreq.set_context_id(tls12);
   lreq.set_host("127.0.0.1");
   lreq.set_allow_client_renegotiation(true);
   v1::ListenResponse l;
@@ -958,13 +962,9 @@ TEST_F(ControlTest, RenegotiatesThroughTheServiceWithAnOpensslSServer) {
 // HelloRequest to openssl s_client, which answers with a new handshake.
 TEST_F(ControlTest, RenegotiatesTheServerSideOfAListenersConnectionWithAnOpensslSClient) {
   ASSERT_NO_FATAL_FAILURE(Start());
-  v1::CreateContextRequest creq;
-  creq.add_cert(Chain("server-rsa"));
-  creq.add_key(Key("server-rsa"));
-  creq.set_max_version("TLSv1.2");
-  v1::CreateContextResponse tls12;
-  ASSERT_TRUE(Do(&v1::TlsControl::Stub::CreateContext, creq, &tls12).ok());
-  v1::ListenResponse l = Listen(tls12.context_id());
+  const std::string tls12 = Tls12ServerContext();
+  ASSERT_FALSE(tls12.empty());
+  v1::ListenResponse l = Listen(tls12);
   ASSERT_GT(l.address().port(), 0);
 
   tlsengine::testing::Subprocess peer;
