@@ -27,67 +27,41 @@ def main(src, dst):
     sides = [("engine", "engine (epoll adapter)", "tab:blue"), ("plain", "plain OpenSSL", "tab:gray"),
              ("node", "Node tls", "tab:green")]
 
-    ax = axes[0]
+    def panel(ax, series, ticks, width, offset, fmt, target, target_label, ylabel, title):
+        """Grouped bars: series is [(label, color, [value or None per tick])]."""
+        for i, (label, color, values) in enumerate(series):
+            points = [(j + (i - offset) * width, y) for j, y in enumerate(values) if y is not None]
+            ax.bar([x for x, _ in points], [y for _, y in points], width, label=label, color=color)
+            for x, y in points:
+                ax.text(x, y, fmt.format(y), ha="center", va="bottom", fontsize=8)
+        ax.axhline(target, color="tab:red", linestyle="--", linewidth=1, label=target_label)
+        ax.set_xticks(range(len(ticks)))
+        ax.set_xticklabels(ticks)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.margins(y=0.3)  # room for the legend above the tallest bar
+        ax.legend(fontsize=8, loc="upper left")
+
+    def ratio(num, den):
+        return num / den if num is not None and den else None
+
     cpu = ["hs13_ecdsa", "hs13_rsa", "resume13", "hs12_ecdsa", "echo_16k"]
-    labels = ["TLS 1.3\nECDSA", "TLS 1.3\nRSA", "TLS 1.3\nresumed", "TLS 1.2\nECDSA", "echo\nper MB"]
-    for i, (side, label, color) in enumerate(sides):
-        xs, ys = [], []
-        for j, name in enumerate(cpu):
-            v, base = val(name, side), val(name, "plain")
-            if v is not None and base:
-                xs.append(j + (i - 1) * 0.27)
-                ys.append(v / base)
-        ax.bar(xs, ys, 0.27, label=label, color=color)
-        for x, y in zip(xs, ys):
-            ax.text(x, y, f"{y:.2f}", ha="center", va="bottom", fontsize=8)
-    ax.axhline(0.9, color="tab:red", linestyle="--", linewidth=1, label="target 0.9x plain")
-    ax.set_xticks(range(len(cpu)))
-    ax.set_xticklabels(labels)
-    ax.set_ylabel("server CPU per unit / plain OpenSSL's (lower is better)")
-    ax.set_title("Server CPU per handshake and per MB")
-    ax.margins(y=0.3)  # room for the legend above the tallest bar
-    ax.legend(fontsize=8, loc="upper left")
+    panel(axes[0], [(label, color, [ratio(val(n, side), val(n, "plain")) for n in cpu])
+                    for side, label, color in sides],
+          ["TLS 1.3\nECDSA", "TLS 1.3\nRSA", "TLS 1.3\nresumed", "TLS 1.2\nECDSA", "echo\nper MB"],
+          0.27, 1, "{:.2f}", 0.9, "target 0.9x plain",
+          "server CPU per unit / plain OpenSSL's (lower is better)", "Server CPU per handshake and per MB")
 
-    ax = axes[1]
     mem = sorted((n for n in rows if n.startswith("idle_kb_")), key=lambda n: int(n.split("_")[-1]))
-    for i, (side, label, color) in enumerate(sides):
-        xs, ys = [], []
-        for j, name in enumerate(mem):
-            v = val(name, side)
-            if v is not None:
-                xs.append(j + (i - 1) * 0.27)
-                ys.append(v)
-        ax.bar(xs, ys, 0.27, label=label, color=color)
-        for x, y in zip(xs, ys):
-            ax.text(x, y, f"{y:.0f}", ha="center", va="bottom", fontsize=8)
-    ax.axhline(20, color="tab:red", linestyle="--", linewidth=1, label="target 20 KB")
-    ax.set_xticks(range(len(mem)))
-    ax.set_xticklabels([n.split("_")[-1] + " conns" for n in mem])
-    ax.set_ylabel("resident KB per idle connection")
-    ax.set_title("Idle memory")
-    ax.margins(y=0.3)  # room for the legend above the tallest bar
-    ax.legend(fontsize=8, loc="upper left")
+    panel(axes[1], [(label, color, [val(n, side) for n in mem]) for side, label, color in sides],
+          [n.split("_")[-1] + " conns" for n in mem], 0.27, 1, "{:.0f}", 20, "target 20 KB",
+          "resident KB per idle connection", "Idle memory")
 
-    ax = axes[2]
     groups = [("hs_wall", "handshakes\nper wall s"), ("hs_cpu", "handshakes\nper CPU s"),
               ("mb_cpu", "MB per\nCPU s")]
-    for i, (side, label, color) in enumerate(sides[:2]):
-        xs, ys = [], []
-        for j, (g, _) in enumerate(groups):
-            one, two = val(g + "_1loop", side), val(g + "_2loops", side)
-            if one and two is not None:
-                xs.append(j + (i - 0.5) * 0.35)
-                ys.append(two / one)
-        ax.bar(xs, ys, 0.35, label=label, color=color)
-        for x, y in zip(xs, ys):
-            ax.text(x, y, f"{y:.2f}", ha="center", va="bottom", fontsize=8)
-    ax.axhline(1.8, color="tab:red", linestyle="--", linewidth=1, label="target 1.8x (wall)")
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([g[1] for g in groups])
-    ax.set_ylabel("2 loops / 1 loop")
-    ax.set_title("Scale-out")
-    ax.margins(y=0.3)  # room for the legend above the tallest bar
-    ax.legend(fontsize=8, loc="upper left")
+    panel(axes[2], [(label, color, [ratio(val(g + "_2loops", side), val(g + "_1loop", side)) for g, _ in groups])
+                    for side, label, color in sides[:2]],
+          [t for _, t in groups], 0.35, 0.5, "{:.2f}", 1.8, "target 1.8x (wall)", "2 loops / 1 loop", "Scale-out")
 
     fig.suptitle("tlsengine over loopback: figures from the server process's own CPU time and RSS")
     fig.tight_layout()
