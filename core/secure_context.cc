@@ -61,6 +61,13 @@ absl::StatusOr<std::vector<OpenSslPtr<X509>>> ReadCertificates(absl::string_view
   if (ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE) ERR_clear_error();
   if (ERR_peek_error() != 0) return BadOption(option, "malformed PEM certificate");
   if (out.empty()) return BadOption(option, "no PEM certificate found");
+  // OpenSSL decodes a certificate's extensions into a cache on first use
+  // (under the certificate's lock, but its flags are read outside it), so
+  // threads sharing this context would race to fill it: fill it now, before
+  // the certificate is shared. A bad extension is judged at verification,
+  // as before; nothing is reported here.
+  for (const OpenSslPtr<X509>& cert : out) X509_check_purpose(cert.get(), -1, 0);
+  ERR_clear_error();
   return out;
 }
 
