@@ -153,8 +153,7 @@ absl::StatusOr<std::unique_ptr<TlsStream>> TlsStream::Connect(const std::string&
     if (options.host.empty()) options.host = host;
     absl::StatusOr<std::unique_ptr<TlsStream>> stream = Wrap(*fd, options);
     if (!stream.ok()) return stream.status();
-    BLOCKING_RETURN_IF_ERROR((*stream)->Handshake(deadline));
-    return stream;
+    return HandshakeWithin(*std::move(stream), deadline);
   }
   return last;
 }
@@ -171,8 +170,17 @@ absl::StatusOr<std::unique_ptr<TlsStream>> TlsStream::ConnectUnix(const std::str
   if (!fd.ok()) return fd.status();
   absl::StatusOr<std::unique_ptr<TlsStream>> stream = Wrap(*fd, std::move(options));
   if (!stream.ok()) return stream.status();
-  BLOCKING_RETURN_IF_ERROR((*stream)->Handshake(deadline));
-  return stream;
+  return HandshakeWithin(*std::move(stream), deadline);
+}
+
+absl::StatusOr<std::unique_ptr<TlsStream>> TlsStream::HandshakeWithin(std::unique_ptr<TlsStream> stream,
+                                                                      absl::Time deadline) {
+  absl::Status s = stream->Handshake(deadline);
+  if (s.ok()) return stream;
+  // The careful close would otherwise run in the destructor, up to twice
+  // close_drain_time after the caller's deadline.
+  stream->CloseWithin(deadline);
+  return s;
 }
 
 absl::StatusOr<std::unique_ptr<TlsStream>> TlsStream::Wrap(int fd, StreamOptions options,
@@ -493,7 +501,9 @@ absl::Status TlsStream::KeyUpdate(bool request_peer, absl::Time deadline) {
   return Drive(deadline, [this] { return conn_->OutputSize() == 0 && !conn_->interest().write; });
 }
 
-void TlsStream::Close() {
+void TlsStream::Close() { CloseWithin(absl::InfiniteFuture()); }
+
+void TlsStream::CloseWithin(absl::Time limit) {
   if (closed_) return;
   closed_ = true;
   if (fd_ < 0) return;
@@ -504,7 +514,7 @@ void TlsStream::Close() {
     ended_ = true;
     conn_->End(absl::Now());
   }
-  const absl::Time send_deadline = absl::Now() + options_.close_drain_time;
+  const absl::Time send_deadline = std::min(limit, absl::Now() + options_.close_drain_time);
   for (;;) {
     PollEvents();
     if (!Flush().ok() || conn_->OutputSize() == 0) break;
@@ -515,7 +525,7 @@ void TlsStream::Close() {
   //    unread input makes the kernel send a reset, which can overtake the
   //    alert just sent.
   shutdown(fd_, SHUT_WR);
-  const absl::Time drain_deadline = absl::Now() + options_.close_drain_time;
+  const absl::Time drain_deadline = std::min(limit, absl::Now() + options_.close_drain_time);
   char sink[16384];
   size_t drained = 0;
   while (drained < options_.close_drain_bytes) {

@@ -99,6 +99,7 @@ class TlsStream {
   // `options.host` defaults to `host` (SNI and the identity check, as in
   // Node). Returns the secure stream, or ENOTFOUND, ECONNREFUSED, ETIMEDOUT
   // (TCP connect), ERR_TLS_HANDSHAKE_TIMEOUT, ECONNRESET or the engine's code.
+  // A failed handshake's careful close also ends by `deadline`.
   static absl::StatusOr<std::unique_ptr<TlsStream>> Connect(const std::string& host, int port,
                                                             StreamOptions options, absl::Time deadline);
   // The same over a unix-domain stream socket at `path`.
@@ -199,6 +200,13 @@ class TlsStream {
   absl::Status Flush();  // sends what the socket takes now, without waiting
   void ReadSocket();     // one recv (or the Wrap() bytes) into InputSpace()
   absl::Status Fail(absl::Status status);  // makes `status` sticky, returns it
+  // Close(), with every wait also ending at `limit`: past it, the alert is
+  // sent and the peer drained only as far as the socket allows at once.
+  void CloseWithin(absl::Time limit);
+  // Connect's last step: the handshake, and on failure the close, both
+  // before `deadline`.
+  static absl::StatusOr<std::unique_ptr<TlsStream>> HandshakeWithin(std::unique_ptr<TlsStream> stream,
+                                                                    absl::Time deadline);
   absl::Status Usable() const;
   size_t readable_size() const { return readable_.size() - readable_start_; }
   size_t TakeReadable(absl::Span<uint8_t> buf);
