@@ -799,6 +799,52 @@ TEST_F(SocketTest, AnUntrustedServerWithRejectUnauthorizedOffIsSecureButNotAutho
   EXPECT_TRUE(ending.had_error);
 }
 
+// `tlsctl connect --insecure` to a self-signed service, or to one whose
+// certificate names another host: the session resumes, as in Node, and the
+// resumed connection reports the full handshake's verdict. The peer is
+// openssl s_server, TLS 1.2 (ticket) and 1.3.
+TEST_F(SocketTest, WithoutRejectUnauthorizedSServerSessionsResumeWithTheSameVerdict) {
+  struct Case {
+    std::string identity, code;
+  };
+  for (const Case& c : {Case{"self-signed", "DEPTH_ZERO_SELF_SIGNED_CERT"},
+                        Case{"other-name", "ERR_TLS_CERT_ALTNAME_INVALID"}}) {
+    for (const std::string version : {"TLSv1.2", "TLSv1.3"}) {
+      SCOPED_TRACE(c.identity + " " + version);
+      std::vector<std::string> argv = {"openssl", "s_server", "-accept", "0", "-naccept", "2", "-rev",
+                                       version == "TLSv1.2" ? "-tls1_2" : "-tls1_3",
+                                       "-cert", tlsengine::testing::TestFilePath(c.identity + ".pem"),
+                                       "-key", tlsengine::testing::TestFilePath(c.identity + "-key.pem")};
+      if (c.identity != "self-signed") {
+        argv.insert(argv.end(), {"-cert_chain", tlsengine::testing::TestFilePath("int1.pem")});
+      }
+      tlsengine::testing::Subprocess server;
+      ASSERT_TRUE(server.Start(argv).ok());
+      absl::StatusOr<std::string> accept = server.WaitForLine("ACCEPT", absl::Seconds(10));
+      ASSERT_TRUE(accept.ok()) << accept.status();
+      const int port = std::stoi(accept->substr(accept->rfind(':') + 1));
+      std::string session;
+      for (int round = 0; round < 2; ++round) {
+        TlsSocketOptions o = ClientTo(port, version);
+        o.tls.reject_unauthorized = false;
+        o.tls.session = session;
+        std::shared_ptr<TlsSocket> sock = ConnectSecure(o);
+        EXPECT_EQ(sock->is_session_reused(), round == 1);
+        EXPECT_FALSE(sock->authorized());
+        EXPECT_EQ(sock->authorization_error(), c.code);
+        std::string got;
+        sock->handlers().on_data = [&got](absl::string_view d) { got.append(d.data(), d.size()); };
+        sock->Write("hello\n");
+        ASSERT_TRUE(RunUntil(*loop_, [&] { return absl::StrContains(got, "olleh"); })) << got;
+        session = sock->GetSession();  // TLS 1.3: its ticket came before the reply
+        ASSERT_FALSE(session.empty());
+        EndAndWait(sock);  // close_notify: s_server keeps the session
+      }
+      EXPECT_EQ(server.Wait(absl::Seconds(5)), 0) << server.err();
+    }
+  }
+}
+
 TEST_F(SocketTest, WriteAfterEndAndAfterDestroyReportNodesCodesOnce) {
   StartEcho();
   std::shared_ptr<TlsSocket> c = ConnectSecure(ClientTo(port_));
