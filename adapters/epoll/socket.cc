@@ -487,8 +487,12 @@ void TlsSocket::EmitError(const absl::Status& status) {
     reneg_done_ = nullptr;
     done(status);
   }
-  if (is_server_ && !secure_seen_) {
-    if (hooks_.on_client_error) hooks_.on_client_error(*this, status);
+  // A socket a Server accepted reports errors before 'secure' to the
+  // server (tlsClientError): the application does not have it yet. A
+  // wrapped server-role socket is the application's from the start and
+  // emits 'error', as Node's new TLSSocket(socket, {isServer: true}) does.
+  if (is_server_ && !secure_seen_ && hooks_.on_client_error) {
+    hooks_.on_client_error(*this, status);
     return;
   }
   if (handlers_.on_error) handlers_.on_error(status);

@@ -91,8 +91,9 @@ struct SocketHandlers {
   // Fatal error, with a Node code (NodeCode(status)): the engine's
   // (ERR_TLS_CERT_ALTNAME_INVALID, DEPTH_ZERO_SELF_SIGNED_CERT,
   // ERR_TLS_HANDSHAKE_TIMEOUT, ...) or the transport's (ECONNREFUSED,
-  // ECONNRESET, EPIPE, ENOTFOUND, ETIMEDOUT). 'close' follows. On a server
-  // socket, errors before 'secure' go to Server's on_client_error instead.
+  // ECONNRESET, EPIPE, ENOTFOUND, ETIMEDOUT). 'close' follows. On a socket
+  // a Server accepted, errors before 'secure' go to Server's
+  // on_client_error instead (a wrapped server-role socket raises on_error).
   std::function<void(const absl::Status& error)> on_error;
   // The socket is closed (fd released). Always the last event, exactly once.
   std::function<void(bool had_error)> on_close;

@@ -576,6 +576,35 @@ TEST_F(SocketTest, WrapAfterAPlaintextStarttlsExchangeKeepsTheBytesAlreadyRead) 
   EXPECT_TRUE(server->secure_established());
 }
 
+// Node's new TLSSocket(socket, {isServer: true}) emits 'error' then 'close'
+// for a handshake that fails; a plain-HTTP client is the common case.
+TEST_F(SocketTest, AWrappedServerRoleSocketEmitsItsHandshakeErrorThenClose) {
+  tlsengine::testing::Listener listener;
+  int client_fd = tlsengine::testing::ConnectLoopback(listener.port());
+  ASSERT_GE(client_fd, 0);
+  int server_fd = listener.Accept(absl::Seconds(5));
+  ASSERT_GE(server_fd, 0);
+  TlsSocketOptions so;
+  so.tls = tlsengine::testing::ServerOptions("server-rsa");
+  so.honour_sslkeylogfile = false;
+  std::shared_ptr<TlsSocket> server = *TlsSocket::Wrap(loop_.get(), server_fd, so);
+  std::vector<std::string> events;
+  absl::Status error;
+  server->handlers().on_error = [&](const absl::Status& e) {
+    error = e;
+    events.push_back("error");
+  };
+  server->handlers().on_close = [&](bool had_error) { events.push_back(had_error ? "close(error)" : "close"); };
+  const std::string junk = "GET / HTTP/1.0\r\n\r\n";
+  ASSERT_EQ(send(client_fd, junk.data(), junk.size(), MSG_NOSIGNAL), static_cast<ssize_t>(junk.size()));
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return !events.empty(); }));
+  close(client_fd);  // the server lingers for the client's end after its alert
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return events.size() >= 2; }));
+  EXPECT_EQ(events, (std::vector<std::string>{"error", "close(error)"}));
+  EXPECT_EQ(NodeCode(error), "ERR_SSL_HTTP_REQUEST") << error;  // as Node says
+  EXPECT_FALSE(server->secure_established());
+}
+
 TEST_F(SocketTest, HalfCloseWithoutCloseNotifyIsEndAsTruncated) {
   std::vector<std::string> events;
   handlers_.on_secure_connection = [&](std::shared_ptr<TlsSocket> s) {
