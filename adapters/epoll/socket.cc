@@ -685,6 +685,7 @@ void TlsSocket::End(absl::string_view data) {
 
 void TlsSocket::Destroy(absl::Status error) {
   if (closed_ || closed_pending_) return;
+  destroyed_ = true;
   pending_.clear();
   pending_bytes_ = 0;
   if (conn_ != nullptr) {
@@ -804,19 +805,25 @@ bool TlsSocket::authorized() const { return conn_ != nullptr && conn_->engine()-
 std::string TlsSocket::authorization_error() const {
   return conn_ != nullptr ? conn_->engine()->authorization_error() : "";
 }
+const TlsConnection* TlsSocket::session_engine() const {
+  return conn_ != nullptr && !destroyed_ ? conn_->engine() : nullptr;
+}
 std::optional<CertificateInfo> TlsSocket::GetPeerCertificate(bool detailed) const {
-  if (conn_ == nullptr) return std::nullopt;
-  return conn_->engine()->GetPeerCertificate(detailed);
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr ? engine->GetPeerCertificate(detailed) : std::nullopt;
 }
 std::optional<CertificateInfo> TlsSocket::GetCertificate() const {
-  if (conn_ == nullptr) return std::nullopt;
-  return conn_->engine()->GetCertificate();
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr ? engine->GetCertificate() : std::nullopt;
 }
 std::optional<CipherInfo> TlsSocket::GetCipher() const {
-  if (conn_ == nullptr) return std::nullopt;
-  return conn_->engine()->GetCipher();
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr ? engine->GetCipher() : std::nullopt;
 }
-std::string TlsSocket::protocol() const { return conn_ != nullptr ? conn_->engine()->protocol() : ""; }
+std::string TlsSocket::protocol() const {
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr ? engine->protocol() : "";
+}
 std::string TlsSocket::alpn_protocol() const {
   return conn_ != nullptr ? conn_->engine()->alpn_protocol() : "";
 }
@@ -826,12 +833,17 @@ std::string TlsSocket::npn_protocol() const {
 std::string TlsSocket::servername() const {
   return conn_ != nullptr ? conn_->engine()->servername() : "";
 }
-std::string TlsSocket::GetSession() const { return conn_ != nullptr ? conn_->engine()->GetSession() : ""; }
+std::string TlsSocket::GetSession() const {
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr ? engine->GetSession() : "";
+}
 std::string TlsSocket::GetTlsTicket() const {
-  return conn_ != nullptr ? conn_->engine()->GetTlsTicket() : "";
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr ? engine->GetTlsTicket() : "";
 }
 bool TlsSocket::is_session_reused() const {
-  return conn_ != nullptr && conn_->engine()->is_session_reused();
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr && engine->is_session_reused();
 }
 
 absl::Status TlsSocket::Renegotiate(const RenegotiateOptions& options,
@@ -857,15 +869,17 @@ absl::Status TlsSocket::KeyUpdate(bool request_peer) {
 }
 
 bool TlsSocket::SetMaxSendFragment(size_t size) {
-  return conn_ != nullptr && conn_->engine()->SetMaxSendFragment(size);
+  return conn_ != nullptr && !destroyed_ && conn_->engine()->SetMaxSendFragment(size);
 }
 
 absl::StatusOr<std::string> TlsSocket::ExportKeyingMaterial(size_t length, absl::string_view label,
                                                             std::optional<absl::string_view> context) const {
-  if (conn_ == nullptr) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, kErrInvalidState, "socket is not connected");
+  const TlsConnection* engine = session_engine();
+  if (engine == nullptr) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, kErrInvalidState,
+                     destroyed_ ? "socket is destroyed" : "socket is not connected");
   }
-  return conn_->engine()->ExportKeyingMaterial(length, label, context);
+  return engine->ExportKeyingMaterial(length, label, context);
 }
 
 uint64_t TlsSocket::raw_bytes_read() const {

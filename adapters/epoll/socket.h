@@ -218,7 +218,15 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   absl::Status SetKeepAlive(bool enable, absl::Duration initial_delay = absl::ZeroDuration());
 
   // ---- TLS (Node's names; see core/tls_connection.h). Defaults ("",
-  // nullopt, false) before the handshake or after close, except where said.
+  // nullopt, false) before the handshake. After Destroy() (from its call
+  // on, on_error included) the session's getters return them too, as
+  // Node's return null on a destroyed socket: GetPeerCertificate,
+  // GetCertificate, GetCipher, protocol, GetSession, GetTlsTicket,
+  // is_session_reused (false); ExportKeyingMaterial fails and
+  // SetMaxSendFragment returns false. authorized, authorization_error,
+  // alpn_protocol, npn_protocol and servername keep their values, as Node's
+  // properties do. After any other close (End, the peer, an error) every
+  // getter keeps the connection's last values.
   bool encrypted() const { return true; }
   bool authorized() const;
   std::string authorization_error() const;
@@ -318,6 +326,9 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   void OnIdleTimer();
   void CloseBeforeEngine(absl::Status status);
   void WriteKeylog(const std::string& line);
+  // The engine for the session's getters: nullptr before it exists and
+  // after Destroy().
+  const TlsConnection* session_engine() const;
 
   Loop* const loop_;
   TlsSocketOptions options_;
@@ -354,6 +365,7 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   bool errored_ = false;
   bool closed_ = false;
   bool write_error_reported_ = false;
+  bool destroyed_ = false;  // Destroy() was called: see the TLS getters
   absl::Status close_status_;
   std::function<void(const absl::Status&)> reneg_done_;
 

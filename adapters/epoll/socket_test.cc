@@ -785,6 +785,58 @@ TEST_F(SocketTest, CipherCertificatesAndEncryptedDescribeTheConnection) {
   EndAndWait(c);
 }
 
+// Node's getters on a destroyed socket (checked with node -e): getCipher,
+// getProtocol, getPeerCertificate, getCertificate, getSession,
+// getTLSTicket and isSessionReused return null; authorized,
+// authorizationError, alpnProtocol and servername keep their values.
+TEST_F(SocketTest, AfterDestroyTheSessionGettersReturnNothingAndThePropertiesStay) {
+  SecureContextOptions own = tlsengine::testing::IdentityOptions("client", "TLSv1.2");
+  ServerOptions so = ServerFor("server-rsa", "TLSv1.2");
+  so.connection.alpn_protocols = {"h2"};
+  StartEcho(so);
+  TlsSocketOptions o = ClientTo(port_, "TLSv1.2");
+  o.tls.secure_context = tlsengine::testing::MakeContext(own);  // a certificate of its own
+  o.tls.servername = "localhost";
+  o.tls.alpn_protocols = {"h2"};
+  std::shared_ptr<TlsSocket> c = ConnectSecure(o);
+  ASSERT_TRUE(c->GetCipher().has_value());
+  ASSERT_EQ(c->protocol(), "TLSv1.2");
+  ASSERT_TRUE(c->GetPeerCertificate().has_value());
+  ASSERT_TRUE(c->GetCertificate().has_value());
+  ASSERT_FALSE(c->GetSession().empty());
+  ASSERT_FALSE(c->GetTlsTicket().empty());
+  ASSERT_TRUE(c->ExportKeyingMaterial(16, "EXPORTER-test").ok());
+  ASSERT_TRUE(c->authorized());
+  ASSERT_EQ(c->alpn_protocol(), "h2");
+  testing::Ending ending;
+  testing::RecordEnding(*c, &ending);
+  auto check_destroyed = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    EXPECT_FALSE(c->GetCipher().has_value());
+    EXPECT_EQ(c->protocol(), "");
+    EXPECT_FALSE(c->GetPeerCertificate().has_value());
+    EXPECT_FALSE(c->GetPeerCertificate(/*detailed=*/true).has_value());
+    EXPECT_FALSE(c->GetCertificate().has_value());
+    EXPECT_EQ(c->GetSession(), "");
+    EXPECT_EQ(c->GetTlsTicket(), "");
+    EXPECT_FALSE(c->is_session_reused());
+    absl::StatusOr<std::string> ekm = c->ExportKeyingMaterial(16, "EXPORTER-test");
+    EXPECT_EQ(ekm.status().code(), absl::StatusCode::kFailedPrecondition) << ekm.status();
+    EXPECT_EQ(NodeCode(ekm.status()), kErrInvalidState);
+    EXPECT_FALSE(c->SetMaxSendFragment(1024));
+    // Node's properties stay.
+    EXPECT_TRUE(c->authorized());
+    EXPECT_EQ(c->authorization_error(), "");
+    EXPECT_EQ(c->alpn_protocol(), "h2");
+    EXPECT_EQ(c->servername(), "localhost");
+  };
+  c->Destroy();
+  check_destroyed("at once");
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return ending.closed; }));
+  check_destroyed("after close");
+  EXPECT_TRUE(ending.error.ok()) << ending.error;
+}
+
 TEST_F(SocketTest, NpnIsAgreedOnTls12) {
   std::shared_ptr<TlsSocket> server_side;
   handlers_.on_secure_connection = [&](std::shared_ptr<TlsSocket> s) { server_side = s; };
