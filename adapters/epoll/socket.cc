@@ -123,6 +123,28 @@ bool IsTcp(int fd) {
   return ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
 }
 
+// A stream socket that getpeername says is not connected, as Wrap finds it.
+enum class Unconnected {
+  kConnecting,  // a non-blocking connect is under way (or has just succeeded)
+  kFailed,      // its connect failed: *error is SO_ERROR (now taken)
+  kIdle,        // never connected, or listening
+};
+Unconnected ClassifyUnconnected(int fd, int* error) {
+  tcp_info info = {};
+  socklen_t len = sizeof(info);
+  if (IsTcp(fd) && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+      (info.tcpi_state == TCP_SYN_SENT || info.tcpi_state == TCP_ESTABLISHED)) {
+    return Unconnected::kConnecting;
+  }
+  int err = 0;
+  len = sizeof(err);
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+    *error = err;
+    return Unconnected::kFailed;
+  }
+  return Unconnected::kIdle;
+}
+
 }  // namespace
 
 absl::StatusOr<SocketAddress> LocalAddressOf(int fd) { return AddressOf(fd, false); }
@@ -258,12 +280,25 @@ absl::StatusOr<std::shared_ptr<TlsSocket>> TlsSocket::Wrap(Loop* loop, int fd, T
     ::close(fd);
     return internal::SysError("wrap: not a stream socket", err == 0 ? ENOTSOCK : err);
   }
+  // Connected, or (Node's tls.connect({socket}) over a socket still
+  // connecting) a non-blocking connect under way: the handshake starts
+  // once it completes. A socket nobody is connecting cannot become
+  // connected once we hold it: refused.
   sockaddr_storage ss;
   socklen_t ss_len = sizeof(ss);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &ss_len) != 0) {
+  Unconnected unconnected = Unconnected::kConnecting;
+  int connect_error = 0;
+  const bool connected = getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &ss_len) == 0;
+  if (!connected) {
     int err = errno;
-    ::close(fd);
-    return internal::SysError("wrap: getpeername", err);
+    if (err == ENOTCONN) unconnected = ClassifyUnconnected(fd, &connect_error);
+    if (err != ENOTCONN || unconnected == Unconnected::kIdle) {
+      ::close(fd);
+      if (err != ENOTCONN) return internal::SysError("wrap: getpeername", err);
+      return MakeError(absl::StatusCode::kFailedPrecondition, "ENOTCONN",
+                       "wrap: the socket is not connected and no connect is under way (start a non-blocking "
+                       "connect first: Wrap waits for it)");
+    }
   }
   absl::StatusOr<std::shared_ptr<TlsSocket>> made = Make(loop, std::move(options));
   if (!made.ok()) {
@@ -272,6 +307,26 @@ absl::StatusOr<std::shared_ptr<TlsSocket>> TlsSocket::Wrap(Loop* loop, int fd, T
   }
   std::shared_ptr<TlsSocket> socket = *std::move(made);
   socket->is_server_ = socket->options_.tls.is_server;
+  if (!connected) {
+    socket->wrap_connecting_ = true;
+    if (unconnected == Unconnected::kFailed) {
+      // It failed before we looked: reported as a failure after we watch.
+      ::close(fd);
+      socket->CloseBeforeEngine(internal::SysError("connect", connect_error));
+      return socket;
+    }
+    socket->connecting_fd_ = fd;
+    socket->wrap_already_read_ = std::string(already_read);
+    std::weak_ptr<TlsSocket> weak = socket;
+    loop->Post([weak] {
+      std::shared_ptr<TlsSocket> s = weak.lock();
+      if (s == nullptr || s->closed_ || s->connecting_fd_ < 0) return;
+      absl::Status watched =
+          s->loop_->Watch(s->connecting_fd_, Interest{false, true}, [raw = s.get()](Ready r) { raw->OnConnectReady(r); });
+      if (!watched.ok()) s->Destroy(watched);
+    });
+    return socket;
+  }
   absl::Status started = socket->StartEngine(fd, already_read);
   if (!started.ok()) {
     socket->self_.reset();
@@ -446,6 +501,11 @@ void TlsSocket::OnConnectReady(Ready ready) {
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   loop_->Unwatch(fd).IgnoreError();  // it is watched: this is its callback
   connecting_fd_ = -1;
+  if (err != 0 && wrap_connecting_) {
+    ::close(fd);  // Wrap: no other address to try
+    CloseBeforeEngine(internal::SysError("connect", err));
+    return;
+  }
   if (err != 0) {
     const std::string& target = candidates_[next_candidate_];
     last_connect_error_ = internal::SysError(
@@ -457,7 +517,8 @@ void TlsSocket::OnConnectReady(Ready ready) {
     TryNextAddress();
     return;
   }
-  absl::Status started = StartEngine(fd, "");
+  absl::Status started = StartEngine(fd, wrap_already_read_);
+  wrap_already_read_.clear();
   if (!started.ok()) {
     CloseBeforeEngine(started);
     return;

@@ -77,7 +77,8 @@ absl::string_view ReadyStateName(ReadyState state);  // "opening", "open", "read
 
 // Node's socket events. All run on the loop thread; any may be empty.
 struct SocketHandlers {
-  // The TCP connection is up (Node's 'connect'), client sockets only.
+  // The TCP connection is up (Node's 'connect'): Connect's sockets, and
+  // Wrap's when it waited for the connect to complete.
   std::function<void()> on_connect;
   // Client: the handshake is done and the peer authorized, or
   // reject_unauthorized is false (Node's 'secureConnect'). Server-side
@@ -166,13 +167,19 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   // ECONNREFUSED, ...) arrives later as on_error then on_close.
   static absl::StatusOr<std::shared_ptr<TlsSocket>> Connect(Loop* loop, TlsSocketOptions options);
 
-  // new tls.TLSSocket(fd, options): TLS over an already connected stream
-  // socket `fd` (taken: closed at the end, also on error). `already_read`
-  // is ciphertext the application read from it before handing it over
+  // new tls.TLSSocket(fd, options): TLS over a connected stream socket
+  // `fd` (taken: closed at the end, also on error). `already_read` is
+  // ciphertext the application read from it before handing it over
   // (STARTTLS: the peer's ClientHello may already sit in the application's
   // plaintext buffer); it is fed to the engine before anything from the
-  // socket. options.tls.is_server picks the role. kInvalidArgument for a
-  // bad fd or options; kUnavailable when the fd is not a connected socket.
+  // socket. options.tls.is_server picks the role. A TCP socket whose
+  // non-blocking connect is still under way (EINPROGRESS) is waited for, as
+  // Node's tls.connect({socket}) waits for the socket's 'connect': then
+  // on_connect, and the handshake starts (a failed connect is on_error with
+  // its errno code, ECONNREFUSED, ...). kInvalidArgument for a bad fd or
+  // options; kFailedPrecondition (ENOTCONN) for a socket neither connected
+  // nor connecting (nothing could connect it once it is ours); kUnavailable
+  // for an fd that is not a stream socket.
   static absl::StatusOr<std::shared_ptr<TlsSocket>> Wrap(Loop* loop, int fd, TlsSocketOptions options,
                                                          absl::string_view already_read = "");
 
@@ -347,6 +354,8 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   int connect_port_ = 0;
   int connecting_fd_ = -1;
   absl::Status last_connect_error_;
+  bool wrap_connecting_ = false;   // Wrap of a socket still connecting
+  std::string wrap_already_read_;  // its already_read, for StartEngine
 
   // Lists, not deques: an empty std::deque still allocates about 600 bytes,
   // and most sockets never queue anything.

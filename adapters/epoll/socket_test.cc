@@ -4,8 +4,10 @@
 // key log) against each other over loopback.
 #include "adapters/epoll/socket.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -574,6 +576,195 @@ TEST_F(SocketTest, WrapAfterAPlaintextStarttlsExchangeKeepsTheBytesAlreadyRead) 
   EXPECT_TRUE(secure);
   EXPECT_EQ(got, "over tls");
   EXPECT_TRUE(server->secure_established());
+}
+
+// A non-blocking TCP socket whose connect is under way (after EINPROGRESS).
+int StartConnect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 && errno != EINPROGRESS) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int TcpState(int fd) {
+  tcp_info info = {};
+  socklen_t len = sizeof(info);
+  return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 ? info.tcpi_state : -1;
+}
+
+// A TCP listener on 127.0.0.1 with backlog 0 (see ConnectThatWaits); -1
+// on failure.
+int ListenWithoutRoom(int* port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 0) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+// A connect to `port` (listening with backlog 0, not accepting) that stays
+// under way: *filler, connected first, fills the accept queue, so the next
+// SYN is dropped and sent again after a second. Once the listener has
+// accepted the filler, that retry connects. -1 on failure.
+int ConnectThatWaits(int port, int* filler) {
+  *filler = StartConnect(port);
+  pollfd p{*filler, POLLOUT, 0};
+  if (*filler < 0 || poll(&p, 1, 5000) != 1) return -1;
+  absl::SleepFor(absl::Milliseconds(50));  // the listener queues it
+  int fd = StartConnect(port);
+  if (fd >= 0 && TcpState(fd) != TCP_SYN_SENT) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Node's tls.connect({socket}) over a socket still connecting
+// (test-tls-connect-given-socket): the TLS socket waits for 'connect'.
+TEST_F(SocketTest, WrapOfASocketStillConnectingWaitsForTheConnectThenHandshakes) {
+  // A full accept queue (backlog 0, one connection waiting) drops the next
+  // SYN, so that connect stays under way until the retransmission (1 s).
+  ServerOptions o = ServerFor();
+  o.backlog = 0;
+  StartEcho(o);
+  int filler = -1;
+  int fd = ConnectThatWaits(port_, &filler);
+  ASSERT_GE(fd, 0) << "the connect must still be under way for this test";
+  sockaddr_storage peer;
+  socklen_t peer_len = sizeof(peer);
+  ASSERT_NE(getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len), 0);
+  ASSERT_EQ(errno, ENOTCONN);
+
+  absl::StatusOr<std::shared_ptr<TlsSocket>> wrapped = TlsSocket::Wrap(loop_.get(), fd, ClientTo(port_));
+  ASSERT_TRUE(wrapped.ok()) << wrapped.status();
+  std::shared_ptr<TlsSocket> c = *wrapped;
+  EXPECT_EQ(c->ready_state(), ReadyState::kOpening);
+  std::vector<std::string> events;
+  std::string got;
+  c->handlers().on_connect = [&] { events.push_back("connect"); };
+  c->handlers().on_secure_connect = [&] { events.push_back("secureConnect"); };
+  c->handlers().on_data = [&](absl::string_view d) { got.append(d.data(), d.size()); };
+  c->handlers().on_error = [](const absl::Status& e) { ADD_FAILURE() << e; };
+  EXPECT_TRUE(c->Write("written while connecting"));  // queued until the handshake
+  close(filler);  // the server takes it (a client error), then the retried SYN
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return got == "written while connecting"; }, absl::Seconds(10))) << got;
+  EXPECT_EQ(events, (std::vector<std::string>{"connect", "secureConnect"}));
+  EXPECT_TRUE(c->authorized());
+  EXPECT_EQ(c->remote_port(), port_);
+  EXPECT_EQ(c->ready_state(), ReadyState::kOpen);
+  EndAndWait(c);
+}
+
+// A socket nobody is connecting cannot become connected once Wrap holds
+// it (Node's tls socket over an empty net.Socket waits for a later
+// socket.connect(); an fd has no such later call): refused at once, and
+// the fd is closed.
+TEST_F(SocketTest, WrapOfASocketNeitherConnectedNorConnectingIsRefusedWithEnotconn) {
+  int idle = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(idle, 0);
+  int listening = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listening, 0);
+  ASSERT_EQ(listen(listening, 1), 0);
+  for (int fd : {idle, listening}) {
+    absl::StatusOr<std::shared_ptr<TlsSocket>> wrapped = TlsSocket::Wrap(loop_.get(), fd, ClientTo(1));
+    EXPECT_EQ(wrapped.status().code(), absl::StatusCode::kFailedPrecondition) << wrapped.status();
+    EXPECT_EQ(NodeCode(wrapped.status()), "ENOTCONN");
+    EXPECT_TRUE(absl::StrContains(wrapped.status().message(), "no connect is under way")) << wrapped.status();
+    EXPECT_EQ(fcntl(fd, F_GETFD), -1) << "the fd was taken and closed";
+  }
+}
+
+// test-tls-wrap-econnreset: a plain server that ends the connection at
+// once gives the client ECONNRESET.
+TEST_F(SocketTest, WrapOfAConnectingSocketToAServerThatClosesAtOnceIsEconnreset) {
+  int port = 0;
+  int listening = ListenWithoutRoom(&port);
+  ASSERT_GE(listening, 0);
+  int filler = -1;
+  int fd = ConnectThatWaits(port, &filler);
+  ASSERT_GE(fd, 0) << "the connect must still be under way for this test";
+  absl::StatusOr<std::shared_ptr<TlsSocket>> wrapped = TlsSocket::Wrap(loop_.get(), fd, ClientTo(port));
+  ASSERT_TRUE(wrapped.ok()) << wrapped.status();
+  std::shared_ptr<TlsSocket> c = *wrapped;
+  testing::Ending ending;
+  testing::RecordEnding(*c, &ending);
+  bool secure = false, connected = false;
+  c->handlers().on_secure_connect = [&] { secure = true; };
+  c->handlers().on_connect = [&] { connected = true; };
+  // A plain server: accepts each connection and closes it at once.
+  std::thread server([listening] {
+    for (int i = 0; i < 2; ++i) {
+      pollfd p{listening, POLLIN, 0};
+      if (poll(&p, 1, 5000) != 1) return;
+      int accepted = accept4(listening, nullptr, nullptr, SOCK_CLOEXEC);
+      if (accepted >= 0) close(accepted);
+    }
+  });
+  bool done = RunUntil(*loop_, [&] { return ending.closed; });
+  server.join();
+  close(filler);
+  close(listening);
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(connected);
+  EXPECT_FALSE(secure);
+  EXPECT_EQ(NodeCode(ending.error), "ECONNRESET") << ending.error;
+  EXPECT_TRUE(ending.had_error);
+}
+
+// A connect that fails, before Wrap looked or while it waits, is the
+// socket's error, as Node's socket 'error' (ECONNREFUSED) reaches the TLS
+// socket.
+TEST_F(SocketTest, WrapOfAConnectThatIsRefusedReportsEconnrefused) {
+  auto expect_refused = [&](int fd, int port) {
+    absl::StatusOr<std::shared_ptr<TlsSocket>> wrapped = TlsSocket::Wrap(loop_.get(), fd, ClientTo(port));
+    ASSERT_TRUE(wrapped.ok()) << wrapped.status();
+    std::shared_ptr<TlsSocket> c = *wrapped;
+    testing::Ending ending;
+    testing::RecordEnding(*c, &ending);
+    bool connected = false;
+    c->handlers().on_connect = [&] { connected = true; };
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return ending.closed; }));
+    EXPECT_FALSE(connected);
+    EXPECT_EQ(NodeCode(ending.error), "ECONNREFUSED") << ending.error;
+    EXPECT_EQ(ending.error.code(), absl::StatusCode::kUnavailable) << ending.error;
+    EXPECT_TRUE(ending.had_error);
+  };
+  {
+    SCOPED_TRACE("a port nobody listens on: refused at once, usually before Wrap looks");
+    int port = 0;
+    {
+      tlsengine::testing::Listener gone;
+      port = gone.port();
+    }
+    int fd = StartConnect(port);
+    ASSERT_GE(fd, 0) << "connect() refused at once, before any Wrap";
+    expect_refused(fd, port);
+  }
+  {
+    SCOPED_TRACE("the listener goes away while the connect waits");
+    int port = 0;
+    int listening = ListenWithoutRoom(&port);
+    ASSERT_GE(listening, 0);
+    int filler = -1;
+    int fd = ConnectThatWaits(port, &filler);
+    close(listening);  // the SYN sent again is answered with a reset
+    close(filler);
+    ASSERT_GE(fd, 0) << "the connect must still be under way for this test";
+    expect_refused(fd, port);
+  }
 }
 
 // Node's new TLSSocket(socket, {isServer: true}) emits 'error' then 'close'
