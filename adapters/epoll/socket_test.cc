@@ -54,6 +54,14 @@ class SocketTest : public testing::EchoServerTest {
     c->End();
     EXPECT_TRUE(RunUntil(*loop_, [&] { return closed; }));
   }
+  // Both ends of a loopback TCP connection, for Wrap.
+  static void LoopbackPair(int* client_fd, int* server_fd) {
+    tlsengine::testing::Listener listener;
+    *client_fd = tlsengine::testing::ConnectLoopback(listener.port());
+    ASSERT_GE(*client_fd, 0);
+    *server_fd = listener.Accept(absl::Seconds(5));
+    ASSERT_GE(*server_fd, 0);
+  }
   std::string Fingerprint(const std::string& identity) {
     return CertificateInfo::FromPem(tlsengine::testing::Cert(identity))->fingerprint256;
   }
@@ -535,11 +543,8 @@ TEST_F(SocketTest, ExportKeyingMaterialIsEqualOnBothEnds) {
 }
 
 TEST_F(SocketTest, WrapAfterAPlaintextStarttlsExchangeKeepsTheBytesAlreadyRead) {
-  tlsengine::testing::Listener listener;
-  int client_fd = tlsengine::testing::ConnectLoopback(listener.port());
-  ASSERT_GE(client_fd, 0);
-  int server_fd = listener.Accept(absl::Seconds(5));
-  ASSERT_GE(server_fd, 0);
+  int client_fd = -1, server_fd = -1;
+  ASSERT_NO_FATAL_FAILURE(LoopbackPair(&client_fd, &server_fd));
   // The client asks for TLS and starts it at once, without waiting for an
   // answer (pipelining, as some SMTP clients do).
   const std::string request = "STARTTLS\r\n";
@@ -770,11 +775,8 @@ TEST_F(SocketTest, WrapOfAConnectThatIsRefusedReportsEconnrefused) {
 // Node's new TLSSocket(socket, {isServer: true}) emits 'error' then 'close'
 // for a handshake that fails; a plain-HTTP client is the common case.
 TEST_F(SocketTest, AWrappedServerRoleSocketEmitsItsHandshakeErrorThenClose) {
-  tlsengine::testing::Listener listener;
-  int client_fd = tlsengine::testing::ConnectLoopback(listener.port());
-  ASSERT_GE(client_fd, 0);
-  int server_fd = listener.Accept(absl::Seconds(5));
-  ASSERT_GE(server_fd, 0);
+  int client_fd = -1, server_fd = -1;
+  ASSERT_NO_FATAL_FAILURE(LoopbackPair(&client_fd, &server_fd));
   TlsSocketOptions so;
   so.tls = tlsengine::testing::ServerOptions("server-rsa");
   so.honour_sslkeylogfile = false;
