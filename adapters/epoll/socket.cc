@@ -310,7 +310,8 @@ absl::StatusOr<std::shared_ptr<TlsSocket>> TlsSocket::Wrap(Loop* loop, int fd, T
   if (!connected) {
     socket->wrap_connecting_ = true;
     if (unconnected == Unconnected::kFailed) {
-      // It failed before we looked: reported as a failure after we watch.
+      // It failed before we looked: reported from the loop, as a failure
+      // found while waiting would be.
       ::close(fd);
       socket->CloseBeforeEngine(internal::SysError("connect", connect_error));
       return socket;
@@ -321,8 +322,9 @@ absl::StatusOr<std::shared_ptr<TlsSocket>> TlsSocket::Wrap(Loop* loop, int fd, T
     loop->Post([weak] {
       std::shared_ptr<TlsSocket> s = weak.lock();
       if (s == nullptr || s->closed_ || s->connecting_fd_ < 0) return;
+      TlsSocket* raw = s.get();
       absl::Status watched =
-          s->loop_->Watch(s->connecting_fd_, Interest{false, true}, [raw = s.get()](Ready r) { raw->OnConnectReady(r); });
+          s->loop_->Watch(s->connecting_fd_, Interest{false, true}, [raw](Ready r) { raw->OnConnectReady(r); });
       if (!watched.ok()) s->Destroy(watched);
     });
     return socket;
