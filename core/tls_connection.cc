@@ -153,12 +153,18 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
     if (!decoded.ok()) return InvalidOption("session: not a serialized TLS session");
     session = *std::move(decoded);
   }
-  // Offered only if its server passes this host's identity check.
-  if (session && MayOfferSession(session->native_handle())) {
+  if (session) {
     // Its own copy: the SSL changes the session it uses.
     OpenSslPtr<SSL_SESSION> copy(SSL_SESSION_dup(session->native_handle()));
     if (!copy) return MakeError(absl::StatusCode::kInternal, kErrInternal, "session: cannot copy");
     SSL_set_session(ssl_.get(), copy.get());  // takes its own reference
+    // Offered unless the client rejects and would reject its server. The
+    // session's chain verdict is read from the SSL, where SSL_set_session
+    // copied it (OpenSSL 3.0 has no getter on the session).
+    if (!MayOfferSession(copy.get(), SSL_get_verify_result(ssl_.get()))) {
+      SSL_set_session(ssl_.get(), nullptr);
+      SSL_set_verify_result(ssl_.get(), X509_V_OK);  // a fresh SSL's
+    }
   }
   ERR_clear_error();
   return absl::OkStatus();

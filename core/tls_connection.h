@@ -124,8 +124,9 @@ struct ConnectionOptions {
   bool reject_unauthorized = true;
   // Client: replaces CheckServerIdentity (Node's checkServerIdentity).
   // Called with the leaf certificate, only when the chain verified: inside
-  // a full handshake, after a resumed one, and at Create() for a `session`
-  // (not offered unless this accepts its certificate). Return OK or an
+  // a full handshake, after a resumed one, and, when reject_unauthorized,
+  // at Create() for a `session` (not offered unless this accepts its
+  // certificate; without rejection any session is offered). Return OK or an
   // error (its code is reported); an exception is caught and reported as
   // ERR_TLS_CERT_ALTNAME_INVALID "check_server_identity threw: ...".
   std::function<absl::Status(absl::string_view host, const CertificateInfo& cert)>
@@ -155,7 +156,11 @@ struct ConnectionOptions {
 
   // ---- Sessions ----
   // Client: a session from an earlier kSession event or GetSession(), to
-  // resume (Node's `session`).
+  // resume (Node's `session`). With reject_unauthorized it is offered only
+  // if its chain verified and its certificate passes this host's identity
+  // check; without, always, and a resumed handshake reports authorized /
+  // authorization_error again from the session's verify result and
+  // certificate, as the full handshake did.
   std::string session;
   // Client: the same, decoded once (Event::session_handle,
   // GetSessionHandle(), TlsSession::FromDer()); shared, never changed. When

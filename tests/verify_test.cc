@@ -328,33 +328,41 @@ TEST_P(ResumedIdentityTest, SessionForAnotherHostIsNotOfferedAndTheHandshakeFail
   EXPECT_EQ(AlertOf(pair.server_side().error), AlertOf(s));
 }
 
-TEST_P(ResumedIdentityTest, WithoutRejectAnotherHostIsUnauthorized) {
+TEST_P(ResumedIdentityTest, WithoutRejectAnotherHostResumesAndIsUnauthorized) {
+  // A client that accepts unauthorized servers offers the session, as Node
+  // does; the resumed handshake reports what a full one would have.
   ConnectionOptions co = Client("not-in-cert.example");
   co.reject_unauthorized = false;
   EnginePair pair = Pair(co);
   ASSERT_TRUE(pair.Handshake().ok());
-  EXPECT_FALSE(pair.client().is_session_reused());
+  EXPECT_TRUE(pair.client().is_session_reused());
+  EXPECT_TRUE(pair.server().is_session_reused());
   EXPECT_FALSE(pair.client().authorized());
   EXPECT_EQ(pair.client().authorization_error(), "ERR_TLS_CERT_ALTNAME_INVALID");
+  EXPECT_EQ(pair.client().authorization_status().message(),
+            "Hostname/IP does not match certificate's altnames: Host: not-in-cert.example. is not in the cert's "
+            "altnames: DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1");
 }
 
 TEST_P(ResumedIdentityTest, CustomCheckRunsOnTheResumedHandshake) {
-  // Called when the session is considered (Create) and again after the
-  // resumed handshake; the second verdict is the one that counts.
+  // A rejecting client calls it when the session is considered (Create) and
+  // again after the resumed handshake; the second verdict is the one that
+  // counts. A client without rejection offers the session unasked, and
+  // calls it only after the resumed handshake.
   for (bool reject : {true, false}) {
     SCOPED_TRACE(reject);
     std::vector<std::string> hosts;
     ConnectionOptions co = Client("pinned.example");
     co.reject_unauthorized = reject;
-    co.check_server_identity = [&hosts](absl::string_view host, const CertificateInfo& cert) {
+    co.check_server_identity = [&hosts, reject](absl::string_view host, const CertificateInfo& cert) {
       hosts.emplace_back(host);
       EXPECT_EQ(cert.subject.Get("CN"), "localhost");
-      if (hosts.size() == 1) return absl::OkStatus();
+      if (reject && hosts.size() == 1) return absl::OkStatus();
       return MakeError(absl::StatusCode::kUnauthenticated, "ERR_PINNED_KEY_MISMATCH", "pin mismatch");
     };
     EnginePair pair = Pair(co);
     absl::Status s = pair.Handshake();
-    EXPECT_EQ(hosts, (std::vector<std::string>{"pinned.example", "pinned.example"}));
+    EXPECT_EQ(hosts, std::vector<std::string>(reject ? 2 : 1, "pinned.example"));
     EXPECT_TRUE(pair.client().is_session_reused());
     EXPECT_FALSE(pair.client().authorized());
     EXPECT_EQ(pair.client().authorization_error(), "ERR_PINNED_KEY_MISMATCH");
@@ -394,6 +402,67 @@ TEST_P(ResumedIdentityTest, ThrowingCustomCheckIsNotOfferedTheSession) {
   EXPECT_EQ(s.message(), "check_server_identity threw: boom");
   EXPECT_FALSE(pair.client().is_session_reused());
 }
+
+// Resuming from servers that are not authorized (Node resumes there): a
+// self-signed certificate, and one for another name.
+class UnauthorizedResumptionTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  // A server for `identity`: self-signed alone, or leaf + intermediate.
+  ConnectionOptions Server(const std::string& identity) {
+    SecureContextOptions o = IdentityOptions("", GetParam());
+    o.key = {Key(identity)};
+    o.cert = {identity == "self-signed" ? Cert(identity) : Chain(identity)};
+    return testing::ServerWith(o);
+  }
+  // Handshakes `client` (servername localhost) offering `session`;
+  // returns the session it ends with.
+  std::string Connect(const ConnectionOptions& server, ConnectionOptions client, const std::string& session,
+                      bool expect_reused, const std::string& expect_code) {
+    client.session = session;
+    EnginePair pair(server, std::move(client));
+    absl::Status s = pair.Handshake();
+    EXPECT_TRUE(s.ok()) << s;
+    pair.Pump();
+    EXPECT_EQ(pair.client().is_session_reused(), expect_reused);
+    EXPECT_EQ(pair.server().is_session_reused(), expect_reused);
+    EXPECT_EQ(pair.client().authorized(), expect_code.empty());
+    EXPECT_EQ(pair.client().authorization_error(), expect_code);
+    return pair.client().GetSession();
+  }
+};
+
+TEST_P(UnauthorizedResumptionTest, WithoutRejectTheSessionResumesWithTheSameVerdict) {
+  for (const auto& [identity, code] : std::vector<std::pair<std::string, std::string>>{
+           {"self-signed", "DEPTH_ZERO_SELF_SIGNED_CERT"}, {"other-name", "ERR_TLS_CERT_ALTNAME_INVALID"}}) {
+    SCOPED_TRACE(identity);
+    ConnectionOptions server = Server(identity);
+    ConnectionOptions client = ClientOptions(GetParam());
+    client.reject_unauthorized = false;
+    std::string session = Connect(server, client, "", /*expect_reused=*/false, code);
+    ASSERT_FALSE(session.empty());
+    std::string again = Connect(server, client, session, /*expect_reused=*/true, code);
+    ASSERT_FALSE(again.empty());
+    Connect(server, client, again, /*expect_reused=*/true, code);
+  }
+}
+
+TEST_P(UnauthorizedResumptionTest, ARejectingClientDoesNotOfferASessionWhoseChainFailed) {
+  // The session of a client that accepted the self-signed server; then a
+  // client that rejects, and trusts that certificate: a full handshake,
+  // verified and authorized, not a resumption of the failed verdict.
+  ConnectionOptions server = Server("self-signed");
+  ConnectionOptions lenient = ClientOptions(GetParam());
+  lenient.reject_unauthorized = false;
+  std::string session = Connect(server, lenient, "", false, "DEPTH_ZERO_SELF_SIGNED_CERT");
+  ASSERT_FALSE(session.empty());
+  SecureContextOptions trusting = IdentityOptions("", GetParam());
+  trusting.ca = std::vector<std::string>{Cert("self-signed")};
+  ConnectionOptions strict = testing::ClientWith(trusting);
+  Connect(server, strict, session, /*expect_reused=*/false, "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, UnauthorizedResumptionTest, ::testing::Values("TLSv1.2", "TLSv1.3"),
+                         [](const auto& info) { return info.param == "TLSv1.2" ? "Tls12" : "Tls13"; });
 
 // A TLS 1.2 renegotiation that resumes the session runs no verification.
 TEST(VerifyTest, RenegotiationThatResumesKeepsTheIdentityVerdict) {

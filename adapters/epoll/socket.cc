@@ -123,6 +123,28 @@ bool IsTcp(int fd) {
   return ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
 }
 
+// A stream socket that getpeername says is not connected, as Wrap finds it.
+enum class Unconnected {
+  kConnecting,  // a non-blocking connect is under way (or has just succeeded)
+  kFailed,      // its connect failed: *error is SO_ERROR (now taken)
+  kIdle,        // never connected, or listening
+};
+Unconnected ClassifyUnconnected(int fd, int* error) {
+  tcp_info info = {};
+  socklen_t len = sizeof(info);
+  if (IsTcp(fd) && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+      (info.tcpi_state == TCP_SYN_SENT || info.tcpi_state == TCP_ESTABLISHED)) {
+    return Unconnected::kConnecting;
+  }
+  int err = 0;
+  len = sizeof(err);
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+    *error = err;
+    return Unconnected::kFailed;
+  }
+  return Unconnected::kIdle;
+}
+
 }  // namespace
 
 absl::StatusOr<SocketAddress> LocalAddressOf(int fd) { return AddressOf(fd, false); }
@@ -258,12 +280,25 @@ absl::StatusOr<std::shared_ptr<TlsSocket>> TlsSocket::Wrap(Loop* loop, int fd, T
     ::close(fd);
     return internal::SysError("wrap: not a stream socket", err == 0 ? ENOTSOCK : err);
   }
+  // Connected, or (Node's tls.connect({socket}) over a socket still
+  // connecting) a non-blocking connect under way: the handshake starts
+  // once it completes. A socket nobody is connecting cannot become
+  // connected once we hold it: refused.
   sockaddr_storage ss;
   socklen_t ss_len = sizeof(ss);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &ss_len) != 0) {
+  Unconnected unconnected = Unconnected::kConnecting;
+  int connect_error = 0;
+  const bool connected = getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &ss_len) == 0;
+  if (!connected) {
     int err = errno;
-    ::close(fd);
-    return internal::SysError("wrap: getpeername", err);
+    if (err == ENOTCONN) unconnected = ClassifyUnconnected(fd, &connect_error);
+    if (err != ENOTCONN || unconnected == Unconnected::kIdle) {
+      ::close(fd);
+      if (err != ENOTCONN) return internal::SysError("wrap: getpeername", err);
+      return MakeError(absl::StatusCode::kFailedPrecondition, "ENOTCONN",
+                       "wrap: the socket is not connected and no connect is under way (start a non-blocking "
+                       "connect first: Wrap waits for it)");
+    }
   }
   absl::StatusOr<std::shared_ptr<TlsSocket>> made = Make(loop, std::move(options));
   if (!made.ok()) {
@@ -272,6 +307,28 @@ absl::StatusOr<std::shared_ptr<TlsSocket>> TlsSocket::Wrap(Loop* loop, int fd, T
   }
   std::shared_ptr<TlsSocket> socket = *std::move(made);
   socket->is_server_ = socket->options_.tls.is_server;
+  if (!connected) {
+    socket->wrap_connecting_ = true;
+    if (unconnected == Unconnected::kFailed) {
+      // It failed before we looked: reported from the loop, as a failure
+      // found while waiting would be.
+      ::close(fd);
+      socket->CloseBeforeEngine(internal::SysError("connect", connect_error));
+      return socket;
+    }
+    socket->connecting_fd_ = fd;
+    socket->wrap_already_read_ = std::string(already_read);
+    std::weak_ptr<TlsSocket> weak = socket;
+    loop->Post([weak] {
+      std::shared_ptr<TlsSocket> s = weak.lock();
+      if (s == nullptr || s->closed_ || s->connecting_fd_ < 0) return;
+      TlsSocket* raw = s.get();
+      absl::Status watched =
+          s->loop_->Watch(s->connecting_fd_, Interest{false, true}, [raw](Ready r) { raw->OnConnectReady(r); });
+      if (!watched.ok()) s->Destroy(watched);
+    });
+    return socket;
+  }
   absl::Status started = socket->StartEngine(fd, already_read);
   if (!started.ok()) {
     socket->self_.reset();
@@ -446,6 +503,11 @@ void TlsSocket::OnConnectReady(Ready ready) {
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   loop_->Unwatch(fd).IgnoreError();  // it is watched: this is its callback
   connecting_fd_ = -1;
+  if (err != 0 && wrap_connecting_) {
+    ::close(fd);  // Wrap: no other address to try
+    CloseBeforeEngine(internal::SysError("connect", err));
+    return;
+  }
   if (err != 0) {
     const std::string& target = candidates_[next_candidate_];
     last_connect_error_ = internal::SysError(
@@ -457,7 +519,8 @@ void TlsSocket::OnConnectReady(Ready ready) {
     TryNextAddress();
     return;
   }
-  absl::Status started = StartEngine(fd, "");
+  absl::Status started = StartEngine(fd, wrap_already_read_);
+  wrap_already_read_.clear();
   if (!started.ok()) {
     CloseBeforeEngine(started);
     return;
@@ -487,8 +550,12 @@ void TlsSocket::EmitError(const absl::Status& status) {
     reneg_done_ = nullptr;
     done(status);
   }
-  if (is_server_ && !secure_seen_) {
-    if (hooks_.on_client_error) hooks_.on_client_error(*this, status);
+  // A socket a Server accepted reports errors before 'secure' to the
+  // server (tlsClientError): the application does not have it yet. A
+  // wrapped server-role socket is the application's from the start and
+  // emits 'error', as Node's new TLSSocket(socket, {isServer: true}) does.
+  if (is_server_ && !secure_seen_ && hooks_.on_client_error) {
+    hooks_.on_client_error(*this, status);
     return;
   }
   if (handlers_.on_error) handlers_.on_error(status);
@@ -681,6 +748,7 @@ void TlsSocket::End(absl::string_view data) {
 
 void TlsSocket::Destroy(absl::Status error) {
   if (closed_ || closed_pending_) return;
+  destroyed_ = true;
   pending_.clear();
   pending_bytes_ = 0;
   if (conn_ != nullptr) {
@@ -800,19 +868,25 @@ bool TlsSocket::authorized() const { return conn_ != nullptr && conn_->engine()-
 std::string TlsSocket::authorization_error() const {
   return conn_ != nullptr ? conn_->engine()->authorization_error() : "";
 }
+const TlsConnection* TlsSocket::session_engine() const {
+  return conn_ != nullptr && !destroyed_ ? conn_->engine() : nullptr;
+}
 std::optional<CertificateInfo> TlsSocket::GetPeerCertificate(bool detailed) const {
-  if (conn_ == nullptr) return std::nullopt;
-  return conn_->engine()->GetPeerCertificate(detailed);
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr ? engine->GetPeerCertificate(detailed) : std::nullopt;
 }
 std::optional<CertificateInfo> TlsSocket::GetCertificate() const {
-  if (conn_ == nullptr) return std::nullopt;
-  return conn_->engine()->GetCertificate();
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr ? engine->GetCertificate() : std::nullopt;
 }
 std::optional<CipherInfo> TlsSocket::GetCipher() const {
-  if (conn_ == nullptr) return std::nullopt;
-  return conn_->engine()->GetCipher();
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr ? engine->GetCipher() : std::nullopt;
 }
-std::string TlsSocket::protocol() const { return conn_ != nullptr ? conn_->engine()->protocol() : ""; }
+std::string TlsSocket::protocol() const {
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr ? engine->protocol() : "";
+}
 std::string TlsSocket::alpn_protocol() const {
   return conn_ != nullptr ? conn_->engine()->alpn_protocol() : "";
 }
@@ -822,12 +896,17 @@ std::string TlsSocket::npn_protocol() const {
 std::string TlsSocket::servername() const {
   return conn_ != nullptr ? conn_->engine()->servername() : "";
 }
-std::string TlsSocket::GetSession() const { return conn_ != nullptr ? conn_->engine()->GetSession() : ""; }
+std::string TlsSocket::GetSession() const {
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr ? engine->GetSession() : "";
+}
 std::string TlsSocket::GetTlsTicket() const {
-  return conn_ != nullptr ? conn_->engine()->GetTlsTicket() : "";
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr ? engine->GetTlsTicket() : "";
 }
 bool TlsSocket::is_session_reused() const {
-  return conn_ != nullptr && conn_->engine()->is_session_reused();
+  const TlsConnection* engine = session_engine();
+  return engine != nullptr && engine->is_session_reused();
 }
 
 absl::Status TlsSocket::Renegotiate(const RenegotiateOptions& options,
@@ -853,15 +932,17 @@ absl::Status TlsSocket::KeyUpdate(bool request_peer) {
 }
 
 bool TlsSocket::SetMaxSendFragment(size_t size) {
-  return conn_ != nullptr && conn_->engine()->SetMaxSendFragment(size);
+  return conn_ != nullptr && !destroyed_ && conn_->engine()->SetMaxSendFragment(size);
 }
 
 absl::StatusOr<std::string> TlsSocket::ExportKeyingMaterial(size_t length, absl::string_view label,
                                                             std::optional<absl::string_view> context) const {
-  if (conn_ == nullptr) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, kErrInvalidState, "socket is not connected");
+  const TlsConnection* engine = session_engine();
+  if (engine == nullptr) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, kErrInvalidState,
+                     destroyed_ ? "socket is destroyed" : "socket is not connected");
   }
-  return conn_->engine()->ExportKeyingMaterial(length, label, context);
+  return engine->ExportKeyingMaterial(length, label, context);
 }
 
 uint64_t TlsSocket::raw_bytes_read() const {

@@ -77,7 +77,8 @@ absl::string_view ReadyStateName(ReadyState state);  // "opening", "open", "read
 
 // Node's socket events. All run on the loop thread; any may be empty.
 struct SocketHandlers {
-  // The TCP connection is up (Node's 'connect'), client sockets only.
+  // The TCP connection is up (Node's 'connect'): Connect's sockets, and
+  // Wrap's when it waited for the connect to complete.
   std::function<void()> on_connect;
   // Client: the handshake is done and the peer authorized, or
   // reject_unauthorized is false (Node's 'secureConnect'). Server-side
@@ -91,8 +92,9 @@ struct SocketHandlers {
   // Fatal error, with a Node code (NodeCode(status)): the engine's
   // (ERR_TLS_CERT_ALTNAME_INVALID, DEPTH_ZERO_SELF_SIGNED_CERT,
   // ERR_TLS_HANDSHAKE_TIMEOUT, ...) or the transport's (ECONNREFUSED,
-  // ECONNRESET, EPIPE, ENOTFOUND, ETIMEDOUT). 'close' follows. On a server
-  // socket, errors before 'secure' go to Server's on_client_error instead.
+  // ECONNRESET, EPIPE, ENOTFOUND, ETIMEDOUT). 'close' follows. On a socket
+  // a Server accepted, errors before 'secure' go to Server's
+  // on_client_error instead (a wrapped server-role socket raises on_error).
   std::function<void(const absl::Status& error)> on_error;
   // The socket is closed (fd released). Always the last event, exactly once.
   std::function<void(bool had_error)> on_close;
@@ -165,13 +167,19 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   // ECONNREFUSED, ...) arrives later as on_error then on_close.
   static absl::StatusOr<std::shared_ptr<TlsSocket>> Connect(Loop* loop, TlsSocketOptions options);
 
-  // new tls.TLSSocket(fd, options): TLS over an already connected stream
-  // socket `fd` (taken: closed at the end, also on error). `already_read`
-  // is ciphertext the application read from it before handing it over
+  // new tls.TLSSocket(fd, options): TLS over a connected stream socket
+  // `fd` (taken: closed at the end, also on error). `already_read` is
+  // ciphertext the application read from it before handing it over
   // (STARTTLS: the peer's ClientHello may already sit in the application's
   // plaintext buffer); it is fed to the engine before anything from the
-  // socket. options.tls.is_server picks the role. kInvalidArgument for a
-  // bad fd or options; kUnavailable when the fd is not a connected socket.
+  // socket. options.tls.is_server picks the role. A TCP socket whose
+  // non-blocking connect is still under way (EINPROGRESS) is waited for, as
+  // Node's tls.connect({socket}) waits for the socket's 'connect': then
+  // on_connect, and the handshake starts (a failed connect is on_error with
+  // its errno code, ECONNREFUSED, ...). kInvalidArgument for a bad fd or
+  // options; kFailedPrecondition (ENOTCONN) for a socket neither connected
+  // nor connecting (nothing could connect it once it is ours); kUnavailable
+  // for an fd that is not a stream socket.
   static absl::StatusOr<std::shared_ptr<TlsSocket>> Wrap(Loop* loop, int fd, TlsSocketOptions options,
                                                          absl::string_view already_read = "");
 
@@ -217,7 +225,15 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   absl::Status SetKeepAlive(bool enable, absl::Duration initial_delay = absl::ZeroDuration());
 
   // ---- TLS (Node's names; see core/tls_connection.h). Defaults ("",
-  // nullopt, false) before the handshake or after close, except where said.
+  // nullopt, false) before the handshake. After Destroy() (from its call
+  // on, on_error included) the session's getters return them too, as
+  // Node's return null on a destroyed socket: GetPeerCertificate,
+  // GetCertificate, GetCipher, protocol, GetSession, GetTlsTicket,
+  // is_session_reused (false); ExportKeyingMaterial fails and
+  // SetMaxSendFragment returns false. authorized, authorization_error,
+  // alpn_protocol, npn_protocol and servername keep their values, as Node's
+  // properties do. After any other close (End, the peer, an error) every
+  // getter keeps the connection's last values.
   bool encrypted() const { return true; }
   bool authorized() const;
   std::string authorization_error() const;
@@ -317,6 +333,9 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   void OnIdleTimer();
   void CloseBeforeEngine(absl::Status status);
   void WriteKeylog(const std::string& line);
+  // The engine for the session's getters: nullptr before it exists and
+  // after Destroy().
+  const TlsConnection* session_engine() const;
 
   Loop* const loop_;
   TlsSocketOptions options_;
@@ -335,6 +354,8 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   int connect_port_ = 0;
   int connecting_fd_ = -1;
   absl::Status last_connect_error_;
+  bool wrap_connecting_ = false;   // Wrap of a socket still connecting
+  std::string wrap_already_read_;  // its already_read, for StartEngine
 
   // Lists, not deques: an empty std::deque still allocates about 600 bytes,
   // and most sockets never queue anything.
@@ -353,6 +374,7 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   bool errored_ = false;
   bool closed_ = false;
   bool write_error_reported_ = false;
+  bool destroyed_ = false;  // Destroy() was called: see the TLS getters
   absl::Status close_status_;
   std::function<void(const absl::Status&)> reneg_done_;
 

@@ -4,8 +4,10 @@
 // key log) against each other over loopback.
 #include "adapters/epoll/socket.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -51,6 +53,14 @@ class SocketTest : public testing::EchoServerTest {
     c->handlers().on_close = [&](bool) { closed = true; };
     c->End();
     EXPECT_TRUE(RunUntil(*loop_, [&] { return closed; }));
+  }
+  // Both ends of a loopback TCP connection, for Wrap.
+  static void LoopbackPair(int* client_fd, int* server_fd) {
+    tlsengine::testing::Listener listener;
+    *client_fd = tlsengine::testing::ConnectLoopback(listener.port());
+    ASSERT_GE(*client_fd, 0);
+    *server_fd = listener.Accept(absl::Seconds(5));
+    ASSERT_GE(*server_fd, 0);
   }
   std::string Fingerprint(const std::string& identity) {
     return CertificateInfo::FromPem(tlsengine::testing::Cert(identity))->fingerprint256;
@@ -533,11 +543,8 @@ TEST_F(SocketTest, ExportKeyingMaterialIsEqualOnBothEnds) {
 }
 
 TEST_F(SocketTest, WrapAfterAPlaintextStarttlsExchangeKeepsTheBytesAlreadyRead) {
-  tlsengine::testing::Listener listener;
-  int client_fd = tlsengine::testing::ConnectLoopback(listener.port());
-  ASSERT_GE(client_fd, 0);
-  int server_fd = listener.Accept(absl::Seconds(5));
-  ASSERT_GE(server_fd, 0);
+  int client_fd = -1, server_fd = -1;
+  ASSERT_NO_FATAL_FAILURE(LoopbackPair(&client_fd, &server_fd));
   // The client asks for TLS and starts it at once, without waiting for an
   // answer (pipelining, as some SMTP clients do).
   const std::string request = "STARTTLS\r\n";
@@ -574,6 +581,221 @@ TEST_F(SocketTest, WrapAfterAPlaintextStarttlsExchangeKeepsTheBytesAlreadyRead) 
   EXPECT_TRUE(secure);
   EXPECT_EQ(got, "over tls");
   EXPECT_TRUE(server->secure_established());
+}
+
+// A non-blocking TCP socket whose connect is under way (after EINPROGRESS).
+int StartConnect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 && errno != EINPROGRESS) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int TcpState(int fd) {
+  tcp_info info = {};
+  socklen_t len = sizeof(info);
+  return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 ? info.tcpi_state : -1;
+}
+
+// A TCP listener on 127.0.0.1 with backlog 0 (see ConnectThatWaits); -1
+// on failure.
+int ListenWithoutRoom(int* port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 0) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+// A connect to `port` (listening with backlog 0, not accepting) that stays
+// under way: *filler, connected first, fills the accept queue, so the next
+// SYN is dropped and sent again after a second. Once the listener has
+// accepted the filler, that retry connects. -1 on failure.
+int ConnectThatWaits(int port, int* filler) {
+  *filler = StartConnect(port);
+  pollfd p{*filler, POLLOUT, 0};
+  if (*filler < 0 || poll(&p, 1, 5000) != 1) return -1;
+  absl::SleepFor(absl::Milliseconds(50));  // the listener queues it
+  int fd = StartConnect(port);
+  if (fd >= 0 && TcpState(fd) != TCP_SYN_SENT) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Node's tls.connect({socket}) over a socket still connecting
+// (test-tls-connect-given-socket): the TLS socket waits for 'connect'.
+TEST_F(SocketTest, WrapOfASocketStillConnectingWaitsForTheConnectThenHandshakes) {
+  // A full accept queue (backlog 0, one connection waiting) drops the next
+  // SYN, so that connect stays under way until the retransmission (1 s).
+  ServerOptions o = ServerFor();
+  o.backlog = 0;
+  StartEcho(o);
+  int filler = -1;
+  int fd = ConnectThatWaits(port_, &filler);
+  ASSERT_GE(fd, 0) << "the connect must still be under way for this test";
+  sockaddr_storage peer;
+  socklen_t peer_len = sizeof(peer);
+  ASSERT_NE(getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len), 0);
+  ASSERT_EQ(errno, ENOTCONN);
+
+  absl::StatusOr<std::shared_ptr<TlsSocket>> wrapped = TlsSocket::Wrap(loop_.get(), fd, ClientTo(port_));
+  ASSERT_TRUE(wrapped.ok()) << wrapped.status();
+  std::shared_ptr<TlsSocket> c = *wrapped;
+  EXPECT_EQ(c->ready_state(), ReadyState::kOpening);
+  std::vector<std::string> events;
+  std::string got;
+  c->handlers().on_connect = [&] { events.push_back("connect"); };
+  c->handlers().on_secure_connect = [&] { events.push_back("secureConnect"); };
+  c->handlers().on_data = [&](absl::string_view d) { got.append(d.data(), d.size()); };
+  c->handlers().on_error = [](const absl::Status& e) { ADD_FAILURE() << e; };
+  EXPECT_TRUE(c->Write("written while connecting"));  // queued until the handshake
+  close(filler);  // the server takes it (a client error), then the retried SYN
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return got == "written while connecting"; }, absl::Seconds(10))) << got;
+  EXPECT_EQ(events, (std::vector<std::string>{"connect", "secureConnect"}));
+  EXPECT_TRUE(c->authorized());
+  EXPECT_EQ(c->remote_port(), port_);
+  EXPECT_EQ(c->ready_state(), ReadyState::kOpen);
+  EndAndWait(c);
+}
+
+// A socket nobody is connecting cannot become connected once Wrap holds
+// it (Node's tls socket over an empty net.Socket waits for a later
+// socket.connect(); an fd has no such later call): refused at once, and
+// the fd is closed.
+TEST_F(SocketTest, WrapOfASocketNeitherConnectedNorConnectingIsRefusedWithEnotconn) {
+  int idle = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(idle, 0);
+  int listening = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listening, 0);
+  ASSERT_EQ(listen(listening, 1), 0);
+  for (int fd : {idle, listening}) {
+    absl::StatusOr<std::shared_ptr<TlsSocket>> wrapped = TlsSocket::Wrap(loop_.get(), fd, ClientTo(1));
+    EXPECT_EQ(wrapped.status().code(), absl::StatusCode::kFailedPrecondition) << wrapped.status();
+    EXPECT_EQ(NodeCode(wrapped.status()), "ENOTCONN");
+    EXPECT_TRUE(absl::StrContains(wrapped.status().message(), "no connect is under way")) << wrapped.status();
+    EXPECT_EQ(fcntl(fd, F_GETFD), -1) << "the fd was taken and closed";
+  }
+}
+
+// test-tls-wrap-econnreset: a plain server that ends the connection at
+// once gives the client ECONNRESET.
+TEST_F(SocketTest, WrapOfAConnectingSocketToAServerThatClosesAtOnceIsEconnreset) {
+  int port = 0;
+  int listening = ListenWithoutRoom(&port);
+  ASSERT_GE(listening, 0);
+  int filler = -1;
+  int fd = ConnectThatWaits(port, &filler);
+  ASSERT_GE(fd, 0) << "the connect must still be under way for this test";
+  absl::StatusOr<std::shared_ptr<TlsSocket>> wrapped = TlsSocket::Wrap(loop_.get(), fd, ClientTo(port));
+  ASSERT_TRUE(wrapped.ok()) << wrapped.status();
+  std::shared_ptr<TlsSocket> c = *wrapped;
+  testing::Ending ending;
+  testing::RecordEnding(*c, &ending);
+  bool secure = false, connected = false;
+  c->handlers().on_secure_connect = [&] { secure = true; };
+  c->handlers().on_connect = [&] { connected = true; };
+  // A plain server: accepts each connection and closes it at once.
+  std::thread server([listening] {
+    for (int i = 0; i < 2; ++i) {
+      pollfd p{listening, POLLIN, 0};
+      if (poll(&p, 1, 5000) != 1) return;
+      int accepted = accept4(listening, nullptr, nullptr, SOCK_CLOEXEC);
+      if (accepted >= 0) close(accepted);
+    }
+  });
+  bool done = RunUntil(*loop_, [&] { return ending.closed; });
+  server.join();
+  close(filler);
+  close(listening);
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(connected);
+  EXPECT_FALSE(secure);
+  EXPECT_EQ(NodeCode(ending.error), "ECONNRESET") << ending.error;
+  EXPECT_TRUE(ending.had_error);
+}
+
+// A connect that fails, before Wrap looked or while it waits, is the
+// socket's error, as Node's socket 'error' (ECONNREFUSED) reaches the TLS
+// socket.
+TEST_F(SocketTest, WrapOfAConnectThatIsRefusedReportsEconnrefused) {
+  auto expect_refused = [&](int fd, int port) {
+    absl::StatusOr<std::shared_ptr<TlsSocket>> wrapped = TlsSocket::Wrap(loop_.get(), fd, ClientTo(port));
+    ASSERT_TRUE(wrapped.ok()) << wrapped.status();
+    std::shared_ptr<TlsSocket> c = *wrapped;
+    testing::Ending ending;
+    testing::RecordEnding(*c, &ending);
+    bool connected = false;
+    c->handlers().on_connect = [&] { connected = true; };
+    ASSERT_TRUE(RunUntil(*loop_, [&] { return ending.closed; }));
+    EXPECT_FALSE(connected);
+    EXPECT_EQ(NodeCode(ending.error), "ECONNREFUSED") << ending.error;
+    EXPECT_EQ(ending.error.code(), absl::StatusCode::kUnavailable) << ending.error;
+    EXPECT_TRUE(ending.had_error);
+  };
+  {
+    SCOPED_TRACE("a port nobody listens on: refused at once, usually before Wrap looks");
+    int port = 0;
+    {
+      tlsengine::testing::Listener gone;
+      port = gone.port();
+    }
+    int fd = StartConnect(port);
+    ASSERT_GE(fd, 0) << "connect() refused at once, before any Wrap";
+    expect_refused(fd, port);
+  }
+  {
+    SCOPED_TRACE("the listener goes away while the connect waits");
+    int port = 0;
+    int listening = ListenWithoutRoom(&port);
+    ASSERT_GE(listening, 0);
+    int filler = -1;
+    int fd = ConnectThatWaits(port, &filler);
+    close(listening);  // the SYN sent again is answered with a reset
+    close(filler);
+    ASSERT_GE(fd, 0) << "the connect must still be under way for this test";
+    expect_refused(fd, port);
+  }
+}
+
+// Node's new TLSSocket(socket, {isServer: true}) emits 'error' then 'close'
+// for a handshake that fails; a plain-HTTP client is the common case.
+TEST_F(SocketTest, AWrappedServerRoleSocketEmitsItsHandshakeErrorThenClose) {
+  int client_fd = -1, server_fd = -1;
+  ASSERT_NO_FATAL_FAILURE(LoopbackPair(&client_fd, &server_fd));
+  TlsSocketOptions so;
+  so.tls = tlsengine::testing::ServerOptions("server-rsa");
+  so.honour_sslkeylogfile = false;
+  std::shared_ptr<TlsSocket> server = *TlsSocket::Wrap(loop_.get(), server_fd, so);
+  std::vector<std::string> events;
+  absl::Status error;
+  server->handlers().on_error = [&](const absl::Status& e) {
+    error = e;
+    events.push_back("error");
+  };
+  server->handlers().on_close = [&](bool had_error) { events.push_back(had_error ? "close(error)" : "close"); };
+  const std::string junk = "GET / HTTP/1.0\r\n\r\n";
+  ASSERT_EQ(send(client_fd, junk.data(), junk.size(), MSG_NOSIGNAL), static_cast<ssize_t>(junk.size()));
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return !events.empty(); }));
+  close(client_fd);  // the server lingers for the client's end after its alert
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return events.size() >= 2; }));
+  EXPECT_EQ(events, (std::vector<std::string>{"error", "close(error)"}));
+  EXPECT_EQ(NodeCode(error), "ERR_SSL_HTTP_REQUEST") << error;  // as Node says
+  EXPECT_FALSE(server->secure_established());
 }
 
 TEST_F(SocketTest, HalfCloseWithoutCloseNotifyIsEndAsTruncated) {
@@ -756,6 +978,58 @@ TEST_F(SocketTest, CipherCertificatesAndEncryptedDescribeTheConnection) {
   EndAndWait(c);
 }
 
+// Node's getters on a destroyed socket (checked with node -e): getCipher,
+// getProtocol, getPeerCertificate, getCertificate, getSession,
+// getTLSTicket and isSessionReused return null; authorized,
+// authorizationError, alpnProtocol and servername keep their values.
+TEST_F(SocketTest, AfterDestroyTheSessionGettersReturnNothingAndThePropertiesStay) {
+  SecureContextOptions own = tlsengine::testing::IdentityOptions("client", "TLSv1.2");
+  ServerOptions so = ServerFor("server-rsa", "TLSv1.2");
+  so.connection.alpn_protocols = {"h2"};
+  StartEcho(so);
+  TlsSocketOptions o = ClientTo(port_, "TLSv1.2");
+  o.tls.secure_context = tlsengine::testing::MakeContext(own);  // a certificate of its own
+  o.tls.servername = "localhost";
+  o.tls.alpn_protocols = {"h2"};
+  std::shared_ptr<TlsSocket> c = ConnectSecure(o);
+  ASSERT_TRUE(c->GetCipher().has_value());
+  ASSERT_EQ(c->protocol(), "TLSv1.2");
+  ASSERT_TRUE(c->GetPeerCertificate().has_value());
+  ASSERT_TRUE(c->GetCertificate().has_value());
+  ASSERT_FALSE(c->GetSession().empty());
+  ASSERT_FALSE(c->GetTlsTicket().empty());
+  ASSERT_TRUE(c->ExportKeyingMaterial(16, "EXPORTER-test").ok());
+  ASSERT_TRUE(c->authorized());
+  ASSERT_EQ(c->alpn_protocol(), "h2");
+  testing::Ending ending;
+  testing::RecordEnding(*c, &ending);
+  auto check_destroyed = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    EXPECT_FALSE(c->GetCipher().has_value());
+    EXPECT_EQ(c->protocol(), "");
+    EXPECT_FALSE(c->GetPeerCertificate().has_value());
+    EXPECT_FALSE(c->GetPeerCertificate(/*detailed=*/true).has_value());
+    EXPECT_FALSE(c->GetCertificate().has_value());
+    EXPECT_EQ(c->GetSession(), "");
+    EXPECT_EQ(c->GetTlsTicket(), "");
+    EXPECT_FALSE(c->is_session_reused());
+    absl::StatusOr<std::string> ekm = c->ExportKeyingMaterial(16, "EXPORTER-test");
+    EXPECT_EQ(ekm.status().code(), absl::StatusCode::kFailedPrecondition) << ekm.status();
+    EXPECT_EQ(NodeCode(ekm.status()), kErrInvalidState);
+    EXPECT_FALSE(c->SetMaxSendFragment(1024));
+    // Node's properties stay.
+    EXPECT_TRUE(c->authorized());
+    EXPECT_EQ(c->authorization_error(), "");
+    EXPECT_EQ(c->alpn_protocol(), "h2");
+    EXPECT_EQ(c->servername(), "localhost");
+  };
+  c->Destroy();
+  check_destroyed("at once");
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return ending.closed; }));
+  check_destroyed("after close");
+  EXPECT_TRUE(ending.error.ok()) << ending.error;
+}
+
 TEST_F(SocketTest, NpnIsAgreedOnTls12) {
   std::shared_ptr<TlsSocket> server_side;
   handlers_.on_secure_connection = [&](std::shared_ptr<TlsSocket> s) { server_side = s; };
@@ -797,6 +1071,52 @@ TEST_F(SocketTest, AnUntrustedServerWithRejectUnauthorizedOffIsSecureButNotAutho
   EXPECT_EQ(NodeCode(ending.error), "UNABLE_TO_GET_ISSUER_CERT_LOCALLY") << ending.error;
   EXPECT_EQ(ending.error.code(), absl::StatusCode::kUnauthenticated) << ending.error;
   EXPECT_TRUE(ending.had_error);
+}
+
+// `tlsctl connect --insecure` to a self-signed service, or to one whose
+// certificate names another host: the session resumes, as in Node, and the
+// resumed connection reports the full handshake's verdict. The peer is
+// openssl s_server, TLS 1.2 (ticket) and 1.3.
+TEST_F(SocketTest, WithoutRejectUnauthorizedSServerSessionsResumeWithTheSameVerdict) {
+  struct Case {
+    std::string identity, code;
+  };
+  for (const Case& c : {Case{"self-signed", "DEPTH_ZERO_SELF_SIGNED_CERT"},
+                        Case{"other-name", "ERR_TLS_CERT_ALTNAME_INVALID"}}) {
+    for (const std::string version : {"TLSv1.2", "TLSv1.3"}) {
+      SCOPED_TRACE(c.identity + " " + version);
+      std::vector<std::string> argv = {"openssl", "s_server", "-accept", "0", "-naccept", "2", "-rev",
+                                       version == "TLSv1.2" ? "-tls1_2" : "-tls1_3",
+                                       "-cert", tlsengine::testing::TestFilePath(c.identity + ".pem"),
+                                       "-key", tlsengine::testing::TestFilePath(c.identity + "-key.pem")};
+      if (c.identity != "self-signed") {
+        argv.insert(argv.end(), {"-cert_chain", tlsengine::testing::TestFilePath("int1.pem")});
+      }
+      tlsengine::testing::Subprocess server;
+      ASSERT_TRUE(server.Start(argv).ok());
+      absl::StatusOr<std::string> accept = server.WaitForLine("ACCEPT", absl::Seconds(10));
+      ASSERT_TRUE(accept.ok()) << accept.status();
+      const int port = std::stoi(accept->substr(accept->rfind(':') + 1));
+      std::string session;
+      for (int round = 0; round < 2; ++round) {
+        TlsSocketOptions o = ClientTo(port, version);
+        o.tls.reject_unauthorized = false;
+        o.tls.session = session;
+        std::shared_ptr<TlsSocket> sock = ConnectSecure(o);
+        EXPECT_EQ(sock->is_session_reused(), round == 1);
+        EXPECT_FALSE(sock->authorized());
+        EXPECT_EQ(sock->authorization_error(), c.code);
+        std::string got;
+        sock->handlers().on_data = [&got](absl::string_view d) { got.append(d.data(), d.size()); };
+        sock->Write("hello\n");
+        ASSERT_TRUE(RunUntil(*loop_, [&] { return absl::StrContains(got, "olleh"); })) << got;
+        session = sock->GetSession();  // TLS 1.3: its ticket came before the reply
+        ASSERT_FALSE(session.empty());
+        EndAndWait(sock);  // close_notify: s_server keeps the session
+      }
+      EXPECT_EQ(server.Wait(absl::Seconds(5)), 0) << server.err();
+    }
+  }
 }
 
 TEST_F(SocketTest, WriteAfterEndAndAfterDestroyReportNodesCodesOnce) {

@@ -202,10 +202,11 @@ class TlsConnection::Impl {
   static int VerifyCallback(int preverify_ok, X509_STORE_CTX* store);
   // Client identity (engine_callbacks.cc): checks `leaf` (borrowed) for
   // identity_host_ and stores the verdict in identity_status_; again after
-  // a resumed handshake; and whether a session may be offered at all.
+  // a resumed handshake; and whether a session (with the chain verdict
+  // stored in it, `verify_result`) may be offered at all.
   absl::Status CheckPeerIdentity(X509* leaf);
   void CheckResumedIdentity();
-  bool MayOfferSession(SSL_SESSION* session) const;
+  bool MayOfferSession(SSL_SESSION* session, long verify_result) const;
   static void InfoCallback(const SSL* ssl, int where, int ret);
   static void MessageCallback(int write_p, int version, int content_type, const void* buf, size_t len,
                               SSL* ssl, void* arg);

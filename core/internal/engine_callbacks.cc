@@ -520,11 +520,18 @@ void Impl::CheckResumedIdentity() {
   CheckPeerIdentity(peer.get()).IgnoreError();  // kept in identity_status_ for UpdateAuthorization
 }
 
-bool Impl::MayOfferSession(SSL_SESSION* session) const {
-  // A session whose server could not prove this host is never offered, so
-  // a mismatch gets a full, verified handshake (and the server an alert).
+bool Impl::MayOfferSession(SSL_SESSION* session, long verify_result) const {
+  // A client that accepts unauthorized servers offers any session, as Node
+  // does (self-signed services, IP-addressed hosts): the resumed handshake
+  // reports the verdict again from the session's verify result and peer
+  // certificate (UpdateAuthorization, CheckResumedIdentity).
+  if (!options_.reject_unauthorized) return true;
+  // A client that rejects offers only a session it would accept: one whose
+  // chain verified and whose server proves this host. Anything else gets a
+  // full, verified handshake (and the server an alert on mismatch), so a
+  // session from one host is never reused for another.
   X509* peer = SSL_SESSION_get0_peer(session);  // borrowed
-  return peer != nullptr && IdentityOf(options_, identity_host_, peer).ok();
+  return peer != nullptr && verify_result == X509_V_OK && IdentityOf(options_, identity_host_, peer).ok();
 }
 
 void Impl::InfoCallback(const SSL* ssl, int where, int ret) {
