@@ -235,6 +235,134 @@ TEST_F(TlsctlTest, ConnectReportsConnectionRefused) {
   EXPECT_EQ(Lines(r.out, "\"code\":\"ECONNREFUSED\"").size(), 1u) << r.out;
 }
 
+// A Python ssl server for one connection (server-rsa, ca1), to see how
+// connect ends. It reads the client's first data, then sends `lines` lines
+// `gap_ms` apart, and then, by `how`: "close_notify" (unwrap: the clean
+// end), "fin" (TCP FIN without close_notify: a truncation), or "silent"
+// (nothing more until the client goes). Returns the port.
+int StartPythonServer(Subprocess& server, int lines, int gap_ms, const std::string& how) {
+  static constexpr char kScript[] = R"py(
+import socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(1)
+print("PORT", ls.getsockname()[1], flush=True)
+raw, _ = ls.accept()
+s = ctx.wrap_socket(raw, server_side=True)
+s.recv(100)
+for i in range(int(sys.argv[3])):
+    time.sleep(int(sys.argv[4]) / 1000)
+    s.sendall(b"line %d\n" % i)
+how = sys.argv[5]
+if how == "close_notify":
+    try:
+        s.unwrap()
+    except (ssl.SSLError, OSError):
+        pass
+else:
+    if how == "fin":
+        s.shutdown(socket.SHUT_WR)  # drops the TLS layer: a FIN without close_notify
+    s.settimeout(10)
+    try:  # the bytes on the socket, below TLS, until the client's FIN
+        while socket.socket.recv(s, 4096):
+            pass
+    except OSError:
+        pass
+s.close()
+print("DONE", flush=True)
+)py";
+  absl::Status started = server.Start({"python3", "-c", kScript, TestFilePath("server-rsa-chain.pem"),
+                                       TestFilePath("server-rsa-key.pem"), absl::StrCat(lines),
+                                       absl::StrCat(gap_ms), how});
+  EXPECT_TRUE(started.ok()) << started;
+  absl::StatusOr<std::string> line = server.WaitForLine("PORT", kTimeout);
+  EXPECT_TRUE(line.ok()) << line.status() << server.err();
+  return line.ok() ? std::atoi(line->c_str() + 5) : -1;
+}
+
+std::vector<std::string> ConnectToPython(int port, std::vector<std::string> extra) {
+  std::vector<std::string> args = {"connect", "--port", absl::StrCat(port), "--ca", TestFilePath("ca1.pem"),
+                                   "--servername", "localhost", "--send", "x"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+// Node keeps reading after end() while data flows: the close wait bounds
+// the server's silence, not the time since our close_notify. Eight lines
+// 200 ms apart take three times the 500 ms wait.
+TEST_F(TlsctlTest, ConnectKeepsReadingWhileDataArrivesAfterItEnds) {
+  Subprocess server;
+  int port = StartPythonServer(server, 8, 200, "close_notify");
+  ASSERT_GT(port, 0);
+  Outcome r = RunTlsctl(ConnectToPython(port, {"--close-timeout", "500"}));
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(Lines(r.out, "\"event\":\"data\"").size(), 8u) << r.out;
+  EXPECT_EQ(Lines(r.out, "\"data\":\"line 7\\n\"").size(), 1u) << r.out;
+  EXPECT_EQ(Lines(r.out, "{\"event\":\"end\",\"truncated\":false}").size(), 1u) << r.out;
+  EXPECT_TRUE(Lines(r.out, "\"event\":\"error\"").empty()) << r.out;
+  EXPECT_TRUE(server.WaitForLine("DONE", kTimeout).ok()) << server.err();
+}
+
+// ... and a server that goes silent is still given up on.
+TEST_F(TlsctlTest, ConnectGivesUpOnASilentServerAfterTheCloseTimeout) {
+  Subprocess server;
+  int port = StartPythonServer(server, 2, 100, "silent");
+  ASSERT_GT(port, 0);
+  Outcome r = RunTlsctl(ConnectToPython(port, {"--close-timeout", "300"}));
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_EQ(Lines(r.out, "\"event\":\"data\"").size(), 2u) << r.out;
+  EXPECT_EQ(Lines(r.out, "{\"event\":\"error\",\"code\":\"ERR_TLS_CLOSE_TIMEOUT\"").size(), 1u) << r.out;
+  EXPECT_EQ(Lines(r.out, "\"event\":\"close\",\"hadError\":true").size(), 1u) << r.out;
+}
+
+// A FIN without close_notify may be a truncation attack: an error exit, as
+// OpenSSL 3 and Python treat it, unless --allow-truncation.
+TEST_F(TlsctlTest, ConnectFailsOnATruncatedStreamUnlessAllowed) {
+  for (bool allow : {false, true}) {
+    SCOPED_TRACE(allow ? "--allow-truncation" : "default");
+    Subprocess server;
+    int port = StartPythonServer(server, 1, 0, "fin");
+    ASSERT_GT(port, 0);
+    Outcome r = RunTlsctl(ConnectToPython(port, allow ? std::vector<std::string>{"--allow-truncation"}
+                                                      : std::vector<std::string>{}));
+    EXPECT_EQ(r.code, allow ? 0 : 1) << r.out << r.err;
+    EXPECT_EQ(Lines(r.out, "\"data\":\"line 0\\n\"").size(), 1u) << r.out;
+    EXPECT_EQ(Lines(r.out, "{\"event\":\"end\",\"truncated\":true}").size(), 1u) << r.out;
+    std::vector<std::string> errors = Lines(r.out, "\"event\":\"error\"");
+    if (allow) {
+      EXPECT_TRUE(errors.empty()) << r.out;
+      EXPECT_EQ(Lines(r.out, "\"event\":\"close\",\"hadError\":false").size(), 1u) << r.out;
+    } else {
+      ASSERT_EQ(errors.size(), 1u) << r.out;
+      EXPECT_TRUE(absl::StrContains(errors[0], "\"code\":\"ECONNRESET\"")) << errors[0];
+      EXPECT_TRUE(absl::StrContains(errors[0], "without close_notify")) << errors[0];
+      EXPECT_EQ(Lines(r.out, "\"event\":\"close\",\"hadError\":true").size(), 1u) << r.out;
+    }
+    EXPECT_TRUE(server.WaitForLine("DONE", kTimeout).ok()) << server.err();
+  }
+}
+
+// A server that accepts TCP and never answers the ClientHello.
+TEST_F(TlsctlTest, ConnectHandshakeTimeout) {
+  testing::Listener mute;
+  Subprocess client;
+  ASSERT_TRUE(client
+                  .Start({Tlsctl(), "connect", "--port", absl::StrCat(mute.port()), "--insecure",
+                          "--handshake-timeout", "300"})
+                  .ok());
+  int fd = mute.Accept(kTimeout);  // and never read
+  ASSERT_GE(fd, 0);
+  absl::StatusOr<std::string> error = client.WaitForLine("\"event\":\"error\"", kTimeout);
+  close(fd);  // the client waits a moment for our FIN after its own
+  ASSERT_TRUE(error.ok()) << error.status() << client.out() << client.err();
+  EXPECT_TRUE(absl::StrContains(*error, "\"code\":\"ERR_TLS_HANDSHAKE_TIMEOUT\"")) << *error;
+  EXPECT_TRUE(absl::StrContains(*error, "\"message\":\"TLS handshake timeout\"")) << *error;
+  EXPECT_EQ(client.Wait(kTimeout), 1) << client.out() << client.err();
+  EXPECT_TRUE(Lines(client.out(), "secureConnect").empty()) << client.out();
+}
+
 TEST_F(TlsctlTest, ConnectToServeEchoesAndResumes) {
   for (const char* version : {"TLSv1.3", "TLSv1.2"}) {
     SCOPED_TRACE(version);

@@ -184,6 +184,8 @@ absl::StatusOr<ClientSetup> BuildClient(const ConnectFlags& flags) {
   c.alpn_protocols = flags.tls.alpn;
   c.npn_protocols = flags.tls.npn;
   c.request_ocsp = flags.request_ocsp;
+  c.handshake_timeout = absl::Milliseconds(flags.handshake_timeout_ms);
+  c.close_timeout = absl::Milliseconds(flags.close_timeout_ms);
   if (!flags.session_in.empty()) {
     absl::StatusOr<std::string> session = ReadFlagFile("session-in", flags.session_in);
     if (!session.ok()) return session.status();
