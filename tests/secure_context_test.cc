@@ -5,7 +5,10 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
+#include "core/certificate.h"
 #include "core/errors.h"
+#include "core/self_signed.h"
 #include "gtest/gtest.h"
 #include "tests/testlib/testlib.h"
 
@@ -158,6 +161,32 @@ TEST(SecureContextErrors, SessionOptions) {
   o = {};
   o.session_timeout = 0;
   ExpectBad(o, "ERR_INVALID_ARG_VALUE", "session_timeout: must be positive");
+}
+
+// ---- GenerateSelfSigned's serial number ----
+
+TEST(GenerateSelfSignedTest, TheSerialIsTheCallersBytesMadePositive) {
+  const uint8_t serial[16] = {0xff, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+                              0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f};
+  absl::StatusOr<GeneratedIdentity> id = GenerateSelfSigned("localhost", testing::TestNow(), serial);
+  ASSERT_TRUE(id.ok()) << id.status();
+  absl::StatusOr<CertificateInfo> info = CertificateInfo::FromPem(id->cert_pem);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->serial_number, "7F0102030405060708090A0B0C0D0E0F");
+  absl::StatusOr<GeneratedIdentity> small = GenerateSelfSigned("localhost", testing::TestNow(), uint64_t{0x1234});
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(CertificateInfo::FromPem(small->cert_pem)->serial_number, "1234");
+}
+
+TEST(GenerateSelfSignedTest, RefusesASerialThatIsNotAPositiveNumberOf20BytesOrLess) {
+  const std::vector<uint8_t> zero_once_positive = {0x80, 0x00}, too_long(21, 0x11);
+  for (const std::vector<uint8_t>& serial : {std::vector<uint8_t>{}, zero_once_positive, too_long}) {
+    absl::StatusOr<GeneratedIdentity> id = GenerateSelfSigned("localhost", testing::TestNow(), serial);
+    ASSERT_FALSE(id.ok()) << serial.size();
+    EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(NodeCode(id.status()), "ERR_INVALID_ARG_VALUE");
+    EXPECT_TRUE(absl::StrContains(id.status().message(), "GenerateSelfSigned: the serial")) << id.status();
+  }
 }
 
 // ---- Good input does what it says ----

@@ -11,10 +11,12 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "tests/testlib/keylog.h"
 #include "tests/testlib/peers.h"
@@ -170,6 +172,36 @@ TEST_F(TlsctlTest, ServeEchoesToOpensslClientWithTheCachedLocalhostCertificate) 
   absl::StatusOr<std::string> close = server.WaitForLine("\"event\":\"close\"", kTimeout);
   ASSERT_TRUE(close.ok()) << close.status();
   EXPECT_TRUE(absl::StrContains(*close, "\"id\":1")) << *close;
+}
+
+// The certificate serve makes has a serial nobody can guess: 16 random
+// bytes with the top bit clear (CA/Browser Forum: >= 64 bits of entropy),
+// read back with openssl x509 as the oracle. Two fresh caches, two serials.
+TEST_F(TlsctlTest, TheDefaultCertificateHasARandomSerial) {
+  std::vector<std::string> serials;
+  for (const char* cache : {"serial-a", "serial-b"}) {
+    std::string dir = absl::StrCat(TmpDir(), "/", cache);
+    setenv("XDG_CACHE_HOME", dir.c_str(), 1);
+    Subprocess server;
+    int port = StartServe(server, {});
+    setenv("XDG_CACHE_HOME", (TmpDir() + "/cache").c_str(), 1);
+    ASSERT_GT(port, 0);
+    EXPECT_TRUE(absl::StrContains(server.err(), "made a certificate for localhost")) << server.err();
+    server.Kill();
+    Subprocess x509;
+    ASSERT_TRUE(
+        x509.Start({"openssl", "x509", "-noout", "-serial", "-in", dir + "/tlsengine/tlsctl/localhost.pem"}).ok());
+    ASSERT_EQ(x509.Wait(kTimeout), 0) << x509.err();
+    absl::string_view out = x509.out();
+    ASSERT_TRUE(absl::ConsumePrefix(&out, "serial=")) << x509.out();
+    std::string hex(absl::StripTrailingAsciiWhitespace(out));
+    // 16 bytes, or 15 when the first random byte was zero (1 in 128).
+    EXPECT_GE(hex.size(), 30u) << hex;
+    EXPECT_LE(hex.size(), 32u) << hex;
+    EXPECT_TRUE(hex.size() < 32 || hex[0] < '8') << hex << ": the top bit must be clear (a positive serial)";
+    serials.push_back(hex);
+  }
+  EXPECT_NE(serials[0], serials[1]);
 }
 
 TEST_F(TlsctlTest, CurlReadsTheConnectionAsJsonInHttpMode) {
