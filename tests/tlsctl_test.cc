@@ -144,6 +144,29 @@ TEST_F(TlsctlTest, BadFlagsAndUnreadableFilesExitTwoWithOneLine) {
   EXPECT_TRUE(absl::StrContains(r.err, "--key: cannot read '/nonexistent/k.pem'")) << r.err;
 }
 
+// A bad --pfx is a bad file (exit 2) in the words Node users grep for.
+TEST_F(TlsctlTest, PfxErrorsSayWhatNodeSays) {
+  std::string empty = TmpDir() + "/empty.pfx";
+  { std::ofstream touch(empty); }
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"serve", "--port", "0", "--pfx", empty}, "--pfx: not enough data ('" + empty + "' is empty)"},
+           {{"serve", "--port", "0", "--pfx", TestFilePath("server-rsa.pem")}, "wrong tag (not a PKCS#12 (PFX) file)"},
+           {{"serve", "--port", "0", "--pfx", TestFilePath("server-rsa.pfx")}, "mac verify failure (wrong passphrase?)"},
+           {{"connect", "--port", "1", "--pfx", TestFilePath("server-rsa.pfx"), "--passphrase", "wrong"},
+            "mac verify failure (wrong passphrase?)"},
+       }) {
+    Outcome r = RunTlsctl(c.args);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_TRUE(absl::StrContains(r.err, c.says)) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
 TEST_F(TlsctlTest, HelpAndCiphers) {
   Outcome help = RunTlsctl({"serve", "--help"});
   EXPECT_EQ(help.code, 0);

@@ -34,6 +34,8 @@ absl::Status FillContext(const TlsFlags& f, SecureContextOptions& o) {
   if (!f.pfx.empty()) {
     absl::StatusOr<std::string> pfx = ReadFlagFile("pfx", f.pfx);
     if (!pfx.ok()) return pfx.status();
+    // The library takes an empty pfx for none; Node's words for an empty file.
+    if (pfx->empty()) return Bad("pfx", absl::StrCat("not enough data ('", f.pfx, "' is empty)"));
     o.pfx = *std::move(pfx);
   }
   o.passphrase = f.passphrase;
