@@ -337,11 +337,15 @@ print("DONE", flush=True)
   return line.ok() ? std::atoi(line->c_str() + 5) : -1;
 }
 
-std::vector<std::string> ConnectToPython(int port, std::vector<std::string> extra) {
+// Starts that server and runs `connect --send x EXTRA` against it.
+Outcome ConnectToPython(Subprocess& server, int lines, int gap_ms, const std::string& how,
+                        const std::vector<std::string>& extra) {
+  int port = StartPythonServer(server, lines, gap_ms, how);
+  if (port <= 0) return Outcome{};
   std::vector<std::string> args = {"connect", "--port", absl::StrCat(port), "--ca", TestFilePath("ca1.pem"),
                                    "--servername", "localhost", "--send", "x"};
   args.insert(args.end(), extra.begin(), extra.end());
-  return args;
+  return RunTlsctl(args);
 }
 
 // Node keeps reading after end() while data flows: the close wait bounds
@@ -349,9 +353,7 @@ std::vector<std::string> ConnectToPython(int port, std::vector<std::string> extr
 // 200 ms apart take three times the 500 ms wait.
 TEST_F(TlsctlTest, ConnectKeepsReadingWhileDataArrivesAfterItEnds) {
   Subprocess server;
-  int port = StartPythonServer(server, 8, 200, "close_notify");
-  ASSERT_GT(port, 0);
-  Outcome r = RunTlsctl(ConnectToPython(port, {"--close-timeout", "500"}));
+  Outcome r = ConnectToPython(server, 8, 200, "close_notify", {"--close-timeout", "500"});
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_EQ(Lines(r.out, "\"event\":\"data\"").size(), 8u) << r.out;
   EXPECT_EQ(Lines(r.out, "\"data\":\"line 7\\n\"").size(), 1u) << r.out;
@@ -363,9 +365,7 @@ TEST_F(TlsctlTest, ConnectKeepsReadingWhileDataArrivesAfterItEnds) {
 // ... and a server that goes silent is still given up on.
 TEST_F(TlsctlTest, ConnectGivesUpOnASilentServerAfterTheCloseTimeout) {
   Subprocess server;
-  int port = StartPythonServer(server, 2, 100, "silent");
-  ASSERT_GT(port, 0);
-  Outcome r = RunTlsctl(ConnectToPython(port, {"--close-timeout", "300"}));
+  Outcome r = ConnectToPython(server, 2, 100, "silent", {"--close-timeout", "300"});
   EXPECT_EQ(r.code, 1) << r.out << r.err;
   EXPECT_EQ(Lines(r.out, "\"event\":\"data\"").size(), 2u) << r.out;
   EXPECT_EQ(Lines(r.out, "{\"event\":\"error\",\"code\":\"ERR_TLS_CLOSE_TIMEOUT\"").size(), 1u) << r.out;
@@ -378,10 +378,8 @@ TEST_F(TlsctlTest, ConnectFailsOnATruncatedStreamUnlessAllowed) {
   for (bool allow : {false, true}) {
     SCOPED_TRACE(allow ? "--allow-truncation" : "default");
     Subprocess server;
-    int port = StartPythonServer(server, 1, 0, "fin");
-    ASSERT_GT(port, 0);
-    Outcome r = RunTlsctl(ConnectToPython(port, allow ? std::vector<std::string>{"--allow-truncation"}
-                                                      : std::vector<std::string>{}));
+    Outcome r = ConnectToPython(server, 1, 0, "fin",
+                                allow ? std::vector<std::string>{"--allow-truncation"} : std::vector<std::string>{});
     EXPECT_EQ(r.code, allow ? 0 : 1) << r.out << r.err;
     EXPECT_EQ(Lines(r.out, "\"data\":\"line 0\\n\"").size(), 1u) << r.out;
     EXPECT_EQ(Lines(r.out, "{\"event\":\"end\",\"truncated\":true}").size(), 1u) << r.out;
