@@ -245,14 +245,12 @@ const std::vector<Flag<ConnectFlags>>& ConnectTable() {
                 return IntFlag(f, &T::handshake_timeout_ms, "handshake-timeout", v, 1, 86400000);
               }},
       Flag<T>{"close-timeout", "MS",
-              "after ending, wait for the server's close_notify while it is silent at most MS milliseconds "
-              "(default 5000; data arriving starts the wait again)",
+              "after ending, how long the server may be silent before its close_notify (default 5000)",
               [](T& f, const std::string& v) {
                 return IntFlag(f, &T::close_timeout_ms, "close-timeout", v, 1, 86400000);
               }},
       Flag<T>{"allow-truncation", nullptr,
-              "a server closing TCP without close_notify is not an error (OpenSSL's "
-              "SSL_OP_IGNORE_UNEXPECTED_EOF)",
+              "a TCP close without close_notify is no error (SSL_OP_IGNORE_UNEXPECTED_EOF)",
               [](T& f, const std::string&) { f.allow_truncation = true; return absl::OkStatus(); }},
   };
   return *table;
