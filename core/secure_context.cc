@@ -98,28 +98,31 @@ absl::StatusOr<int> ParseVersion(absl::string_view option, absl::string_view nam
 }
 
 // Node's secureProtocol names: "TLSv1_2_method", "TLSv1_2_server_method",
-// "TLS_method", "SSLv23_method", ...; SSLv2/3 are refused as in modern Node.
+// "TLS_method", "SSLv23_method", ... (and TLSv1_3_*, which Node lacks), with
+// Node's messages: "Unknown method: NAME", "SSLv3 methods disabled".
 absl::Status ApplySecureProtocol(absl::string_view name, int* min, int* max) {
-  absl::string_view base = name;
-  for (absl::string_view suffix : {"_server_method", "_client_method", "_method"}) {
-    if (absl::ConsumeSuffix(&base, suffix)) break;
-  }
-  if (base == "TLS" || base == "SSLv23") return absl::OkStatus();
-  if (base == "SSLv2" || base == "SSLv3") {
+  auto bad = [](absl::string_view message) {
     return MakeError(absl::StatusCode::kInvalidArgument, "ERR_TLS_INVALID_PROTOCOL_METHOD",
-                     absl::StrCat("secure_protocol: ", name, " methods disabled"));
+                     absl::StrCat("secure_protocol: ", message));
+  };
+  absl::string_view base = name;
+  bool method = false;
+  for (absl::string_view suffix : {"_server_method", "_client_method", "_method"}) {
+    if ((method = absl::ConsumeSuffix(&base, suffix))) break;
   }
+  if (!method) return bad(absl::StrCat("Unknown method: ", name));
+  if (base == "TLS" || base == "SSLv23") return absl::OkStatus();
+  if (base == "SSLv2" || base == "SSLv3") return bad(absl::StrCat(base, " methods disabled"));
   static const std::pair<const char*, int> kMethods[] = {
       {"TLSv1", TLS1_VERSION}, {"TLSv1_1", TLS1_1_VERSION},
       {"TLSv1_2", TLS1_2_VERSION}, {"TLSv1_3", TLS1_3_VERSION}};
-  for (const auto& [method, version] : kMethods) {
-    if (base == method) {
+  for (const auto& [method_name, version] : kMethods) {
+    if (base == method_name) {
       *min = *max = version;
       return absl::OkStatus();
     }
   }
-  return MakeError(absl::StatusCode::kInvalidArgument, "ERR_TLS_INVALID_PROTOCOL_METHOD",
-                   absl::StrCat("secure_protocol: unknown method: ", name));
+  return bad(absl::StrCat("Unknown method: ", name));
 }
 
 // Splits Node's `ciphers` into the TLS 1.2 list and TLS 1.3 suite names, and
@@ -288,10 +291,30 @@ absl::Status ApplyIdentities(SSL_CTX* ctx, const SecureContextOptions& o, std::v
   return absl::OkStatus();
 }
 
+// A PFX that does not load, in Node's words: the reason text of OpenSSL's
+// first error ("mac verify failure", "not enough data", "wrong tag"), or
+// ERR_CRYPTO_UNSUPPORTED_OPERATION "Unsupported PKCS12 PFX data" for an
+// algorithm OpenSSL 3 no longer loads (RC2); then what it means.
+absl::Status BadPfx(absl::string_view meaning) {
+  const unsigned long first = ERR_peek_error();
+  if (ERR_GET_LIB(first) == ERR_LIB_EVP && ERR_GET_REASON(first) == ERR_R_UNSUPPORTED) {
+    return MakeError(absl::StatusCode::kInvalidArgument, "ERR_CRYPTO_UNSUPPORTED_OPERATION",
+                     absl::StrCat("pfx: Unsupported PKCS12 PFX data (a legacy algorithm such as RC2, which "
+                                  "OpenSSL 3 does not load: ",
+                                  DrainErrors(), ")"));
+  }
+  const char* reason = ERR_reason_error_string(first);
+  std::string text = reason != nullptr ? reason : "Unknown error";
+  ERR_clear_error();
+  return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
+                   absl::StrCat("pfx: ", text, " (", meaning, ")"));
+}
+
 absl::Status ApplyPfx(SSL_CTX* ctx, const SecureContextOptions& o) {
-  const unsigned char* p = reinterpret_cast<const unsigned char*>(o.pfx.data());
-  OpenSslPtr<PKCS12> p12(d2i_PKCS12(nullptr, &p, static_cast<long>(o.pfx.size())));
-  if (!p12) return BadOption("pfx", "not a PKCS#12 (PFX) file");
+  // Read from a BIO, as Node does: a short file is "not enough data".
+  OpenSslPtr<BIO> bio = MemoryBio(o.pfx);
+  OpenSslPtr<PKCS12> p12(d2i_PKCS12_bio(bio.get(), nullptr));
+  if (!p12) return BadPfx("not a PKCS#12 (PFX) file");
   EVP_PKEY* raw_key = nullptr;
   X509* raw_cert = nullptr;
   STACK_OF(X509)* raw_ca = nullptr;
@@ -301,10 +324,8 @@ absl::Status ApplyPfx(SSL_CTX* ctx, const SecureContextOptions& o) {
   OpenSslPtr<X509> cert(raw_cert);
   OpenSslPtr<STACK_OF(X509)> ca(raw_ca);
   if (ok != 1) {
-    if (internal::PeekErrorReason() == PKCS12_R_MAC_VERIFY_FAILURE) {
-      return BadOption("pfx", "mac verify failure (wrong passphrase?)");
-    }
-    return BadOption("pfx", "unreadable PKCS#12 (wrong passphrase or unsupported algorithm?)");
+    return BadPfx(internal::PeekErrorReason() == PKCS12_R_MAC_VERIFY_FAILURE ? "wrong passphrase?"
+                                                                              : "unreadable PKCS#12");
   }
   if (!key || !cert) return BadOption("pfx", "PKCS#12 holds no key and certificate");
   if (SSL_CTX_use_cert_and_key(ctx, cert.get(), key.get(), ca.get(), 1) != 1) {

@@ -1,6 +1,10 @@
 #include "core/self_signed.h"
 
+#include <openssl/bn.h>
 #include <openssl/pem.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/errors.h"
@@ -11,10 +15,21 @@ namespace tlsengine {
 using internal::OpenSslPtr;
 
 absl::StatusOr<GeneratedIdentity> GenerateSelfSigned(absl::string_view common_name, absl::Time now,
-                                                     uint64_t serial, absl::Duration validity) {
+                                                     absl::Span<const uint8_t> serial, absl::Duration validity) {
   if (common_name.empty() || validity <= absl::ZeroDuration()) {
     return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
                      "GenerateSelfSigned: needs a common name and a positive validity");
+  }
+  if (serial.empty() || serial.size() > 20) {
+    return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
+                     absl::StrCat("GenerateSelfSigned: the serial is ", serial.size(), " bytes; want 1..20"));
+  }
+  // Positive: the top bit of the first byte is the sign in DER.
+  std::vector<uint8_t> positive(serial.begin(), serial.end());
+  positive[0] &= 0x7f;
+  if (std::all_of(positive.begin(), positive.end(), [](uint8_t b) { return b == 0; })) {
+    return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
+                     "GenerateSelfSigned: the serial is zero; it must be positive");
   }
   auto fail = [](absl::string_view what) {
     return MakeError(absl::StatusCode::kInternal, kErrInternal,
@@ -22,9 +37,12 @@ absl::StatusOr<GeneratedIdentity> GenerateSelfSigned(absl::string_view common_na
   };
   OpenSslPtr<EVP_PKEY> key(EVP_EC_gen("P-256"));
   OpenSslPtr<X509> cert(X509_new());
+  OpenSslPtr<BIGNUM> serial_bn(BN_bin2bn(positive.data(), static_cast<int>(positive.size()), nullptr));
   if (!key || !cert) return fail("key generation");
   X509_set_version(cert.get(), X509_VERSION_3);
-  ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert.get()), serial);
+  if (!serial_bn || BN_to_ASN1_INTEGER(serial_bn.get(), X509_get_serialNumber(cert.get())) == nullptr) {
+    return fail("serial");
+  }
   time_t start = absl::ToTimeT(now - absl::Hours(1));
   time_t end = absl::ToTimeT(now + validity);
   if (X509_time_adj_ex(X509_getm_notBefore(cert.get()), 0, 0, &start) == nullptr ||
@@ -64,6 +82,13 @@ absl::StatusOr<GeneratedIdentity> GenerateSelfSigned(absl::string_view common_na
     return fail("PEM encoding");
   }
   return GeneratedIdentity{internal::BioContents(key_bio.get()), internal::BioContents(cert_bio.get())};
+}
+
+absl::StatusOr<GeneratedIdentity> GenerateSelfSigned(absl::string_view common_name, absl::Time now,
+                                                     uint64_t serial, absl::Duration validity) {
+  uint8_t bytes[9] = {0};  // a leading zero keeps the top bit clear
+  for (int i = 8; i >= 1; --i, serial >>= 8) bytes[i] = static_cast<uint8_t>(serial & 0xff);
+  return GenerateSelfSigned(common_name, now, absl::MakeConstSpan(bytes), validity);
 }
 
 }  // namespace tlsengine

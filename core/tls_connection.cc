@@ -357,6 +357,9 @@ void TlsConnection::Impl::ReadPlaintext() {
   if (r == 1) {
     key_update_requests_ = 0;
     session_events_ = 0;
+    // After our close_notify the wait bounds the peer's silence, not its
+    // data: a peer still sending is answering (Node keeps reading).
+    if (state_ == State::kClosing) close_deadline_ = now_ + options_.close_timeout;
     // Handed out by NextEvent, which called us, without the deque when
     // nothing is queued before it.
     data_ready_ = absl::MakeConstSpan(buf.data(), n);

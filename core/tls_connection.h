@@ -133,7 +133,9 @@ struct ConnectionOptions {
       check_server_identity;
   // Node's handshakeTimeout: the whole handshake must finish in this time.
   absl::Duration handshake_timeout = absl::Seconds(120);
-  // Close(): how long to wait for the peer's close_notify.
+  // End(now, wait_for_peer=true): how long the peer may stay silent while
+  // we wait for its close_notify; each record of data from it starts the
+  // wait again (ERR_TLS_CLOSE_TIMEOUT when it passes).
   absl::Duration close_timeout = absl::Seconds(5);
 
   // ---- SNI (server) ----
@@ -327,7 +329,7 @@ class TlsConnection {
   // plaintext written so far, then close_notify. Data from the peer keeps
   // arriving until its close_notify. kClosed comes once our close_notify is
   // queued or, with wait_for_peer, once the peer's arrives (close_timeout
-  // bounds the wait: ERR_TLS_CLOSE_TIMEOUT). Idempotent.
+  // bounds each silence in the wait: ERR_TLS_CLOSE_TIMEOUT). Idempotent.
   void End(absl::Time now, bool wait_for_peer = false);
   // Node's destroy(): stops at once. Buffered plaintext, pending ciphertext
   // and queued events are dropped; the only event left is kClosed (none if

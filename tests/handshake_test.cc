@@ -228,6 +228,26 @@ TEST(TransportTest, CloseWaitsForThePeerWithinItsDeadline) {
   EXPECT_GT(pair.client().OutputSize(), 0u);
 }
 
+// The wait bounds the peer's silence: data still arriving after our
+// close_notify starts it again (Node keeps reading after end()).
+TEST(TransportTest, DataFromThePeerRestartsTheCloseWait) {
+  EnginePair pair(ServerOptions(), ClientOptions());
+  ASSERT_TRUE(pair.Handshake().ok());
+  pair.client().End(pair.now(), /*wait_for_peer=*/true);
+  pair.Pump();
+  for (int i = 0; i < 3; ++i) {
+    pair.Advance(absl::Seconds(4));
+    pair.SendAll(pair.server_side(), "still talking;");
+    EXPECT_EQ(pair.client().NextDeadline(), pair.now() + absl::Seconds(5)) << i;
+  }
+  EXPECT_EQ(pair.client_side().received, "still talking;still talking;still talking;");
+  EXPECT_TRUE(pair.client_side().error.ok()) << pair.client_side().error;
+  pair.Advance(absl::Seconds(5));
+  pair.client().OnTimer(pair.now());
+  pair.Poll();
+  EXPECT_EQ(NodeCode(pair.client_side().error), "ERR_TLS_CLOSE_TIMEOUT");
+}
+
 // Counts TLS records in a stretch of wire bytes (5-byte headers, RFC 8446 §5.1).
 std::vector<size_t> RecordLengths(absl::Span<const uint8_t> wire) {
   std::vector<size_t> lengths;

@@ -5,8 +5,16 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "core/certificate.h"
 #include "core/errors.h"
+#include "core/self_signed.h"
 #include "gtest/gtest.h"
+#include "tests/testlib/peers.h"
 #include "tests/testlib/testlib.h"
 
 namespace tlsengine {
@@ -89,10 +97,12 @@ TEST(SecureContextErrors, GarbageKeyAndCertificate) {
 TEST(SecureContextErrors, UnreadablePfxAndWrongPfxPassphrase) {
   SecureContextOptions o;
   o.pfx = "this is not a pfx";
-  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "pfx: not a PKCS#12 (PFX) file");
+  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "pfx: not enough data (not a PKCS#12 (PFX) file)");
   o.pfx = ReadTestFile("server-rsa.pfx");
-  o.passphrase = "wrong";
-  ExpectBad(o, "ERR_INVALID_ARG_VALUE", "pfx: mac verify failure (wrong passphrase?)");
+  for (const char* wrong : {"wrong", ""}) {
+    o.passphrase = wrong;
+    ExpectBad(o, "ERR_INVALID_ARG_VALUE", "pfx: mac verify failure (wrong passphrase?)");
+  }
 }
 
 TEST(SecureContextErrors, BadCa) {
@@ -146,9 +156,119 @@ TEST(SecureContextErrors, BadVersions) {
   ExpectBad(o, "ERR_TLS_PROTOCOL_VERSION_CONFLICT", "min_version: TLSv1.3 is above max_version TLSv1.2");
   o = {};
   o.secure_protocol = "SSLv3_method";
-  ExpectBad(o, "ERR_TLS_INVALID_PROTOCOL_METHOD", "secure_protocol: SSLv3_method methods disabled");
+  ExpectBad(o, "ERR_TLS_INVALID_PROTOCOL_METHOD", "secure_protocol: SSLv3 methods disabled");
   o.secure_protocol = "Bogus_method";
-  ExpectBad(o, "ERR_TLS_INVALID_PROTOCOL_METHOD", "secure_protocol: unknown method: Bogus_method");
+  ExpectBad(o, "ERR_TLS_INVALID_PROTOCOL_METHOD", "secure_protocol: Unknown method: Bogus_method");
+}
+
+// ---- The messages Node users grep for, with node as the oracle ----
+
+// Node's answer to tls.createSecureContext for each case, a JSON object
+// {secureProtocol} or {pfx: base64, passphrase}: "" when it is accepted,
+// else "CODE|message" (CODE empty when Node sets none).
+std::vector<std::string> NodeSays(const std::vector<std::string>& cases) {
+  testing::Subprocess node;
+  absl::Status started = node.Start(
+      {"node", "-e",
+       "const tls = require('tls');\n"
+       "for (const c of JSON.parse(process.argv[1])) {\n"
+       "  if (c.pfx !== undefined) c.pfx = Buffer.from(c.pfx, 'base64');\n"
+       "  try { tls.createSecureContext(c); console.log('='); }\n"
+       "  catch (e) { console.log('=' + (e.code || '') + '|' + e.message); }\n"
+       "}\n",
+       absl::StrCat("[", absl::StrJoin(cases, ","), "]")});
+  EXPECT_TRUE(started.ok()) << started;
+  EXPECT_EQ(node.Wait(absl::Seconds(10)), 0) << node.err();
+  std::vector<std::string> out;
+  for (absl::string_view line : absl::StrSplit(node.out(), '\n', absl::SkipEmpty())) {
+    if (absl::ConsumePrefix(&line, "=")) out.emplace_back(line);
+  }
+  EXPECT_EQ(out.size(), cases.size()) << node.out();
+  out.resize(cases.size());
+  return out;
+}
+
+// Ours says what Node says: accepted alike; refused with Node's code (or
+// ERR_INVALID_ARG_VALUE where Node has none) and Node's message in ours.
+void ExpectLikeNode(const SecureContextOptions& o, const std::string& node, const std::string& what) {
+  SCOPED_TRACE(what);
+  absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(o);
+  if (node.empty()) {
+    EXPECT_TRUE(ctx.ok()) << ctx.status();
+    return;
+  }
+  ASSERT_FALSE(ctx.ok()) << "node says " << node;
+  std::pair<std::string, std::string> code_message = absl::StrSplit(node, absl::MaxSplits('|', 1));
+  EXPECT_EQ(NodeCode(ctx.status()), code_message.first.empty() ? "ERR_INVALID_ARG_VALUE" : code_message.first)
+      << ctx.status();
+  EXPECT_TRUE(absl::StrContains(ctx.status().message(), code_message.second))
+      << "node: " << code_message.second << "\nours: " << ctx.status();
+  EXPECT_EQ(ERR_peek_error(), 0u) << "stale OpenSSL error after: " << ctx.status();
+  ERR_clear_error();
+}
+
+TEST(NodeMessagesTest, SecureProtocol) {
+  const std::vector<std::string> names = {
+      "blargh",         "SSLv2_method",         "SSLv2_client_method", "SSLv3_method",  "SSLv3_server_method",
+      "SSLv3",          "TLSv1_2",              "tlsv1_2_method",      "TLSv1_2_method", "TLSv1_1_server_method",
+      "TLS_client_method", "SSLv23_method",     "TLSv1_method"};
+  std::vector<std::string> cases;
+  for (const std::string& n : names) cases.push_back(absl::StrCat("{\"secureProtocol\":\"", n, "\"}"));
+  std::vector<std::string> node = NodeSays(cases);
+  for (size_t i = 0; i < names.size(); ++i) {
+    SecureContextOptions o;
+    o.secure_protocol = names[i];
+    ExpectLikeNode(o, node[i], names[i]);
+  }
+  EXPECT_EQ(node[0], "ERR_TLS_INVALID_PROTOCOL_METHOD|Unknown method: blargh");
+  EXPECT_EQ(node[3], "ERR_TLS_INVALID_PROTOCOL_METHOD|SSLv3 methods disabled");
+  // Node has no TLSv1_3_method; we take it for min = max = TLSv1.3.
+  SecureContextOptions o;
+  o.secure_protocol = "TLSv1_3_method";
+  EXPECT_TRUE(SecureContext::Create(o).ok());
+}
+
+TEST(NodeMessagesTest, Pfx) {
+  // A PFX made the old way (RC2-40), which OpenSSL 3 reads only with its
+  // legacy provider.
+  testing::Subprocess openssl;
+  ASSERT_TRUE(openssl
+                  .Start({"openssl", "pkcs12", "-export", "-legacy", "-in", testing::TestFilePath("server-rsa.pem"),
+                          "-inkey", testing::TestFilePath("server-rsa-key.pem"), "-passout", "pass:secret"})
+                  .ok());
+  ASSERT_EQ(openssl.Wait(absl::Seconds(10)), 0) << openssl.err();
+  ASSERT_FALSE(openssl.out().empty());
+  const std::string pfx = ReadTestFile("server-rsa.pfx");
+  struct Case {
+    std::string what, pfx, passphrase;
+  };
+  const std::vector<Case> pfx_cases = {
+      {"wrong passphrase", pfx, "wrong"},
+      {"empty passphrase", pfx, ""},
+      {"right passphrase", pfx, "secret"},
+      {"passphrase for a PFX without one", ReadTestFile("server-rsa-nopass.pfx"), "wrong"},
+      {"no passphrase and none needed", ReadTestFile("server-rsa-nopass.pfx"), ""},
+      {"not a PFX", "this is not a pfx", ""},
+      {"cut short", pfx.substr(0, 100), "secret"},
+      {"a PEM certificate", Cert("server-rsa"), ""},
+      {"legacy RC2", openssl.out(), "secret"},
+  };
+  std::vector<std::string> cases;
+  for (const Case& c : pfx_cases) {
+    cases.push_back(
+        absl::StrCat("{\"pfx\":\"", absl::Base64Escape(c.pfx), "\",\"passphrase\":\"", c.passphrase, "\"}"));
+  }
+  std::vector<std::string> node = NodeSays(cases);
+  for (size_t i = 0; i < pfx_cases.size(); ++i) {
+    SecureContextOptions o;
+    o.pfx = pfx_cases[i].pfx;
+    o.passphrase = pfx_cases[i].passphrase;
+    ExpectLikeNode(o, node[i], pfx_cases[i].what);
+  }
+  EXPECT_EQ(node[0], "|mac verify failure");
+  EXPECT_EQ(node[1], "|mac verify failure");
+  EXPECT_EQ(node[5], "|not enough data");
+  EXPECT_EQ(node[8], "ERR_CRYPTO_UNSUPPORTED_OPERATION|Unsupported PKCS12 PFX data");
 }
 
 TEST(SecureContextErrors, SessionOptions) {
@@ -158,6 +278,32 @@ TEST(SecureContextErrors, SessionOptions) {
   o = {};
   o.session_timeout = 0;
   ExpectBad(o, "ERR_INVALID_ARG_VALUE", "session_timeout: must be positive");
+}
+
+// ---- GenerateSelfSigned's serial number ----
+
+TEST(GenerateSelfSignedTest, TheSerialIsTheCallersBytesMadePositive) {
+  const uint8_t serial[16] = {0xff, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+                              0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f};
+  absl::StatusOr<GeneratedIdentity> id = GenerateSelfSigned("localhost", testing::TestNow(), serial);
+  ASSERT_TRUE(id.ok()) << id.status();
+  absl::StatusOr<CertificateInfo> info = CertificateInfo::FromPem(id->cert_pem);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->serial_number, "7F0102030405060708090A0B0C0D0E0F");
+  absl::StatusOr<GeneratedIdentity> small = GenerateSelfSigned("localhost", testing::TestNow(), uint64_t{0x1234});
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(CertificateInfo::FromPem(small->cert_pem)->serial_number, "1234");
+}
+
+TEST(GenerateSelfSignedTest, RefusesASerialThatIsNotAPositiveNumberOf20BytesOrLess) {
+  const std::vector<uint8_t> zero_once_positive = {0x80, 0x00}, too_long(21, 0x11);
+  for (const std::vector<uint8_t>& serial : {std::vector<uint8_t>{}, zero_once_positive, too_long}) {
+    absl::StatusOr<GeneratedIdentity> id = GenerateSelfSigned("localhost", testing::TestNow(), serial);
+    ASSERT_FALSE(id.ok()) << serial.size();
+    EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(NodeCode(id.status()), "ERR_INVALID_ARG_VALUE");
+    EXPECT_TRUE(absl::StrContains(id.status().message(), "GenerateSelfSigned: the serial")) << id.status();
+  }
 }
 
 // ---- Good input does what it says ----

@@ -11,10 +11,12 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "tests/testlib/keylog.h"
 #include "tests/testlib/peers.h"
@@ -142,6 +144,29 @@ TEST_F(TlsctlTest, BadFlagsAndUnreadableFilesExitTwoWithOneLine) {
   EXPECT_TRUE(absl::StrContains(r.err, "--key: cannot read '/nonexistent/k.pem'")) << r.err;
 }
 
+// A bad --pfx is a bad file (exit 2) in the words Node users grep for.
+TEST_F(TlsctlTest, PfxErrorsSayWhatNodeSays) {
+  std::string empty = TmpDir() + "/empty.pfx";
+  { std::ofstream touch(empty); }
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"serve", "--port", "0", "--pfx", empty}, "--pfx: not enough data ('" + empty + "' is empty)"},
+           {{"serve", "--port", "0", "--pfx", TestFilePath("server-rsa.pem")}, "wrong tag (not a PKCS#12 (PFX) file)"},
+           {{"serve", "--port", "0", "--pfx", TestFilePath("server-rsa.pfx")}, "mac verify failure (wrong passphrase?)"},
+           {{"connect", "--port", "1", "--pfx", TestFilePath("server-rsa.pfx"), "--passphrase", "wrong"},
+            "mac verify failure (wrong passphrase?)"},
+       }) {
+    Outcome r = RunTlsctl(c.args);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_TRUE(absl::StrContains(r.err, c.says)) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
 TEST_F(TlsctlTest, HelpAndCiphers) {
   Outcome help = RunTlsctl({"serve", "--help"});
   EXPECT_EQ(help.code, 0);
@@ -170,6 +195,36 @@ TEST_F(TlsctlTest, ServeEchoesToOpensslClientWithTheCachedLocalhostCertificate) 
   absl::StatusOr<std::string> close = server.WaitForLine("\"event\":\"close\"", kTimeout);
   ASSERT_TRUE(close.ok()) << close.status();
   EXPECT_TRUE(absl::StrContains(*close, "\"id\":1")) << *close;
+}
+
+// The certificate serve makes has a serial nobody can guess: 16 random
+// bytes with the top bit clear (CA/Browser Forum: >= 64 bits of entropy),
+// read back with openssl x509 as the oracle. Two fresh caches, two serials.
+TEST_F(TlsctlTest, TheDefaultCertificateHasARandomSerial) {
+  std::vector<std::string> serials;
+  for (const char* cache : {"serial-a", "serial-b"}) {
+    std::string dir = absl::StrCat(TmpDir(), "/", cache);
+    setenv("XDG_CACHE_HOME", dir.c_str(), 1);
+    Subprocess server;
+    int port = StartServe(server, {});
+    setenv("XDG_CACHE_HOME", (TmpDir() + "/cache").c_str(), 1);
+    ASSERT_GT(port, 0);
+    EXPECT_TRUE(absl::StrContains(server.err(), "made a certificate for localhost")) << server.err();
+    server.Kill();
+    Subprocess x509;
+    ASSERT_TRUE(
+        x509.Start({"openssl", "x509", "-noout", "-serial", "-in", dir + "/tlsengine/tlsctl/localhost.pem"}).ok());
+    ASSERT_EQ(x509.Wait(kTimeout), 0) << x509.err();
+    absl::string_view out = x509.out();
+    ASSERT_TRUE(absl::ConsumePrefix(&out, "serial=")) << x509.out();
+    std::string hex(absl::StripTrailingAsciiWhitespace(out));
+    // 16 bytes, or 15 when the first random byte was zero (1 in 128).
+    EXPECT_GE(hex.size(), 30u) << hex;
+    EXPECT_LE(hex.size(), 32u) << hex;
+    EXPECT_TRUE(hex.size() < 32 || hex[0] < '8') << hex << ": the top bit must be clear (a positive serial)";
+    serials.push_back(hex);
+  }
+  EXPECT_NE(serials[0], serials[1]);
 }
 
 TEST_F(TlsctlTest, CurlReadsTheConnectionAsJsonInHttpMode) {
@@ -233,6 +288,132 @@ TEST_F(TlsctlTest, ConnectReportsConnectionRefused) {
   Outcome r = RunTlsctl({"connect", "--port", absl::StrCat(port), "--insecure"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(Lines(r.out, "\"code\":\"ECONNREFUSED\"").size(), 1u) << r.out;
+}
+
+// A Python ssl server for one connection (server-rsa, ca1), to see how
+// connect ends. It reads the client's first data, then sends `lines` lines
+// `gap_ms` apart, and then, by `how`: "close_notify" (unwrap: the clean
+// end), "fin" (TCP FIN without close_notify: a truncation), or "silent"
+// (nothing more until the client goes). Returns the port.
+int StartPythonServer(Subprocess& server, int lines, int gap_ms, const std::string& how) {
+  static constexpr char kScript[] = R"py(
+import socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(1)
+print("PORT", ls.getsockname()[1], flush=True)
+raw, _ = ls.accept()
+s = ctx.wrap_socket(raw, server_side=True)
+s.recv(100)
+for i in range(int(sys.argv[3])):
+    time.sleep(int(sys.argv[4]) / 1000)
+    s.sendall(b"line %d\n" % i)
+how = sys.argv[5]
+if how == "close_notify":
+    try:
+        s.unwrap()
+    except (ssl.SSLError, OSError):
+        pass
+else:
+    if how == "fin":
+        s.shutdown(socket.SHUT_WR)  # drops the TLS layer: a FIN without close_notify
+    s.settimeout(10)
+    try:  # the bytes on the socket, below TLS, until the client's FIN
+        while socket.socket.recv(s, 4096):
+            pass
+    except OSError:
+        pass
+s.close()
+print("DONE", flush=True)
+)py";
+  absl::Status started = server.Start({"python3", "-c", kScript, TestFilePath("server-rsa-chain.pem"),
+                                       TestFilePath("server-rsa-key.pem"), absl::StrCat(lines),
+                                       absl::StrCat(gap_ms), how});
+  EXPECT_TRUE(started.ok()) << started;
+  absl::StatusOr<std::string> line = server.WaitForLine("PORT", kTimeout);
+  EXPECT_TRUE(line.ok()) << line.status() << server.err();
+  return line.ok() ? std::atoi(line->c_str() + 5) : -1;
+}
+
+// Starts that server and runs `connect --send x EXTRA` against it.
+Outcome ConnectToPython(Subprocess& server, int lines, int gap_ms, const std::string& how,
+                        const std::vector<std::string>& extra) {
+  int port = StartPythonServer(server, lines, gap_ms, how);
+  if (port <= 0) return Outcome{};
+  std::vector<std::string> args = {"connect", "--port", absl::StrCat(port), "--ca", TestFilePath("ca1.pem"),
+                                   "--servername", "localhost", "--send", "x"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return RunTlsctl(args);
+}
+
+// Node keeps reading after end() while data flows: the close wait bounds
+// the server's silence, not the time since our close_notify. Eight lines
+// 200 ms apart take three times the 500 ms wait.
+TEST_F(TlsctlTest, ConnectKeepsReadingWhileDataArrivesAfterItEnds) {
+  Subprocess server;
+  Outcome r = ConnectToPython(server, 8, 200, "close_notify", {"--close-timeout", "500"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(Lines(r.out, "\"event\":\"data\"").size(), 8u) << r.out;
+  EXPECT_EQ(Lines(r.out, "\"data\":\"line 7\\n\"").size(), 1u) << r.out;
+  EXPECT_EQ(Lines(r.out, "{\"event\":\"end\",\"truncated\":false}").size(), 1u) << r.out;
+  EXPECT_TRUE(Lines(r.out, "\"event\":\"error\"").empty()) << r.out;
+  EXPECT_TRUE(server.WaitForLine("DONE", kTimeout).ok()) << server.err();
+}
+
+// ... and a server that goes silent is still given up on.
+TEST_F(TlsctlTest, ConnectGivesUpOnASilentServerAfterTheCloseTimeout) {
+  Subprocess server;
+  Outcome r = ConnectToPython(server, 2, 100, "silent", {"--close-timeout", "300"});
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_EQ(Lines(r.out, "\"event\":\"data\"").size(), 2u) << r.out;
+  EXPECT_EQ(Lines(r.out, "{\"event\":\"error\",\"code\":\"ERR_TLS_CLOSE_TIMEOUT\"").size(), 1u) << r.out;
+  EXPECT_EQ(Lines(r.out, "\"event\":\"close\",\"hadError\":true").size(), 1u) << r.out;
+}
+
+// A FIN without close_notify may be a truncation attack: an error exit, as
+// OpenSSL 3 and Python treat it, unless --allow-truncation.
+TEST_F(TlsctlTest, ConnectFailsOnATruncatedStreamUnlessAllowed) {
+  for (bool allow : {false, true}) {
+    SCOPED_TRACE(allow ? "--allow-truncation" : "default");
+    Subprocess server;
+    Outcome r = ConnectToPython(server, 1, 0, "fin",
+                                allow ? std::vector<std::string>{"--allow-truncation"} : std::vector<std::string>{});
+    EXPECT_EQ(r.code, allow ? 0 : 1) << r.out << r.err;
+    EXPECT_EQ(Lines(r.out, "\"data\":\"line 0\\n\"").size(), 1u) << r.out;
+    EXPECT_EQ(Lines(r.out, "{\"event\":\"end\",\"truncated\":true}").size(), 1u) << r.out;
+    std::vector<std::string> errors = Lines(r.out, "\"event\":\"error\"");
+    if (allow) {
+      EXPECT_TRUE(errors.empty()) << r.out;
+      EXPECT_EQ(Lines(r.out, "\"event\":\"close\",\"hadError\":false").size(), 1u) << r.out;
+    } else {
+      ASSERT_EQ(errors.size(), 1u) << r.out;
+      EXPECT_TRUE(absl::StrContains(errors[0], "\"code\":\"ECONNRESET\"")) << errors[0];
+      EXPECT_TRUE(absl::StrContains(errors[0], "without close_notify")) << errors[0];
+      EXPECT_EQ(Lines(r.out, "\"event\":\"close\",\"hadError\":true").size(), 1u) << r.out;
+    }
+    EXPECT_TRUE(server.WaitForLine("DONE", kTimeout).ok()) << server.err();
+  }
+}
+
+// A server that accepts TCP and never answers the ClientHello.
+TEST_F(TlsctlTest, ConnectHandshakeTimeout) {
+  testing::Listener mute;
+  Subprocess client;
+  ASSERT_TRUE(client
+                  .Start({Tlsctl(), "connect", "--port", absl::StrCat(mute.port()), "--insecure",
+                          "--handshake-timeout", "300"})
+                  .ok());
+  int fd = mute.Accept(kTimeout);  // and never read
+  ASSERT_GE(fd, 0);
+  absl::StatusOr<std::string> error = client.WaitForLine("\"event\":\"error\"", kTimeout);
+  close(fd);  // the client waits a moment for our FIN after its own
+  ASSERT_TRUE(error.ok()) << error.status() << client.out() << client.err();
+  EXPECT_TRUE(absl::StrContains(*error, "\"code\":\"ERR_TLS_HANDSHAKE_TIMEOUT\"")) << *error;
+  EXPECT_TRUE(absl::StrContains(*error, "\"message\":\"TLS handshake timeout\"")) << *error;
+  EXPECT_EQ(client.Wait(kTimeout), 1) << client.out() << client.err();
+  EXPECT_TRUE(Lines(client.out(), "secureConnect").empty()) << client.out();
 }
 
 TEST_F(TlsctlTest, ConnectToServeEchoesAndResumes) {

@@ -99,6 +99,13 @@ class Client {
       JsonObject o;
       o.Add("event", "end").Add("truncated", socket_->truncated());
       Emit(o);
+      // As OpenSSL 3 and Python do: the stream may have been cut short.
+      if (socket_->truncated() && !flags_.allow_truncation) {
+        failed_ = true;
+        Emit(ErrorReport("error", MakeError(absl::StatusCode::kUnavailable, kErrConnReset,
+                                            "the server closed the connection without close_notify (truncated; "
+                                            "--allow-truncation accepts that)")));
+      }
     };
     h.on_error = [this](const absl::Status& s) {
       failed_ = true;

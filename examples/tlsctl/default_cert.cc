@@ -1,6 +1,7 @@
 #include "examples/tlsctl/default_cert.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -70,6 +71,19 @@ absl::Status WriteAtomically(const std::string& path, const std::string& data, m
   return absl::OkStatus();
 }
 
+// From the kernel's CSPRNG (getrandom(2); it blocks only until the pool is
+// first seeded at boot).
+absl::Status RandomBytes(absl::Span<uint8_t> out) {
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = getrandom(out.data() + done, out.size() - done, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::InternalError(absl::StrCat("getrandom: ", std::strerror(errno)));
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
 // The cached pair is usable: it parses, the key matches, and it is valid
 // for at least another day.
 absl::StatusOr<std::string> Usable(const GeneratedIdentity& id, absl::Time now) {
@@ -110,8 +124,10 @@ absl::StatusOr<CachedIdentity> LoadOrCreateIdentity(const std::string& dir, absl
   }
   absl::Status s = MakeDirs(dir);
   if (!s.ok()) return s;
-  absl::StatusOr<GeneratedIdentity> id =
-      GenerateSelfSigned("localhost", now, static_cast<uint64_t>(absl::ToUnixMicros(now)));
+  uint8_t serial[16];
+  s = RandomBytes(absl::MakeSpan(serial));
+  if (!s.ok()) return s;
+  absl::StatusOr<GeneratedIdentity> id = GenerateSelfSigned("localhost", now, serial);
   if (!id.ok()) return id.status();
   out.identity = *std::move(id);
   // The key first: a reader that finds the new certificate finds its key.

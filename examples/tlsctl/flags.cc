@@ -240,6 +240,18 @@ const std::vector<Flag<ConnectFlags>>& ConnectTable() {
               [](T& f, const std::string& v) {
                 return IntFlag(f, &T::max_send_fragment, "max-send-fragment", v, 512, 16384);
               }},
+      Flag<T>{"handshake-timeout", "MS", "the handshake must finish within MS milliseconds (default 120000)",
+              [](T& f, const std::string& v) {
+                return IntFlag(f, &T::handshake_timeout_ms, "handshake-timeout", v, 1, 86400000);
+              }},
+      Flag<T>{"close-timeout", "MS",
+              "after ending, how long the server may be silent before its close_notify (default 5000)",
+              [](T& f, const std::string& v) {
+                return IntFlag(f, &T::close_timeout_ms, "close-timeout", v, 1, 86400000);
+              }},
+      Flag<T>{"allow-truncation", nullptr,
+              "a TCP close without close_notify is no error (SSL_OP_IGNORE_UNEXPECTED_EOF)",
+              [](T& f, const std::string&) { f.allow_truncation = true; return absl::OkStatus(); }},
   };
   return *table;
 }
@@ -438,12 +450,15 @@ std::string ConnectHelp() {
       "tlsctl connect [--host H] --port P | --unix PATH [flags]",
       "A TLS client (Node's tls.connect). Prints one JSON object per line on stdout:\n"
       "secureConnect (the fields of serve's secureConnection), OCSPResponse {response: base64 DER},\n"
-      "session {length}, data {data}, error {code, message}, close {bytesRead, bytesWritten}.\n"
+      "session {session}, data {data}, end {truncated}, error {code, message}, close {bytesRead,\n"
+      "bytesWritten}.\n"
       "After the handshake it sends --send or standard input, ends (close_notify) and prints what\n"
       "arrives until the server closes. The server's certificate is verified against --ca (default:\n"
-      "the system store) and the name in --servername or --host.\n"
+      "the system store) and the name in --servername or --host. A server that closes TCP without\n"
+      "close_notify (end {truncated: true}) is an ECONNRESET error unless --allow-truncation.\n"
       "Exit status: 0 on success, 1 with an error line (DEPTH_ZERO_SELF_SIGNED_CERT,\n"
-      "ERR_TLS_CERT_ALTNAME_INVALID, ECONNREFUSED, ...), 2 for a bad flag or file.",
+      "ERR_TLS_CERT_ALTNAME_INVALID, ECONNREFUSED, ERR_TLS_HANDSHAKE_TIMEOUT, ...), 2 for a bad\n"
+      "flag or file.",
       ConnectTable());
 }
 

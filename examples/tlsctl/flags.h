@@ -82,6 +82,9 @@ struct ConnectFlags {
   bool renegotiate = false;
   bool key_update = false;
   int64_t max_send_fragment = 0;  // 0: the default (16384)
+  int64_t handshake_timeout_ms = 120000;
+  int64_t close_timeout_ms = 5000;  // silence allowed after our close_notify
+  bool allow_truncation = false;    // a TCP EOF without close_notify is not an error
 };
 
 // Each parser takes the arguments after the subcommand. kInvalidArgument

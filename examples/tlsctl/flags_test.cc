@@ -114,6 +114,18 @@ TEST(ConnectFlagsTest, ParsesAndChecks) {
   absl::StatusOr<ConnectFlags> unix_only = ParseConnectFlags({"--unix", "/tmp/s"});
   ASSERT_TRUE(unix_only.ok()) << unix_only.status();
   EXPECT_EQ(unix_only->unix_path, "/tmp/s");
+  EXPECT_EQ(unix_only->handshake_timeout_ms, 120000);
+  EXPECT_EQ(unix_only->close_timeout_ms, 5000);
+  EXPECT_FALSE(unix_only->allow_truncation);
+
+  absl::StatusOr<ConnectFlags> endings = ParseConnectFlags(
+      {"--port", "1", "--handshake-timeout", "250", "--close-timeout=750", "--allow-truncation"});
+  ASSERT_TRUE(endings.ok()) << endings.status();
+  EXPECT_EQ(endings->handshake_timeout_ms, 250);
+  EXPECT_EQ(endings->close_timeout_ms, 750);
+  EXPECT_TRUE(endings->allow_truncation);
+  EXPECT_TRUE(absl::StrContains(ParseConnectFlags({"--port", "1", "--close-timeout", "0"}).status().message(),
+                                "--close-timeout: 0 is out of range"));
 }
 
 TEST(ConnectFlagsTest, RefusesMissingPortAndConflicts) {

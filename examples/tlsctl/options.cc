@@ -34,6 +34,8 @@ absl::Status FillContext(const TlsFlags& f, SecureContextOptions& o) {
   if (!f.pfx.empty()) {
     absl::StatusOr<std::string> pfx = ReadFlagFile("pfx", f.pfx);
     if (!pfx.ok()) return pfx.status();
+    // The library takes an empty pfx for none; Node's words for an empty file.
+    if (pfx->empty()) return Bad("pfx", absl::StrCat("not enough data ('", f.pfx, "' is empty)"));
     o.pfx = *std::move(pfx);
   }
   o.passphrase = f.passphrase;
@@ -184,6 +186,8 @@ absl::StatusOr<ClientSetup> BuildClient(const ConnectFlags& flags) {
   c.alpn_protocols = flags.tls.alpn;
   c.npn_protocols = flags.tls.npn;
   c.request_ocsp = flags.request_ocsp;
+  c.handshake_timeout = absl::Milliseconds(flags.handshake_timeout_ms);
+  c.close_timeout = absl::Milliseconds(flags.close_timeout_ms);
   if (!flags.session_in.empty()) {
     absl::StatusOr<std::string> session = ReadFlagFile("session-in", flags.session_in);
     if (!session.ok()) return session.status();

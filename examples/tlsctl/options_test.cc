@@ -139,9 +139,13 @@ TEST(BuildClientTest, MapsFlags) {
   f.tls.ca = {Cert("ca1.pem")};
   f.request_ocsp = true;
   f.tls.alpn = {"http/1.1"};
+  f.handshake_timeout_ms = 1500;
+  f.close_timeout_ms = 250;
   absl::StatusOr<ClientSetup> s = BuildClient(f);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_FALSE(s->connection.is_server);
+  EXPECT_EQ(s->connection.handshake_timeout, absl::Milliseconds(1500));
+  EXPECT_EQ(s->connection.close_timeout, absl::Milliseconds(250));
   EXPECT_TRUE(s->connection.reject_unauthorized);
   EXPECT_TRUE(s->connection.request_ocsp);
   EXPECT_EQ(s->connection.host, "localhost");
