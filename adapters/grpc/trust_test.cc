@@ -139,6 +139,74 @@ TEST(ListenPathTest, CloseListenerUnlinksOnlyTheSocketItBound) {
   EXPECT_EQ(rmdir(victim_dir.c_str()), 0);
 }
 
+// ------------------------------------------------- what CreateContext reads
+
+TEST(CreateContextFilesTest, FilesAndBytesReadPerRequestAreCapped) {
+  absl::StatusOr<std::unique_ptr<Controller>> c = Controller::Create(ControllerOptions());
+  ASSERT_TRUE(c.ok()) << c.status();
+  std::string dir = MakeDir(0700);
+  std::string mib = dir + "/1mib";
+  WriteFile(mib, std::string(1 << 20, 'A'));
+  std::string ca = dir + "/ca.pem";
+  WriteFile(ca, Cert("ca1"));
+
+  // The report's request: one 1 MiB file named 1,500 times (it took a daemon
+  // to 3.1 GB). Refused before anything is read.
+  v1::CreateContextRequest many;
+  for (int i = 0; i < 1500; ++i) many.add_key_file(mib);
+  absl::StatusOr<v1::CreateContextResponse> r = (*c)->CreateContext(many);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_EQ(NodeCode(r.status()), "ERR_TLS_CONTROL_LIMIT");
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "CreateContext names 1500 files (limit 64)")) << r.status();
+
+  // 64 names are allowed, but not 64 MiB: the fifth MiB is not read.
+  v1::CreateContextRequest big;
+  for (int i = 0; i < 64; ++i) big.add_cert_file(mib);
+  r = (*c)->CreateContext(big);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_EQ(NodeCode(r.status()), "ERR_TLS_CONTROL_LIMIT");
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "certFile[4]: ")) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "more bytes than one request may read from files (limit 4194304)")) << r.status();
+
+  // The limits count every *File field together.
+  v1::CreateContextRequest mixed;
+  for (int i = 0; i < 32; ++i) mixed.add_ca_file(ca);
+  for (int i = 0; i < 32; ++i) mixed.add_crl_file(ca);
+  mixed.set_dhparam_file(ca);
+  r = (*c)->CreateContext(mixed);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "names 65 files")) << r.status();
+
+  // At the limit, small files are fine.
+  v1::CreateContextRequest ok;
+  for (int i = 0; i < 64; ++i) ok.add_ca_file(ca);
+  r = (*c)->CreateContext(ok);
+  ASSERT_TRUE(r.ok()) << r.status();
+
+  // A file past one field's bound is refused from its size (a sparse 1 GiB
+  // file is not read), and a FIFO without waiting for a writer.
+  std::string huge = dir + "/huge";
+  int fd = open(huge.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, int64_t{1} << 30), 0);
+  close(fd);
+  std::string fifo = dir + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& path : {huge, fifo}) {
+    v1::CreateContextRequest one;
+    one.add_ca_file(path);
+    r = (*c)->CreateContext(one);
+    ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+    EXPECT_EQ(NodeCode(r.status()), "ERR_INVALID_ARG_VALUE");
+    EXPECT_TRUE(absl::StrContains(r.status().message(),
+                                  path == huge ? "is larger than 1048576 bytes" : "is not a regular file"))
+        << r.status();
+  }
+  (*c)->Shutdown();
+  for (const std::string& f : {mib, ca, huge, fifo}) EXPECT_EQ(unlink(f.c_str()), 0);
+  EXPECT_EQ(rmdir(dir.c_str()), 0);
+}
+
 }  // namespace
 }  // namespace control
 }  // namespace tlsengine
