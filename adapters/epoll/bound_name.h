@@ -34,9 +34,8 @@ class BoundName {
   static BoundName Record(const std::string& path, mode_t type = S_IFSOCK) {
     BoundName b;
     size_t slash = path.rfind('/');
-    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
     b.name_ = slash == std::string::npos ? path : path.substr(slash + 1);
-    b.dir_fd_ = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    b.dir_fd_ = ::open(DirOf(path).c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st {};
     if (b.dir_fd_ < 0 || b.name_.empty() || ::fstatat(b.dir_fd_, b.name_.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
         (st.st_mode & S_IFMT) != type) {
@@ -61,6 +60,12 @@ class BoundName {
   BoundName(const BoundName&) = delete;
   BoundName& operator=(const BoundName&) = delete;
   ~BoundName() { Close(); }
+
+  // The directory part of `path`: "." for a bare name, "/" at the root.
+  static std::string DirOf(const std::string& path) {
+    size_t slash = path.rfind('/');
+    return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  }
 
   bool empty() const { return dir_fd_ < 0; }
   // Unlinks the name if it still refers to the bound inode; true when it

@@ -93,6 +93,213 @@ void Nobody(const std::string& sh) {
   EXPECT_EQ(r.code, 0) << sh << ": " << r.err;
 }
 
+// tlsctl, copied into `dir` where uid 65534 can run it (bazel's runfiles
+// are under root's 0700 home).
+std::string CopyTlsctlTo(const std::string& dir) {
+  std::string to = dir + "/tlsctl";
+  char cwd[4096];
+  EXPECT_NE(getcwd(cwd, sizeof cwd), nullptr);
+  std::ifstream in(absl::StrCat(cwd, "/examples/tlsctl/tlsctl"), std::ios::binary);
+  std::ofstream(to, std::ios::binary) << in.rdbuf();
+  EXPECT_EQ(chmod(to.c_str(), 0755), 0);
+  return to;
+}
+
+// Sets or unsets an environment variable for one test.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = getenv(name);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    if (value != nullptr) {
+      setenv(name, value, 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (had_) {
+      setenv(name_, old_.c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string old_;
+};
+
+// --------------------------------------------- the default socket directory
+
+TEST(DefaultDirectoryTest, ADirectoryAnotherUserMadeFirstIsRefused) {
+  // $TMPDIR as /tmp is: everyone may create in it.
+  std::string tmp = MakeDir(01777);
+  ScopedEnv tmpdir("TMPDIR", tmp.c_str());
+  ScopedEnv runtime("XDG_RUNTIME_DIR", nullptr);
+  std::string dir = absl::StrCat(tmp, "/tlsctl-", geteuid());
+  ASSERT_EQ(DefaultControlAddress(), absl::StrCat("unix:", dir, "/control.sock"));
+
+  // The attacker makes it first, open to all, to put a socket of theirs in it.
+  Nobody(absl::StrCat("mkdir ", dir, " && chmod 0777 ", dir));
+  absl::StatusOr<std::unique_ptr<ControlServer>> s = ControlServer::Start("");
+  ASSERT_EQ(s.status().code(), absl::StatusCode::kPermissionDenied) << s.status();
+  EXPECT_EQ(NodeCode(s.status()), "EACCES");
+  EXPECT_TRUE(absl::StrContains(s.status().message(), "belongs to uid 65534")) << s.status();
+  EXPECT_FALSE(Exists(dir + "/control.sock"));
+  ASSERT_EQ(rmdir(dir.c_str()), 0);
+
+  // Ours, but open to others; a symlink to a private directory of ours.
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(dir.c_str(), 0755), 0);
+  s = ControlServer::Start("");
+  ASSERT_EQ(s.status().code(), absl::StatusCode::kPermissionDenied) << s.status();
+  EXPECT_TRUE(absl::StrContains(s.status().message(), "has mode 0755, not 0700")) << s.status();
+  ASSERT_EQ(rmdir(dir.c_str()), 0);
+  std::string elsewhere = MakeDir(0700);
+  ASSERT_EQ(symlink(elsewhere.c_str(), dir.c_str()), 0);
+  s = ControlServer::Start("");
+  ASSERT_EQ(s.status().code(), absl::StatusCode::kPermissionDenied) << s.status();
+  EXPECT_TRUE(absl::StrContains(s.status().message(), "is a symlink")) << s.status();
+  ASSERT_EQ(unlink(dir.c_str()), 0);
+
+  // Made here, under a umask that would leave it open: 0700, and served.
+  mode_t old_mask = umask(0);
+  s = ControlServer::Start("");
+  umask(old_mask);
+  ASSERT_TRUE(s.ok()) << s.status();
+  struct stat st {};
+  ASSERT_EQ(lstat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  EXPECT_EQ((*s)->address(), absl::StrCat("unix:", dir, "/control.sock"));
+  (*s)->Shutdown();
+  EXPECT_FALSE(Exists(dir + "/control.sock"));
+  EXPECT_EQ(rmdir(dir.c_str()), 0);
+  EXPECT_EQ(rmdir(elsewhere.c_str()), 0);
+  EXPECT_EQ(rmdir(tmp.c_str()), 0);
+}
+
+// A socket another user serves, where the victim expects the daemon: the
+// victim's call fails before it sends a byte of its key.
+TEST(PeerCheckTest, CallSendsNothingToASocketServedByAnotherUser) {
+  std::string dir = MakeDir(0777);
+  std::string path = dir + "/control.sock";
+  Subprocess fake;
+  ASSERT_TRUE(fake.Start(AsNobody({"/usr/bin/python3", "-c",
+                                   "import socket, sys\n"
+                                   "s = socket.socket(socket.AF_UNIX)\n"
+                                   "s.bind(sys.argv[1]); s.listen(1)\n"
+                                   "print('ready', flush=True)\n"
+                                   "c, _ = s.accept(); c.settimeout(5); n = 0\n"
+                                   "try:\n"
+                                   "  while True:\n"
+                                   "    d = c.recv(65536)\n"
+                                   "    if not d: break\n"
+                                   "    n += len(d)\n"
+                                   "except socket.timeout: pass\n"
+                                   "print('received', n, flush=True)\n",
+                                   path}))
+                  .ok());
+  ASSERT_TRUE(fake.WaitForLine("ready", kTimeout).ok()) << fake.err();
+
+  ClientOptions o;
+  o.address = "unix:" + path;
+  o.timeout = absl::Seconds(2);
+  absl::Status s = CallMethod(o, "CreateContext", R"({"key":["-----BEGIN PRIVATE KEY----- secret"],"passphrase":"pw"})",
+                              [](const std::string&) {});
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "is served by uid 65534")) << s;
+  absl::StatusOr<std::string> got = fake.WaitForLine("received", kTimeout);
+  ASSERT_TRUE(got.ok()) << got.status() << fake.err();
+  EXPECT_EQ(*got, "received 0");
+  EXPECT_EQ(fake.Wait(kTimeout), 0);
+  EXPECT_EQ(unlink(path.c_str()), 0);
+  EXPECT_EQ(rmdir(dir.c_str()), 0);
+}
+
+// ------------------------------------------------------------ TCP control
+
+TEST(TcpControlTest, NeedsATokenAndAnotherUserWithoutItIsUnauthenticated) {
+  // Plain TCP, loopback or not, is refused at start.
+  absl::StatusOr<std::unique_ptr<ControlServer>> plain = ControlServer::Start("127.0.0.1:0");
+  ASSERT_EQ(plain.status().code(), absl::StatusCode::kInvalidArgument) << plain.status();
+  EXPECT_TRUE(absl::StrContains(plain.status().message(), "--control-token-file")) << plain.status();
+
+  std::string mine = MakeDir(0700);
+  DaemonOptions d;
+  d.control_token_file = mine + "/control.token";
+  absl::StatusOr<std::unique_ptr<ControlServer>> s = ControlServer::Start("127.0.0.1:0", d);
+  ASSERT_TRUE(s.ok()) << s.status();
+  struct stat st {};
+  ASSERT_EQ(lstat(d.control_token_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(ReadAll(d.control_token_file).size(), 65u);  // 64 hex digits and a newline
+
+  // A key only root can read, which the attacker wants loaded and served.
+  std::string key = mine + "/root-only-key.pem";
+  WriteFile(key, Key("server-rsa"), 0600);
+  std::string request = absl::StrCat(R"({"keyFile":[")", key, R"("]})");
+
+  std::string shared = MakeDir(0755);
+  const std::string tlsctl = CopyTlsctlTo(shared);
+  std::string wrong = shared + "/wrong.token";
+  WriteFile(wrong, std::string(64, 'a') + "\n", 0600);
+  ASSERT_EQ(chown(wrong.c_str(), kNobody, kNobody), 0);
+  for (const std::vector<std::string>& token : std::vector<std::vector<std::string>>{
+           {}, {"--control-token-file", wrong}}) {
+    std::vector<std::string> argv = {tlsctl, "call", "--control", (*s)->address()};
+    argv.insert(argv.end(), token.begin(), token.end());
+    argv.insert(argv.end(), {"CreateContext", request});
+    Outcome r = RunToEnd(AsNobody(argv));
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, "error: UNAUTHENTICATED: ")) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, "[ERR_TLS_CONTROL_TOKEN]")) << r.err;
+  }
+  // The real token is not theirs to read.
+  Outcome r = RunToEnd(AsNobody({tlsctl, "call", "--control", (*s)->address(), "--control-token-file",
+                            d.control_token_file, "GetStats", "{}"}));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "cannot read")) << r.err;
+
+  // Nothing they sent was done; the token's owner is served.
+  ClientOptions c;
+  c.address = (*s)->address();
+  c.token_file = d.control_token_file;
+  std::vector<std::string> lines;
+  absl::Status stats = CallMethod(c, "GetStats", "{}", [&](const std::string& l) { lines.push_back(l); });
+  ASSERT_TRUE(stats.ok()) << stats;
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(lines[0], "\"contexts\":0")) << lines[0];
+
+  // A token file others could have written is not sent.
+  ClientOptions theirs = c;
+  theirs.token_file = wrong;
+  ASSERT_EQ(chown(wrong.c_str(), 1, 1), 0);
+  EXPECT_EQ(CallMethod(theirs, "GetStats", "{}", [](const std::string&) {}).code(),
+            absl::StatusCode::kPermissionDenied);
+
+  (*s)->Shutdown();
+  EXPECT_FALSE(Exists(d.control_token_file));
+
+  // The daemon writes its token only into a directory no one else can
+  // write to, and does not write through a file another user put there.
+  std::string open_dir = shared + "-open";
+  ASSERT_EQ(mkdir(open_dir.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(open_dir.c_str(), 0777), 0);
+  d.control_token_file = open_dir + "/t";
+  EXPECT_EQ(ControlServer::Start("127.0.0.1:0", d).status().code(), absl::StatusCode::kPermissionDenied);
+  d.control_token_file = shared + "/planted";
+  WriteFile(d.control_token_file, "x", 0644);
+  ASSERT_EQ(chown(d.control_token_file.c_str(), kNobody, kNobody), 0);
+  EXPECT_EQ(ControlServer::Start("127.0.0.1:0", d).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ReadAll(d.control_token_file), "x");
+
+  for (const std::string& f : {key, d.control_token_file, wrong, tlsctl}) EXPECT_EQ(unlink(f.c_str()), 0) << f;
+  for (const std::string& dir : {open_dir, shared, mine}) EXPECT_EQ(rmdir(dir.c_str()), 0) << dir;
+}
+
 // --------------------------------------------- Listen path= / CloseListener
 
 TEST(ListenPathTest, CloseListenerUnlinksOnlyTheSocketItBound) {
