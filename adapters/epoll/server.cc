@@ -171,7 +171,7 @@ Server::~Server() {
     // watch can go now.
     loops_[0]->Unwatch(listen_fd_).IgnoreError();  // kNotFound: the Post never ran
     ::close(listen_fd_);
-    if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
+    unix_bound_.Remove();
   }
   if (accept_pause_ != kNoTimer) loops_[0]->Cancel(accept_pause_);
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
@@ -237,15 +237,22 @@ absl::Status Server::ListenUnix(const std::string& path) {
     ::close(fd);
     return s;
   }
+  BoundName bound = BoundName::Record(path);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    unix_path_ = path;
+    if (listen_fd_ < 0) {
+      unix_path_ = path;
+      unix_bound_ = std::move(bound);
+    }
   }
   absl::Status s = StartListening(fd);
   if (!s.ok()) {
-    ::unlink(path.c_str());
+    bound.Remove();  // not moved when already listening
     std::lock_guard<std::mutex> lock(mu_);
-    unix_path_.clear();
+    if (listen_fd_ < 0) {
+      unix_bound_.Remove();
+      unix_path_.clear();
+    }
   }
   return s;
 }
@@ -522,19 +529,17 @@ void Server::MaybeFinishClose() {
 
 absl::Status Server::Close(std::function<void()> done) {
   int fd;
-  std::string path;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (listen_fd_ < 0) {
       return MakeError(absl::StatusCode::kFailedPrecondition, "ERR_SERVER_NOT_RUNNING", "Server is not running.");
     }
     fd = listen_fd_;
-    path = unix_path_;
     closing_ = true;
     close_done_ = done ? std::move(done) : [] {};
   }
   std::weak_ptr<Shared> weak = shared_;
-  loops_[0]->Post([weak, fd, path] {
+  loops_[0]->Post([weak, fd] {
     std::shared_ptr<Shared> shared = weak.lock();
     Server* server = shared != nullptr ? shared->server : nullptr;
     if (server == nullptr) return;
@@ -544,9 +549,9 @@ absl::Status Server::Close(std::function<void()> done) {
     server->accept_pause_ = kNoTimer;
     if (server->reserve_fd_ >= 0) ::close(server->reserve_fd_);
     server->reserve_fd_ = -1;
-    if (!path.empty()) ::unlink(path.c_str());
     {
       std::lock_guard<std::mutex> lock(server->mu_);
+      server->unix_bound_.Remove();
       server->listen_fd_ = -1;
       server->unix_path_.clear();
     }

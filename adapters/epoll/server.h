@@ -39,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "adapters/epoll/bound_name.h"
 #include "adapters/epoll/loop.h"
 #include "adapters/epoll/session_store.h"
 #include "adapters/epoll/socket.h"
@@ -181,7 +182,9 @@ class Server {
   // name (EADDRINUSE, EACCES, ...) when binding fails.
   absl::Status Listen(int port, const std::string& host = "");
   // server.listen(path): a unix stream socket at `path` (which must not
-  // exist; it is unlinked at Close). Errors as for Listen.
+  // exist; it is unlinked at Close, in the directory it was bound in and
+  // only while the name still refers to the socket: BoundName). Errors as
+  // for Listen.
   absl::Status ListenUnix(const std::string& path);
   // server.close(cb): stop accepting now; `done` runs (on the first loop)
   // once every open connection has closed. Connections are not ended by
@@ -286,6 +289,7 @@ class Server {
   int reserve_fd_ = -1;                           // first loop; libuv's spare descriptor
   TimerId accept_pause_ = kNoTimer;               // first loop
   std::string unix_path_;                         // guarded by mu_
+  BoundName unix_bound_;                          // guarded by mu_; what Close unlinks
   SocketAddress address_;                         // guarded by mu_
   std::function<void()> close_done_;              // guarded by mu_
   bool closing_ = false;                          // guarded by mu_

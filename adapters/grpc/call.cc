@@ -1,19 +1,30 @@
 #include "adapters/grpc/call.h"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
+#include <grpcpp/create_channel_posix.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/client_unary_call.h>
+#include <grpcpp/support/client_interceptor.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <set>
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/grpc/control.grpc.pb.h"
 #include "adapters/grpc/daemon.h"
@@ -35,6 +46,95 @@ absl::StatusOr<std::string> ReadFile(const std::string& option, const std::strin
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// The token `tlsctl daemon --control-token-file` wrote: a file of ours (or
+// root's) that no one else can read, not a symlink. A file another user
+// could have put there is not sent anywhere.
+absl::StatusOr<std::string> ReadToken(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--control-token-file: cannot read ", path, ": ", std::strerror(errno)));
+  }
+  struct stat st {};
+  char buf[256];
+  ssize_t n = -1;
+  std::string why;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    why = "is not a regular file";
+  } else if (st.st_uid != geteuid() && st.st_uid != 0) {
+    why = absl::StrCat("belongs to uid ", st.st_uid, ", not to you (uid ", geteuid(), ") or root");
+  } else if ((st.st_mode & 077) != 0) {
+    why = "can be read or written by other users (want mode 0600)";
+  } else if ((n = read(fd, buf, sizeof buf)) <= 0 || n == static_cast<ssize_t>(sizeof buf)) {
+    why = "does not hold a token";
+  }
+  close(fd);
+  if (!why.empty()) return absl::PermissionDeniedError(absl::StrCat("--control-token-file: ", path, " ", why));
+  return std::string(absl::StripAsciiWhitespace(absl::string_view(buf, static_cast<size_t>(n))));
+}
+
+// Adds "authorization: Bearer TOKEN" to every call on the channel.
+class TokenInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit TokenInterceptor(const std::string& value) : value_(value) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* m) override {
+    if (m->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      m->GetSendInitialMetadata()->insert({kControlTokenMetadata, value_});
+    }
+    m->Proceed();
+  }
+
+ private:
+  const std::string value_;
+};
+
+class TokenInterceptorFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit TokenInterceptorFactory(std::string token) : value_(absl::StrCat("Bearer ", token)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(grpc::experimental::ClientRpcInfo*) override {
+    return new TokenInterceptor(value_);
+  }
+
+ private:
+  const std::string value_;
+};
+
+// Connects to the unix socket at `path` and checks, with SO_PEERCRED, that
+// the process listening there runs as us (or as root, who can read what we
+// send anyway) before anything is sent: a socket another user put in place
+// of the daemon's gets nothing. The connected descriptor then carries the
+// channel, so nothing can be swapped between the check and the call.
+absl::StatusOr<int> ConnectToOwnSocket(const std::string& path) {
+  sockaddr_un sa{};
+  if (path.empty() || path.size() >= sizeof sa.sun_path) {
+    return absl::InvalidArgumentError(absl::StrCat("--control: bad unix socket path \"", path, "\""));
+  }
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, path.data(), path.size());
+  // Non-blocking: a unix connect completes at once or fails (EAGAIN when
+  // the backlog is full), it never waits.
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("--control: socket: ", std::strerror(errno)));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    int err = errno;
+    close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("--control: cannot connect to ", path, ": ", std::strerror(err), " (is the daemon running?)"));
+  }
+  ucred peer{};
+  socklen_t len = sizeof peer;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 || len != sizeof peer) {
+    close(fd);
+    return absl::PermissionDeniedError(absl::StrCat("--control: cannot tell who serves ", path));
+  }
+  if (peer.uid != geteuid() && peer.uid != 0) {
+    close(fd);
+    return absl::PermissionDeniedError(absl::StrCat("--control: ", path, " is served by uid ", peer.uid,
+                                                    " (pid ", peer.pid, "), not by you (uid ", geteuid(),
+                                                    ") or root; nothing was sent"));
+  }
+  return fd;
 }
 
 void SetDeadline(grpc::ClientContext* ctx, absl::Duration d) {
@@ -84,10 +184,19 @@ constexpr char kReflectionProto[] = R"pb(
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ClientOptions& o) {
   std::string target = o.address.empty() ? DefaultControlAddress() : o.address;
   if (absl::StartsWith(target, "/")) target = absl::StrCat("unix:", target);
+  if (absl::StartsWith(target, "unix-abstract:")) {
+    return absl::InvalidArgumentError("--control: abstract unix sockets have no owner to check; give a path");
+  }
   bool tls = !o.cert_file.empty() || !o.key_file.empty() || !o.ca_file.empty();
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  if (!o.token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadToken(o.token_file);
+    if (!token.ok()) return token.status();
+    interceptors.push_back(std::make_unique<TokenInterceptorFactory>(*token));
+  }
   if (tls) {
     grpc::SslCredentialsOptions ssl;
     if (!o.ca_file.empty()) {
@@ -105,8 +214,16 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ClientOptions& 
     }
     creds = grpc::SslCredentials(ssl);
     if (!o.server_name.empty()) args.SetSslTargetNameOverride(o.server_name);
+  } else if (absl::StartsWith(target, "unix:")) {
+    // Without TLS nothing else says who the server is: its uid must.
+    std::string path = target.substr(5);
+    if (absl::StartsWith(path, "//")) path = path.substr(2);  // unix:///abs
+    absl::StatusOr<int> fd = ConnectToOwnSocket(path);
+    if (!fd.ok()) return fd.status();
+    return grpc::experimental::CreateCustomInsecureChannelWithInterceptorsFromFd(target, *fd, args,
+                                                                                 std::move(interceptors));
   }
-  return grpc::CreateCustomChannel(target, creds, args);
+  return grpc::experimental::CreateCustomChannelWithInterceptors(target, creds, args, std::move(interceptors));
 }
 
 absl::Status CallMethod(const ClientOptions& o, const std::string& method, const std::string& json,
@@ -274,6 +391,8 @@ int CallMain(int argc, char** argv) {
       ok = value(&o.key_file);
     } else if (a == "--control-ca") {
       ok = value(&o.ca_file);
+    } else if (a == "--control-token-file") {
+      ok = value(&o.token_file);
     } else if (a == "--servername") {
       ok = value(&o.server_name);
     } else if (a == "--list") {
@@ -285,7 +404,7 @@ int CallMain(int argc, char** argv) {
     }
     if (!ok) {
       std::cerr << "usage: call [--control ADDRESS] [--control-cert F --control-key F --control-ca F] "
-                   "[--servername NAME] (--list | METHOD ['JSON'])\n";
+                   "[--control-token-file F] [--servername NAME] (--list | METHOD ['JSON'])\n";
       return 2;
     }
   }

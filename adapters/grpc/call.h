@@ -33,6 +33,9 @@ struct ClientOptions {
   std::string cert_file;
   std::string key_file;
   std::string ca_file;
+  // The token file `tlsctl daemon --control-token-file` wrote (TCP without
+  // TLS); it must be ours or root's, mode 0600, not a symlink.
+  std::string token_file;
   // The name the server certificate is checked against ("" = the host).
   std::string server_name;
   // Deadline for unary calls; streaming calls run until the server ends
@@ -41,7 +44,11 @@ struct ClientOptions {
   absl::Duration stream_timeout = absl::ZeroDuration();
 };
 
-// A channel to the control service. kInvalidArgument for unreadable TLS files.
+// A channel to the control service. Over a unix socket without TLS it is
+// connected here, and refused (kPermissionDenied) before a byte is sent
+// unless the server's uid (SO_PEERCRED) is ours or root's; kUnavailable
+// when nothing listens there. kInvalidArgument for unreadable TLS files,
+// kPermissionDenied for a token file others could have written or read.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ClientOptions& options);
 
 // Calls `method` ("CreateContext", "TlsControl.CreateContext" or
@@ -58,7 +65,7 @@ absl::Status CallMethod(const ClientOptions& options, const std::string& method,
 absl::StatusOr<std::vector<std::string>> ListMethods(const ClientOptions& options);
 
 // `call [--control ADDRESS] [--control-cert F --control-key F --control-ca F]
-// [--servername NAME] (--list | METHOD [JSON])`, argv[0] being "call".
+// [--control-token-file F] [--servername NAME] (--list | METHOD [JSON])`, argv[0] being "call".
 // Prints replies to stdout, errors to stderr ("error: CODE: message");
 // returns 0, 2 for usage errors, or 1 for a failed call.
 int CallMain(int argc, char** argv);

@@ -9,7 +9,9 @@
 #include <openssl/pkcs12.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,15 +19,14 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
-#include <fstream>
 #include <list>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -112,34 +113,61 @@ absl::Status CheckEndpoint(const std::string& path, const std::string& host, int
   return CheckText("host", host, kMaxNameBytes);
 }
 
-absl::StatusOr<std::string> ReadFileField(absl::string_view field, const std::string& path, size_t max) {
+// What one request may still make the daemon read from files it names.
+struct FileBudget {
+  size_t bytes_left;
+  size_t bytes_limit;
+};
+
+// Reads a file the request names, with the daemon's rights: a regular file
+// of at most `max` bytes, and at most what `budget` (may be null) has left.
+// Never reads past the bound, never blocks on a FIFO or device.
+absl::StatusOr<std::string> ReadFileField(absl::string_view field, const std::string& path, size_t max,
+                                          FileBudget* budget = nullptr) {
   if (path.empty()) return Invalid(field, "empty path");
   if (path.size() > 4096 || path.find('\0') != std::string::npos) return Invalid(field, "bad path");
-  // Only regular files: a FIFO or a device would block or never end.
+  int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return Invalid(field, absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+  absl::Cleanup closer = [fd] { close(fd); };
   struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return Invalid(field, absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+  if (fstat(fd, &st) != 0) return Invalid(field, absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
   if (!S_ISREG(st.st_mode)) return Invalid(field, absl::StrCat(path, " is not a regular file"));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Invalid(field, absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+  auto too_big = [&] { return Invalid(field, absl::StrCat(path, " is larger than ", max, " bytes")); };
+  auto over_budget = [&] {
+    return Limit(absl::StrCat(field, ": ", path, ": more bytes than one request may read from files"),
+                 budget->bytes_limit);
+  };
+  size_t cap = budget != nullptr ? std::min(max, budget->bytes_left) : max;
+  size_t size = static_cast<size_t>(st.st_size);
+  if (size > max) return too_big();
+  if (size > cap) return over_budget();
   std::string data;
-  data.resize(max + 1);
-  in.read(&data[0], static_cast<std::streamsize>(data.size()));
-  data.resize(static_cast<size_t>(in.gcount()));
-  if (data.size() > max) return Invalid(field, absl::StrCat(path, " is larger than ", max, " bytes"));
+  data.reserve(size);
+  char chunk[16384];
+  for (;;) {
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Invalid(field, absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+    if (n == 0) break;
+    if (data.size() + static_cast<size_t>(n) > cap) return data.size() + n > max ? too_big() : over_budget();
+    data.append(chunk, static_cast<size_t>(n));
+  }
   if (data.empty()) return Invalid(field, absl::StrCat(path, " is empty"));
+  if (budget != nullptr) budget->bytes_left -= data.size();
   return data;
 }
 
 // One value given inline or as a file the daemon reads (not both); "" when
 // neither.
 absl::StatusOr<std::string> InlineOrFile(absl::string_view inline_name, const std::string& inline_value,
-                                         absl::string_view file_name, const std::string& file, size_t max) {
+                                         absl::string_view file_name, const std::string& file, size_t max,
+                                         FileBudget* budget = nullptr) {
   if (!inline_value.empty() && !file.empty()) {
     return Invalid(file_name, absl::StrCat("give ", inline_name, " or ", file_name, ", not both"));
   }
   if (absl::Status s = CheckText(inline_name, inline_value, max); !s.ok()) return s;
   if (file.empty()) return inline_value;
-  return ReadFileField(file_name, file, max);
+  return ReadFileField(file_name, file, max, budget);
 }
 
 // Inline values, then the files' contents, each checked for size.
@@ -147,7 +175,7 @@ absl::StatusOr<std::vector<std::string>> Gather(absl::string_view inline_name,
                                                 const google::protobuf::RepeatedPtrField<std::string>& inline_values,
                                                 absl::string_view file_name,
                                                 const google::protobuf::RepeatedPtrField<std::string>& files,
-                                                size_t max) {
+                                                size_t max, FileBudget* budget) {
   std::vector<std::string> out;
   for (int i = 0; i < inline_values.size(); ++i) {
     std::string field = absl::StrCat(inline_name, "[", i, "]");
@@ -156,7 +184,7 @@ absl::StatusOr<std::vector<std::string>> Gather(absl::string_view inline_name,
     out.push_back(inline_values[i]);
   }
   for (int i = 0; i < files.size(); ++i) {
-    absl::StatusOr<std::string> data = ReadFileField(absl::StrCat(file_name, "[", i, "]"), files[i], max);
+    absl::StatusOr<std::string> data = ReadFileField(absl::StrCat(file_name, "[", i, "]"), files[i], max, budget);
     if (!data.ok()) return data.status();
     out.push_back(*std::move(data));
   }
@@ -515,26 +543,34 @@ class Controller::State {
   // -------------------------------------------------------------- contexts
   absl::StatusOr<v1::CreateContextResponse> CreateContext(const v1::CreateContextRequest& r) {
     const size_t max = limits_.max_field_bytes;
+    // Every file is counted before any is opened; what they hold is
+    // counted as they are read.
+    int files = r.key_file_size() + r.cert_file_size() + r.ca_file_size() + r.crl_file_size() +
+                !r.pfx_file().empty() + !r.dhparam_file().empty();
+    if (files > limits_.max_files_per_request) {
+      return Limit(absl::StrCat("CreateContext names ", files, " files"), limits_.max_files_per_request);
+    }
+    FileBudget budget{limits_.max_file_bytes_per_request, limits_.max_file_bytes_per_request};
     SecureContextOptions o;
-    absl::StatusOr<std::vector<std::string>> v = Gather("key", r.key(), "keyFile", r.key_file(), max);
+    absl::StatusOr<std::vector<std::string>> v = Gather("key", r.key(), "keyFile", r.key_file(), max, &budget);
     if (!v.ok()) return v.status();
     o.key = *std::move(v);
-    v = Gather("cert", r.cert(), "certFile", r.cert_file(), max);
+    v = Gather("cert", r.cert(), "certFile", r.cert_file(), max, &budget);
     if (!v.ok()) return v.status();
     o.cert = *std::move(v);
-    v = Gather("ca", r.ca(), "caFile", r.ca_file(), max);
+    v = Gather("ca", r.ca(), "caFile", r.ca_file(), max, &budget);
     if (!v.ok()) return v.status();
     if (!v->empty() && r.ca_empty()) return Invalid("caEmpty", "cannot be set together with ca or caFile");
     if (!v->empty() || r.ca_empty()) o.ca = *std::move(v);
-    v = Gather("crl", r.crl(), "crlFile", r.crl_file(), max);
+    v = Gather("crl", r.crl(), "crlFile", r.crl_file(), max, &budget);
     if (!v.ok()) return v.status();
     o.crl = *std::move(v);
     if (absl::Status s = CheckText("passphrase", r.passphrase(), 1024); !s.ok()) return s;
     o.passphrase = r.passphrase();
-    absl::StatusOr<std::string> one = InlineOrFile("pfx", r.pfx(), "pfxFile", r.pfx_file(), max);
+    absl::StatusOr<std::string> one = InlineOrFile("pfx", r.pfx(), "pfxFile", r.pfx_file(), max, &budget);
     if (!one.ok()) return one.status();
     o.pfx = *std::move(one);
-    one = InlineOrFile("dhparam", r.dhparam(), "dhparamFile", r.dhparam_file(), max);
+    one = InlineOrFile("dhparam", r.dhparam(), "dhparamFile", r.dhparam_file(), max, &budget);
     if (!one.ok()) return one.status();
     o.dhparam = *std::move(one);
     const std::pair<const char*, const std::string*> texts[] = {

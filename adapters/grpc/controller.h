@@ -50,6 +50,10 @@ struct ControllerLimits {
   size_t max_write_bytes = 1 << 20;
   // One inline PEM/DER field, and one file read for a *File field.
   size_t max_field_bytes = 1 << 20;
+  // Files one CreateContext may name (keyFile, certFile, caFile, crlFile,
+  // pfxFile, dhparamFile together), and the bytes read from them in all.
+  int max_files_per_request = 64;
+  size_t max_file_bytes_per_request = 4 << 20;
   int max_watchers = 16;
   size_t watcher_queue = 4096;  // events kept per watcher before dropping
   size_t closed_kept = 256;     // closed connections kept for GetConnection

@@ -1,8 +1,10 @@
 #include "adapters/grpc/daemon.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -18,9 +20,13 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "adapters/epoll/bound_name.h"
 #include "adapters/grpc/control.grpc.pb.h"
 #include "core/errors.h"
 
@@ -52,12 +58,22 @@ grpc::Status Reply(grpc::ServerContext* ctx, absl::StatusOr<T> got, T* out) {
   return grpc::Status::OK;
 }
 
+// Whether a and b are equal, in time that does not depend on where they
+// differ.
+bool SameSecret(absl::string_view a, absl::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
 class Service final : public v1::TlsControl::Service {
  public:
-  explicit Service(Controller* c) : c_(c) {}
+  // `token` empty: every caller that reaches the address may call.
+  Service(Controller* c, std::string token) : c_(c), token_(std::move(token)) {}
 
 #define TLSCTL_UNARY(Method, Req, Resp)                                                        \
   grpc::Status Method(grpc::ServerContext* ctx, const v1::Req* req, v1::Resp* resp) override { \
+    if (grpc::Status a = Authorized(ctx); !a.ok()) return a;                                   \
     return Reply(ctx, c_->Method(*req), resp);                                                 \
   }
   TLSCTL_UNARY_METHODS(TLSCTL_UNARY)
@@ -65,12 +81,14 @@ class Service final : public v1::TlsControl::Service {
 
   grpc::Status Read(grpc::ServerContext* ctx, const v1::ReadRequest* req,
                     grpc::ServerWriter<v1::ReadChunk>* writer) override {
+    if (grpc::Status a = Authorized(ctx); !a.ok()) return a;
     return ToGrpc(ctx, c_->Read(
                            *req, [&](const v1::ReadChunk& chunk) { return writer->Write(chunk); },
                            [&] { return ctx->IsCancelled(); }));
   }
   grpc::Status WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
                            grpc::ServerWriter<v1::ControlEvent>* writer) override {
+    if (grpc::Status a = Authorized(ctx); !a.ok()) return a;
     // Headers go out once the watcher is registered, so a client that has
     // seen them (ClientReader::WaitForInitialMetadata) misses no event.
     return ToGrpc(ctx, c_->WatchEvents(
@@ -79,7 +97,17 @@ class Service final : public v1::TlsControl::Service {
   }
 
  private:
+  // The token, when there is one, as "authorization: Bearer TOKEN".
+  grpc::Status Authorized(grpc::ServerContext* ctx) const {
+    if (token_.empty()) return grpc::Status::OK;
+    auto it = ctx->client_metadata().find(kControlTokenMetadata);
+    absl::string_view got = it == ctx->client_metadata().end() ? "" : absl::string_view(it->second.data(), it->second.size());
+    if (absl::ConsumePrefix(&got, "Bearer ") && SameSecret(got, token_)) return grpc::Status::OK;
+    return ToGrpc(ctx, MakeError(absl::StatusCode::kUnauthenticated, "ERR_TLS_CONTROL_TOKEN",
+                                 "no or wrong control token (tlsctl call --control-token-file FILE)"));
+  }
   Controller* const c_;
+  const std::string token_;
 };
 
 absl::StatusOr<std::string> ReadPem(absl::string_view option, const std::string& path) {
@@ -131,12 +159,94 @@ absl::Status PrepareUnixPath(const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::Status Refused(absl::string_view what) {
+  return MakeError(absl::StatusCode::kPermissionDenied, "EACCES", what);
+}
+
+// The default socket's directory: a directory (not a symlink) of our own
+// euid that no one else can enter. `ours` (tlsctl-$UID, which we make):
+// created 0700 when missing, and then it must be exactly 0700;
+// $XDG_RUNTIME_DIR: no group or other bits. Checked with lstat after
+// mkdir, as tmux does, so a directory another user made first is refused.
+absl::Status CheckPrivateDir(const std::string& dir, bool ours) {
+  if (ours) {
+    if (mkdir(dir.c_str(), 0700) == 0) {
+      chmod(dir.c_str(), 0700);  // the umask may have taken bits away
+    } else if (errno != EEXIST) {
+      return MakeError(absl::StatusCode::kUnavailable, "", absl::StrCat("--control: ", dir, ": ", std::strerror(errno)));
+    }
+  }
+  struct stat st {};
+  if (lstat(dir.c_str(), &st) != 0) {
+    return MakeError(absl::StatusCode::kUnavailable, "", absl::StrCat("--control: ", dir, ": ", std::strerror(errno)));
+  }
+  std::string why;
+  if (S_ISLNK(st.st_mode)) {
+    why = "is a symlink";
+  } else if (!S_ISDIR(st.st_mode)) {
+    why = "is not a directory";
+  } else if (st.st_uid != geteuid()) {
+    why = absl::StrCat("belongs to uid ", st.st_uid, ", not to you (uid ", geteuid(), ")");
+  } else if (ours ? (st.st_mode & 07777) != 0700 : (st.st_mode & 077) != 0) {
+    why = absl::StrFormat("has mode %04o, %s", st.st_mode & 07777, ours ? "not 0700" : "open to other users");
+  }
+  if (why.empty()) return absl::OkStatus();
+  return Refused(absl::StrCat("--control: ", dir, " ", why,
+                              "; another user could take over the control socket there (remove it, or give "
+                              "--control unix:PATH)"));
+}
+
+// TCP without TLS: 32 random bytes, in hex, written to `path`, a new file
+// of mode 0600 (O_EXCL, O_NOFOLLOW) in a directory of our own that no one
+// else can write to. A stale token file of ours is replaced.
+absl::StatusOr<std::string> WriteToken(const std::string& path, epoll::BoundName* made) {
+  if (path.empty() || path.size() > 4096) return Invalid("--control-token-file: give a file name");
+  std::string dir = epoll::BoundName::DirOf(path);
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Invalid(absl::StrCat("--control-token-file: ", dir, " is not a directory"));
+  }
+  if (st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+    return Refused(absl::StrCat("--control-token-file: ", dir,
+                                " must be your own directory that no one else can write to"));
+  }
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+      return Refused(absl::StrCat("--control-token-file: ", path, " exists and is not a file of yours"));
+    }
+    unlink(path.c_str());  // a stale token of ours
+  }
+  unsigned char raw[32];
+  if (getrandom(raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw)) {
+    return MakeError(absl::StatusCode::kInternal, "", "--control-token-file: no random bytes");
+  }
+  std::string token = absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(raw), sizeof raw));
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return Refused(absl::StrCat("--control-token-file: cannot create ", path, ": ", std::strerror(errno)));
+  }
+  std::string line = token + "\n";
+  bool written = fchmod(fd, 0600) == 0 && write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  close(fd);
+  if (!written) {
+    unlink(path.c_str());
+    return MakeError(absl::StatusCode::kInternal, "", absl::StrCat("--control-token-file: cannot write ", path));
+  }
+  *made = epoll::BoundName::Record(path, S_IFREG);
+  return token;
+}
+
+std::string DefaultDir() {
+  const char* tmp = getenv("TMPDIR");
+  return absl::StrCat(tmp != nullptr && tmp[0] == '/' ? tmp : "/tmp", "/tlsctl-", geteuid());
+}
+
 }  // namespace
 
 std::string DefaultControlAddress() {
   const char* runtime = getenv("XDG_RUNTIME_DIR");
   if (runtime != nullptr && runtime[0] == '/') return absl::StrCat("unix:", runtime, "/tlsctl.sock");
-  return absl::StrCat("unix:/tmp/tlsctl-", getuid(), "/control.sock");
+  return absl::StrCat("unix:", DefaultDir(), "/control.sock");
 }
 
 absl::StatusOr<bool> IsLoopbackTcp(const std::string& address) {
@@ -189,13 +299,19 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(const std::s
                                   "it listens beyond loopback only with TLS and client certificates "
                                   "(--control-cert, --control-key, --control-ca)"));
     }
+    if (!tls && options.control_token_file.empty()) {
+      return Invalid(absl::StrCat("--control: ", address,
+                                  " is TCP, which every local user can reach (loopback too), and the service acts with "
+                                  "your rights: give --control-token-file FILE (a token only you can read) or TLS "
+                                  "with client certificates (--control-cert, --control-key, --control-ca)"));
+    }
   } else {
     if (requested.empty()) {
       // The default directory is ours alone.
       std::string dir = path.substr(0, path.rfind('/'));
-      if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-        return MakeError(absl::StatusCode::kUnavailable, "", absl::StrCat(dir, ": ", std::strerror(errno)));
-      }
+      const char* runtime = getenv("XDG_RUNTIME_DIR");
+      bool ours = runtime == nullptr || dir != runtime;  // tlsctl-$EUID, not $XDG_RUNTIME_DIR
+      if (absl::Status s = CheckPrivateDir(dir, ours); !s.ok()) return s;
     }
     if (absl::Status s = PrepareUnixPath(path); !s.ok()) return s;
   }
@@ -218,7 +334,16 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(const std::s
   if (!controller.ok()) return controller.status();
   std::unique_ptr<ControlServer> server(new ControlServer());
   server->controller_ = *std::move(controller);
-  server->service_ = std::make_unique<Service>(server->controller_.get());
+  std::string token;
+  if (!options.control_token_file.empty()) {
+    absl::StatusOr<std::string> made = WriteToken(options.control_token_file, &server->token_file_);
+    if (!made.ok()) {
+      server->controller_->Shutdown();
+      return made.status();
+    }
+    token = *std::move(made);
+  }
+  server->service_ = std::make_unique<Service>(server->controller_.get(), std::move(token));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -246,7 +371,7 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(const std::s
       server->Shutdown();
       return MakeError(absl::StatusCode::kInternal, "", absl::StrCat("--control: cannot make ", path, " mode 0600"));
     }
-    server->unix_path_ = path;
+    server->unix_path_ = epoll::BoundName::Record(path);
     server->address_ = absl::StrCat("unix:", path);
   } else {
     std::string host = address.substr(0, address.rfind(':'));
@@ -267,7 +392,8 @@ void ControlServer::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     server_->Wait();
   }
-  if (!unix_path_.empty()) unlink(unix_path_.c_str());
+  unix_path_.Remove();
+  token_file_.Remove();
 }
 
 absl::Status RunControlService(const std::string& address, DaemonOptions options,
@@ -277,12 +403,14 @@ absl::Status RunControlService(const std::string& address, DaemonOptions options
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // threads started from here on inherit it
+  const std::string options_token = options.control_token_file;
   absl::StatusOr<std::unique_ptr<ControlServer>> server = ControlServer::Start(address, std::move(options));
   if (!server.ok()) return server.status();
   if (setup) {
     if (absl::Status s = setup((*server)->controller()); !s.ok()) return s;
   }
-  std::cerr << "control: listening on " << (*server)->address() << std::endl;
+  std::cerr << "control: listening on " << (*server)->address()
+            << (options_token.empty() ? "" : absl::StrCat(" (token in ", options_token, ")")) << std::endl;
   int sig = 0;
   sigwait(&set, &sig);
   std::cerr << "control: signal " << sig << ", shutting down" << std::endl;

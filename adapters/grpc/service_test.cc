@@ -282,11 +282,18 @@ TEST(ControlAddressTest, TcpBeyondLoopbackIsRefusedWithoutTls) {
   EXPECT_FALSE(*IsLoopbackTcp("192.168.0.1:1"));
 }
 
-TEST(ControlAddressTest, LoopbackTcpServesCalls) {
-  absl::StatusOr<std::unique_ptr<ControlServer>> s = ControlServer::Start("127.0.0.1:0");
+TEST(ControlAddressTest, LoopbackTcpServesCallsThatCarryTheToken) {
+  DaemonOptions o;
+  o.control_token_file = absl::StrCat(TmpDir(), "/tcp-", getpid(), ".token");
+  absl::StatusOr<std::unique_ptr<ControlServer>> s = ControlServer::Start("127.0.0.1:0", o);
   ASSERT_TRUE(s.ok()) << s.status();
   ClientOptions c;
   c.address = (*s)->address();
+  c.timeout = absl::Seconds(5);
+  absl::Status without = CallMethod(c, "GetCiphers", "{}", [](const std::string&) {});
+  EXPECT_EQ(without.code(), absl::StatusCode::kUnauthenticated) << without;
+  EXPECT_TRUE(absl::StrContains(without.message(), "[ERR_TLS_CONTROL_TOKEN]")) << without;
+  c.token_file = o.control_token_file;
   std::vector<std::string> lines;
   absl::Status called = CallMethod(c, "GetCiphers", "{}", [&](const std::string& l) { lines.push_back(l); });
   ASSERT_TRUE(called.ok()) << called;

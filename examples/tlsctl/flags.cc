@@ -114,7 +114,11 @@ absl::StatusOr<std::vector<std::string>> ParseList(absl::string_view flag, const
       Flag<T>{"control-key", "FILE", "TLS on the control channel: the service's key (PEM)",             \
               [](T& f, const std::string& v) { return SetControl(f, &f.control.key, v); }},             \
       Flag<T>{"control-ca", "FILE", "TLS on the control channel: CA that client certificates must chain to", \
-              [](T& f, const std::string& v) { return SetControl(f, &f.control.ca, v); }}
+              [](T& f, const std::string& v) { return SetControl(f, &f.control.ca, v); }},             \
+      Flag<T>{"control-token-file", "FILE",                                                             \
+              "TCP control without TLS: write a fresh token here (mode 0600) and answer only calls "    \
+              "carrying it (tlsctl call --control-token-file FILE)",                                    \
+              [](T& f, const std::string& v) { return SetControl(f, &f.control.token_file, v); }}
 
 template <typename T>
 absl::Status SetControl(T& f, std::string* field, const std::string& v) {
@@ -207,7 +211,7 @@ const std::vector<Flag<ServeFlags>>& ServeTable() {
               }},
       Flag<T>{"loops", "N", "event loops on N threads (one acceptor deals connections out), sharing contexts, ticket keys and sessions",
               [](T& f, const std::string& v) { return IntFlag(f, &T::loops, "loops", v, 1, 256); }},
-      CONTROL_FLAGS(T, "also run the control service at ADDRESS (unix:PATH, PATH or loopback host:port; "
+      CONTROL_FLAGS(T, "also run the control service at ADDRESS (unix:PATH, PATH or loopback host:port with a token; "
                        "--control= for the default), managing this listener"),
   };
   return *table;
@@ -259,8 +263,9 @@ const std::vector<Flag<ConnectFlags>>& ConnectTable() {
 const std::vector<Flag<DaemonFlags>>& DaemonTable() {
   using T = DaemonFlags;
   static const auto* table = new std::vector<Flag<T>>{
-      CONTROL_FLAGS(T, "unix:PATH, PATH or host:port (loopback unless --control-cert/-key/-ca are given); "
-                       "default: unix:$XDG_RUNTIME_DIR/tlsctl.sock, else unix:/tmp/tlsctl-$UID/control.sock"),
+      CONTROL_FLAGS(T, "unix:PATH, PATH or host:port (TCP needs --control-cert/-key/-ca, or loopback and "
+                       "--control-token-file); default: unix:$XDG_RUNTIME_DIR/tlsctl.sock, else "
+                       "unix:${TMPDIR:-/tmp}/tlsctl-$UID/control.sock"),
   };
   return *table;
 }
@@ -415,11 +420,14 @@ std::string ServeHelp() {
 
 std::string DaemonHelp() {
   return HelpFor(
-      "tlsctl daemon [--control ADDRESS] [--control-cert F --control-key F --control-ca F]",
+      "tlsctl daemon [--control ADDRESS] [--control-cert F --control-key F --control-ca F]\n"
+      "              [--control-token-file F]",
       "Runs the gRPC control service (tlsengine.control.v1.TlsControl, adapters/grpc/control.proto)\n"
       "alone until SIGINT/SIGTERM: contexts, listeners and connections are made through it, e.g.\n"
-      "with tlsctl call. A unix socket is made mode 0600 (only its user can connect); a TCP\n"
-      "address must be loopback unless the channel uses TLS with client certificates.\n"
+      "with tlsctl call. Whoever it answers acts with its rights (reads the files they name, binds\n"
+      "where they say). A unix socket is made mode 0600 (only its user can connect); every local\n"
+      "user reaches a TCP address, loopback too, so TCP needs TLS with client certificates, or a\n"
+      "loopback host and --control-token-file.\n"
       "Prints \"control: listening on ADDRESS\" to stderr.\n"
       "Exit status: 0 after SIGINT/SIGTERM, 1 when the service cannot start, 2 for a bad flag.",
       DaemonTable());
@@ -427,12 +435,13 @@ std::string DaemonHelp() {
 
 std::string CallHelp() {
   return "usage: tlsctl call [--control ADDRESS] [--control-cert F --control-key F --control-ca F]\n"
-         "                  [--servername NAME] (--list | METHOD ['JSON'])\n\n"
+         "                  [--control-token-file F] [--servername NAME] (--list | METHOD ['JSON'])\n\n"
          "Sends one request to the control service (tlsctl daemon, tlsctl serve --control) in\n"
          "protobuf's JSON mapping (default '{}') and prints each reply as one JSON line; streaming\n"
          "methods (Read, WatchEvents) print one line per message. --list prints the methods, from\n"
          "server reflection. METHOD is GetStats, TlsControl.GetStats or\n"
          "tlsengine.control.v1.TlsControl/GetStats.\n"
+         "Over a unix socket, nothing is sent unless the service runs as you or root (SO_PEERCRED).\n"
          "Errors go to stderr as \"error: CODE: message\".\n"
          "Exit status: 0 on success, 1 for a failed call, 2 for a bad flag.\n\n"
          "flags:\n"
@@ -440,6 +449,7 @@ std::string CallHelp() {
          "  --control-cert FILE         client certificate (PEM) for a TLS control channel\n"
          "  --control-key FILE          its key (PEM)\n"
          "  --control-ca FILE           CA the service's certificate must chain to\n"
+         "  --control-token-file FILE   the token tlsctl daemon --control-token-file wrote\n"
          "  --servername NAME           name the service's certificate is checked against\n"
          "  --list                      list the methods\n"
          "  --help                      this text\n";

@@ -37,6 +37,7 @@ enum class ServeMode { kEcho, kHttp, kHold };
 struct ControlFlags {
   std::string address;  // "" = the library's default (a mode-0600 unix socket)
   std::string cert, key, ca;  // TLS with client certificates: all three or none
+  std::string token_file;     // TCP without TLS: where the service writes its token
 };
 
 struct ServeFlags {

@@ -186,6 +186,7 @@ control::DaemonOptions DaemonOptionsOf(const ControlFlags& c) {
   o.control_cert = c.cert.empty() ? "" : ResolvePath(c.cert);
   o.control_key = c.key.empty() ? "" : ResolvePath(c.key);
   o.control_ca = c.ca.empty() ? "" : ResolvePath(c.ca);
+  o.control_token_file = c.token_file.empty() ? "" : ResolvePath(c.token_file);
   return o;
 }
 
