@@ -123,8 +123,9 @@ absl::Status SetControl(T& f, std::string* field, const std::string& v) {
   return absl::OkStatus();
 }
 
-template <typename T>
-absl::Status IntFlag(T& f, int64_t T::*field, absl::string_view name, const std::string& v, int64_t min,
+// `field` is an int64_t or a std::optional<int64_t> (set: given).
+template <typename T, typename Field>
+absl::Status IntFlag(T& f, Field T::*field, absl::string_view name, const std::string& v, int64_t min,
                      int64_t max) {
   auto n = ParseInt(name, v, min, max);
   if (!n.ok()) return n.status();
@@ -179,12 +180,13 @@ const std::vector<Flag<ServeFlags>>& ServeTable() {
               [](T& f, const std::string& v) {
                 return IntFlag(f, &T::max_connections, "max-connections", v, 1, 10000000);
               }},
+      Flag<T>{"max-body-size", "BYTES", "--mode http: answer 413 to a request body above BYTES (default 1048576)",
+              [](T& f, const std::string& v) {
+                return IntFlag(f, &T::max_body_size, "max-body-size", v, 0, int64_t{1} << 50);
+              }},
       Flag<T>{"reneg-limit", "N", "allow client renegotiation, N times per window (Node's CLIENT_RENEG_LIMIT)",
               [](T& f, const std::string& v) {
-                auto n = ParseInt("reneg-limit", v, 0, 1000000);
-                if (!n.ok()) return n.status();
-                f.reneg_limit = *n;
-                return absl::OkStatus();
+                return IntFlag(f, &T::reneg_limit, "reneg-limit", v, 0, 1000000);
               }},
       Flag<T>{"reneg-window", "S", "renegotiation window in seconds (default 600)",
               [](T& f, const std::string& v) {

@@ -54,6 +54,7 @@ struct ServeFlags {
   std::string session_id_context;
   std::string ocsp_response;  // file: DER
   int64_t max_connections = 0;  // 0: no limit
+  int64_t max_body_size = 1 << 20;  // --mode http: larger request bodies get 413
   std::optional<int64_t> reneg_limit;  // set: client renegotiation allowed
   int64_t reneg_window_s = 600;
   ServeMode mode = ServeMode::kEcho;
