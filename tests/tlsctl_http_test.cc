@@ -2,7 +2,8 @@
 // `tlsctl serve` process, driven over TLS by python3's ssl module, with the
 // server's memory read from /proc/PID/status. Request bodies are discarded
 // as they arrive and capped (413), bad lengths get 400, a client that
-// pipelines without reading stops being read (backpressure).
+// pipelines without reading stops being read (backpressure), and silent
+// connections are ended by --idle-timeout.
 #include <unistd.h>
 
 #include <cstdlib>
@@ -251,6 +252,53 @@ print("first:", answers(p, 3))
   EXPECT_LT(IntValue(out, "growth_kb"), kGrowthBoundKb) << out;
   EXPECT_EQ(Value(out, "other"), "HTTP/1.1 200 OK") << out;
   EXPECT_EQ(Value(out, "first"), "200 200 200") << "the pipeliner's answers wait for it: " << out;
+}
+
+TEST_F(TlsctlHttpTest, IdleTimeoutFreesTheSlotsOfSilentClients) {
+  int port = StartServe({"--mode", "http", "--max-connections", "2", "--idle-timeout", "1000"});
+  ASSERT_GT(port, 0);
+  std::string out = RunPython(port, R"py(
+a, b = conn(), conn()
+start = time.monotonic()
+served = "never"
+while time.monotonic() - start < 8:
+    try:
+        c = conn()
+        c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status = head(c)
+        c.close()
+    except (OSError, ssl.SSLError):
+        status = "refused"
+    if status.startswith("HTTP/1.1 200"):
+        served = "after %.1f s" % (time.monotonic() - start)
+        break
+    time.sleep(0.1)
+print("third:", served)
+print("a:", closed_within(a, 5))
+print("b:", closed_within(b, 5))
+)py");
+  EXPECT_TRUE(absl::StartsWith(Value(out, "third"), "after")) << out;
+  EXPECT_EQ(Value(out, "a"), "closed") << out;
+  EXPECT_EQ(Value(out, "b"), "closed") << out;
+  EXPECT_TRUE(server_.WaitForLine("\"event\":\"timeout\"", kTimeout).ok()) << server_.out();
+}
+
+TEST_F(TlsctlHttpTest, IdleTimeoutEndsASilentEchoClientButNotAnActiveOne) {
+  int port = StartServe({"--idle-timeout", "1000"});
+  ASSERT_GT(port, 0);
+  std::string out = RunPython(port, R"py(
+silent, active = conn(), conn()
+echoed = 0
+for i in range(8):  # 2.4 s of one echo every 0.3 s
+    active.sendall(b"ping")
+    if active.recv(16) == b"ping":
+        echoed += 1
+    time.sleep(0.3)
+print("echoed:", echoed)
+print("silent:", closed_within(silent, 5))
+)py");
+  EXPECT_EQ(Value(out, "echoed"), "8") << out;
+  EXPECT_EQ(Value(out, "silent"), "closed") << out;
 }
 
 }  // namespace

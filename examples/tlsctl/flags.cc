@@ -180,6 +180,11 @@ const std::vector<Flag<ServeFlags>>& ServeTable() {
               [](T& f, const std::string& v) {
                 return IntFlag(f, &T::max_connections, "max-connections", v, 1, 10000000);
               }},
+      Flag<T>{"idle-timeout", "MS",
+              "end handshaked connections idle (no byte in or out) for MS milliseconds; 0: never (default 75000)",
+              [](T& f, const std::string& v) {
+                return IntFlag(f, &T::idle_timeout_ms, "idle-timeout", v, 0, 86400000);
+              }},
       Flag<T>{"max-body-size", "BYTES", "--mode http: answer 413 to a request body above BYTES (default 1048576)",
               [](T& f, const std::string& v) {
                 return IntFlag(f, &T::max_body_size, "max-body-size", v, 0, int64_t{1} << 50);
@@ -345,6 +350,7 @@ absl::StatusOr<ServeFlags> ParseServeFlags(const std::vector<std::string>& args)
   if (f.mode == ServeMode::kHttp) return absl::InvalidArgumentError("--mode: http is not served with --control (echo or hold)");
   if (f.loops > 1) return absl::InvalidArgumentError("--loops: the control service serves on one loop");
   if (!f.tls.keylog.empty()) return absl::InvalidArgumentError("--keylog: not available with --control");
+  if (f.idle_timeout_ms) return absl::InvalidArgumentError("--idle-timeout: not available with --control");
   if (f.reneg_limit && *f.reneg_limit == 0) {
     return absl::InvalidArgumentError("--reneg-limit: 0 is not available with --control (1 or more)");
   }

@@ -234,6 +234,21 @@ void OnConnection(const ServeFlags& flags, Connections& conns, epoll::TlsSocket&
   };
   // on_end: the socket ends our side itself (allow_half_open is false).
   h.on_error = [s, st](const absl::Status& e) { Emit(ErrorLine("error", e, st->id, *s)); };
+  // --idle-timeout passed without a byte either way (armed at 'secure'):
+  // end with close_notify. End() then waits for the peer's close_notify
+  // (the engine's 5 s close_timeout); a peer silent for another idle
+  // period does not get to hold the slot that long.
+  h.on_timeout = [s, st] {
+    if (st->ended) {
+      s->Destroy();
+      return;
+    }
+    JsonObject o;
+    o.Add("event", "timeout").Add("id", st->id);
+    Emit(o);
+    st->ended = true;
+    s->End();
+  };
   h.on_renegotiated = [st] {
     JsonObject o;
     o.Add("event", "renegotiated").Add("id", st->id);
@@ -460,10 +475,14 @@ int RunServe(const ServeFlags& flags) {
   std::unique_ptr<epoll::Server> server;
   epoll::ServerHandlers h;
   h.on_connection = [&flags, &conns](epoll::TlsSocket& s) { OnConnection(flags, conns, s); };
-  h.on_secure_connection = [&conns](std::shared_ptr<epoll::TlsSocket> s) {
+  // The idle timeout starts at 'secure': until then the handshake timeout
+  // alone bounds the connection (and reports ERR_TLS_HANDSHAKE_TIMEOUT).
+  const absl::Duration idle = absl::Milliseconds(flags.idle_timeout_ms.value_or(kDefaultIdleTimeoutMs));
+  h.on_secure_connection = [&conns, idle](std::shared_ptr<epoll::TlsSocket> s) {
     std::shared_ptr<ConnState> st = conns.Find(s.get());
     if (st == nullptr) return;  // cannot happen: on_connection came first
     st->secure = true;
+    if (idle > absl::ZeroDuration()) s->SetTimeout(idle);
     Emit(SecureReportOf("secureConnection", *s, st->id));
   };
   h.on_client_error = [&conns](const absl::Status& e, epoll::TlsSocket& s) {
