@@ -397,14 +397,15 @@ std::string ServeHelp() {
       "JSON object per line on stdout: listening {address, port, family}, secureConnection {id,\n"
       "remoteAddress, remotePort, protocol, cipher, authorized, authorizationError, servername,\n"
       "alpnProtocol, npnProtocol, sessionReused, peerCertificate}, clientError {code, message},\n"
-      "close {id, bytesRead, bytesWritten}. --mode echo sends every byte back; --mode http answers\n"
-      "each request with the connection's JSON, like openssl s_server -www. --port 0 picks a free\n"
-      "port (listening says which). Sessions are kept in memory for session-id resumption.\n"
+      "timeout {id} (--idle-timeout), close {id, bytesRead, bytesWritten}. --mode echo sends every\n"
+      "byte back; --mode http answers each request with the connection's JSON, like openssl s_server\n"
+      "-www (bodies are discarded; chunked ones get 501). --port 0 picks a free port (listening\n"
+      "says which). Sessions are kept in memory for session-id resumption.\n"
       "With --control ADDRESS the listener is made through the gRPC control service, which runs\n"
       "alongside at ADDRESS (as tlsctl daemon): it is listener l1 with context ctx1 (SNI contexts\n"
       "follow) in ListConnections, GetStats, ReplaceContext, RotateTicketKeys ...; stdout has the\n"
       "listening line, and connection events come from `tlsctl call WatchEvents '{}'`. With\n"
-      "--control: --mode echo or hold, one loop, no --keylog.\n"
+      "--control: --mode echo or hold, one loop, no --keylog, no --idle-timeout.\n"
       "Exit status: 0 after SIGINT/SIGTERM, 1 when serving fails, 2 for a bad flag or file.",
       ServeTable());
 }

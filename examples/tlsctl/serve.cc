@@ -50,6 +50,7 @@ struct ConnState {
   uint64_t id = 0;
   bool secure = false;
   bool ended = false;  // we called End(): ignore what still arrives
+  bool refused = false;  // --mode http answered 4xx/5xx: reading stays paused
   // --mode http: request bytes not parsed yet (at most kMaxHttpHead plus
   // one delivery), how far the search for the head's end got, the body
   // bytes still to discard, and whether a response waits for on_drain.
@@ -158,18 +159,22 @@ absl::string_view ReasonOf(int status) {
 // they arrive. Stops at a response that Write() could not take at once
 // (st.blocked: the caller pauses reading until on_drain), so a client
 // that sends and never reads holds no more than kMaxHttpHead of requests
-// and high_water_mark of responses. False once the connection should end
-// (Connection: close, HTTP/1.0, or a request it cannot serve).
-bool ServeHttp(epoll::TlsSocket& socket, ConnState& st, uint64_t max_body) {
+// and high_water_mark of responses.
+enum class HttpNext {
+  kRead,     // serve what comes next (or, with st.blocked, wait for on_drain)
+  kEnd,      // Connection: close or HTTP/1.0: end after the response
+  kRefused,  // answered 4xx/5xx: end, and read no more from this client
+};
+HttpNext ServeHttp(epoll::TlsSocket& socket, ConnState& st, uint64_t max_body) {
   while (!st.blocked) {
     size_t dropped = static_cast<size_t>(std::min<uint64_t>(st.discard, st.http.size()));
     st.http.erase(0, dropped);
     st.discard -= dropped;
-    if (st.discard > 0) return true;  // the body is still coming
+    if (st.discard > 0) return HttpNext::kRead;  // the body is still coming
     size_t end = st.http.find("\r\n\r\n", st.scanned);
     if (end == std::string::npos && st.http.size() <= kMaxHttpHead) {
       st.scanned = st.http.size() < 3 ? 0 : st.http.size() - 3;  // resume there: no quadratic rescans
-      return true;
+      return HttpNext::kRead;
     }
     HttpHead h;
     if (end == std::string::npos || end > kMaxHttpHead) {
@@ -183,14 +188,14 @@ bool ServeHttp(epoll::TlsSocket& socket, ConnState& st, uint64_t max_body) {
     if (h.error != 0) {
       socket.Write(absl::StrCat("HTTP/1.1 ", h.error, " ", ReasonOf(h.error),
                                 "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
-      return false;
+      return HttpNext::kRefused;
     }
     std::string json = SecureReportOf("secureConnection", socket, st.id).Line();
     st.blocked = !socket.Write(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ",
                                             json.size(), "\r\n", h.close ? "Connection: close\r\n" : "", "\r\n", json));
-    if (h.close) return false;
+    if (h.close) return HttpNext::kEnd;
   }
-  return true;
+  return HttpNext::kRead;
 }
 
 JsonObject ErrorLine(absl::string_view event, const absl::Status& status, uint64_t id, epoll::TlsSocket& socket) {
@@ -205,9 +210,15 @@ void OnConnection(const ServeFlags& flags, Connections& conns, epoll::TlsSocket&
   std::shared_ptr<ConnState> st = conns.Add(s);
   epoll::SocketHandlers& h = socket.handlers();
   auto serve_http = [s, st, max_body = static_cast<uint64_t>(flags.max_body_size)] {
-    if (!ServeHttp(*s, *st, max_body)) {
+    HttpNext next = ServeHttp(*s, *st, max_body);
+    if (next != HttpNext::kRead) {
       st->ended = true;
       s->End();
+      // A refused client may go on sending (the rest of a 1 TB body): stop
+      // reading it, so the close waits at most the engine's close_timeout
+      // and then the careful close's bounded drain, however fast it sends.
+      st->refused = next == HttpNext::kRefused;
+      if (st->refused) s->Pause();
     } else if (st->blocked) {
       s->Pause();  // until on_drain: what arrives meanwhile waits in the kernel
     }
@@ -225,12 +236,13 @@ void OnConnection(const ServeFlags& flags, Connections& conns, epoll::TlsSocket&
     serve_http();
   };
   h.on_drain = [s, st, serve_http] {
+    if (st->refused) return;
     if (st->blocked && !st->ended) {
       st->blocked = false;
       serve_http();  // the requests already buffered, in order, before any new bytes
-      if (st->blocked || st->ended) return;
+      if (st->blocked || st->refused) return;
     }
-    s->Resume();
+    s->Resume();  // after End() too: the peer's close_notify is still to be read
   };
   // on_end: the socket ends our side itself (allow_half_open is false).
   h.on_error = [s, st](const absl::Status& e) { Emit(ErrorLine("error", e, st->id, *s)); };
