@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -242,6 +244,279 @@ TEST_F(TlsctlTest, CurlReadsTheConnectionAsJsonInHttpMode) {
   EXPECT_TRUE(absl::StrContains(bodies[0], "\"alpnProtocol\":\"http/1.1\"")) << bodies[0];
   EXPECT_TRUE(absl::StrContains(bodies[0], "\"servername\":\"localhost\"")) << bodies[0];
   EXPECT_TRUE(absl::StrContains(bodies[0], "\"cipher\":{\"name\":")) << bodies[0];
+}
+
+// Every script starts with this: PORT and PID (the server's) from argv,
+// conn() for a handshaked TLS socket, growth_kb() for how much the
+// server's peak RSS (VmHWM in /proc/PID/status) grew since the start or
+// since start_measuring() (--mode http), and
+// head(s) for the status line of the next response ('timeout' or 'closed'
+// when none comes), answers(s, n) for the next n status codes, and
+// closed_within(s, seconds) for whether the server closes the connection.
+constexpr char kPrelude[] = R"py(
+import socket, ssl, sys, time
+PORT, PID = int(sys.argv[1]), int(sys.argv[2])
+CTX = ssl.create_default_context()
+CTX.check_hostname = False
+CTX.verify_mode = ssl.CERT_NONE
+def conn(timeout=5):
+    return CTX.wrap_socket(socket.create_connection(("127.0.0.1", PORT), timeout=timeout))
+def hwm_kb():
+    for line in open("/proc/%d/status" % PID):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+START_KB = hwm_kb()
+def start_measuring():
+    # After one request, so that what every connection costs (and ASan's
+    # shadow of it) is not counted.
+    global START_KB
+    s = conn()
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.recv(65536)
+    s.close()
+    START_KB = hwm_kb()
+def growth_kb():
+    return hwm_kb() - START_KB
+def head(s, timeout=3):
+    s.settimeout(timeout)
+    got = b""
+    try:
+        while b"\r\n" not in got:
+            d = s.recv(65536)
+            if not d:
+                return "closed"
+            got += d
+    except socket.timeout:
+        return "timeout"
+    except (ConnectionError, ssl.SSLError):
+        return "closed"
+    return got.split(b"\r\n", 1)[0].decode()
+def answers(s, n, timeout=5):
+    # The status codes of the next n responses (fewer when the wait ends).
+    s.settimeout(timeout)
+    got = b""
+    try:
+        while got.count(b"HTTP/1.1 ") < n:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    except (OSError, ssl.SSLError):
+        pass
+    return " ".join(p[:3].decode() for p in got.split(b"HTTP/1.1 ")[1:n + 1])
+def closed_within(s, timeout):
+    s.settimeout(timeout)
+    try:
+        while s.recv(65536):
+            pass
+    except socket.timeout:
+        return "open"
+    except (ConnectionError, ssl.SSLError):
+        pass
+    return "closed"
+)py";
+
+// tlsctl serve as a hostile or careless client meets it, driven over TLS
+// by python3's ssl module, with the server's memory read from /proc: bodies
+// are discarded as they arrive and capped (413), bad lengths get 400, a
+// client that pipelines without reading stops being read (backpressure),
+// and silent connections are ended by --idle-timeout.
+class TlsctlAbuseTest : public TlsctlTest {
+ protected:
+  // Starts `tlsctl serve --port 0 SERVE_ARGS`, runs kPrelude + `script`
+  // against it and returns the script's stdout, after checking that it
+  // exited 0.
+  std::string Attack(const std::vector<std::string>& serve_args, const std::string& script) {
+    // Under ASan freed memory waits in a quarantine (256 MB by default),
+    // and stack-use-after-return's fake stacks touch page after page: both
+    // count in RSS and grow with traffic. Keep them out of serve's RSS, so
+    // VmHWM shows what serve holds (ASan still checks every access).
+    const char* asan = std::getenv("ASAN_OPTIONS");
+    const std::string asan_options = asan != nullptr ? asan : "";
+    if (asan != nullptr) {
+      setenv("ASAN_OPTIONS", (asan_options + ":quarantine_size_mb=1:detect_stack_use_after_return=0").c_str(), 1);
+    }
+    int port = StartServe(server_, serve_args);
+    if (asan != nullptr) setenv("ASAN_OPTIONS", asan_options.c_str(), 1);
+    if (port <= 0) return "";
+    Subprocess py;
+    absl::Status s = py.Start({"python3", "-c", absl::StrCat(kPrelude, script), absl::StrCat(port),
+                               absl::StrCat(server_.pid())});
+    EXPECT_TRUE(s.ok()) << s;
+    if (!s.ok()) return "";
+    EXPECT_EQ(py.Wait(kTimeout), 0) << py.out() << py.err();
+    std::fputs(py.out().c_str(), stdout);  // the measurements, for the test log
+    return py.out();
+  }
+
+  Subprocess server_;
+};
+
+// The value of the script's output line "KEY: VALUE".
+std::string Value(const std::string& out, absl::string_view key) {
+  for (absl::string_view l : absl::StrSplit(out, '\n')) {
+    if (absl::ConsumePrefix(&l, absl::StrCat(key, ": "))) return std::string(l);
+  }
+  return "(no " + std::string(key) + " line)";
+}
+
+int64_t IntValue(const std::string& out, absl::string_view key) {
+  int64_t n = -1;
+  EXPECT_TRUE(absl::SimpleAtoi(Value(out, key), &n)) << key << " in " << out;
+  return n;
+}
+
+// The server's peak RSS may grow by at most this while a client sends tens
+// of MB (before the fixes it grew by what was sent).
+constexpr int64_t kGrowthBoundKb = 16 * 1024;
+
+TEST_F(TlsctlAbuseTest, OversizedBodyGets413AtTheHeadAndIsNotBuffered) {
+  std::string out = Attack({"--mode", "http"}, R"py(
+start_measuring()
+s = conn()
+s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n" + b"x" * 65536)
+print("status:", head(s))
+sent, chunk = 65536, b"x" * 65536
+try:
+    s.settimeout(1)
+    while sent < 64 << 20:
+        s.sendall(chunk)
+        sent += len(chunk)
+except (OSError, ssl.SSLError):
+    pass
+print("closed:", closed_within(s, 5))
+print("growth_kb:", growth_kb())
+print("sent:", sent)
+)py");
+  EXPECT_EQ(Value(out, "status"), "HTTP/1.1 413 Content Too Large") << out;
+  EXPECT_EQ(Value(out, "closed"), "closed") << out;
+  EXPECT_LT(IntValue(out, "growth_kb"), kGrowthBoundKb) << out;
+  EXPECT_LT(IntValue(out, "sent"), 64 << 20) << "serve went on reading a body it refused: " << out;
+}
+
+TEST_F(TlsctlAbuseTest, BodyUnderTheCapIsDiscardedAsItArrives) {
+  std::string out = Attack({"--mode", "http", "--max-body-size", "67108864"}, R"py(
+start_measuring()
+s = conn(timeout=10)
+s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 67108864\r\n\r\n")
+chunk = b"x" * 65536
+for _ in range(1024):
+    s.sendall(chunk)
+s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+print("growth_kb:", growth_kb())
+print("answers:", answers(s, 2))
+)py");
+  EXPECT_EQ(Value(out, "answers"), "200 200") << "the POST and the GET after its body: " << out;
+  EXPECT_LT(IntValue(out, "growth_kb"), kGrowthBoundKb) << out;
+}
+
+TEST_F(TlsctlAbuseTest, MalformedOrHugeLengthsGet400AndChunkedGets501) {
+  std::string out = Attack({"--mode", "http"}, R"py(
+# Each case on a new connection: a name and the header lines to send.
+cases = [
+    ("max64", "Content-Length: 18446744073709551615"),
+    ("max64plus1", "Content-Length: 18446744073709551616"),
+    ("int64plus1", "Content-Length: 9223372036854775808"),
+    ("minus1", "Content-Length: -1"),
+    ("plus5", "Content-Length: +5"),
+    ("trailing", "Content-Length: 12abc"),
+    ("hex", "Content-Length: 0x10"),
+    ("empty", "Content-Length: "),
+    ("list", "Content-Length: 5, 5"),
+    ("conflict", "Content-Length: 5\r\nContent-Length: 6"),
+    ("spacebeforecolon", "Content-Length : 5"),
+    ("nocolon", "Content-Length 5"),
+    ("chunked", "Transfer-Encoding: chunked"),
+    ("int64max", "Content-Length: 9223372036854775807"),
+    ("same", "Content-Length: 5\r\nContent-Length: 5"),
+]
+for name, headers in cases:
+    s = conn()
+    s.sendall(("POST / HTTP/1.1\r\nHost: x\r\n%s\r\n\r\nhello" % headers).encode())
+    print("%s: %s" % (name, head(s)))
+    s.close()
+)py");
+  for (const char* name : {"max64", "max64plus1", "int64plus1", "minus1", "plus5", "trailing", "hex", "empty", "list",
+                           "conflict", "spacebeforecolon", "nocolon"}) {
+    EXPECT_EQ(Value(out, name), "HTTP/1.1 400 Bad Request") << name << "\n" << out;
+  }
+  EXPECT_EQ(Value(out, "chunked"), "HTTP/1.1 501 Not Implemented") << out;
+  EXPECT_EQ(Value(out, "int64max"), "HTTP/1.1 413 Content Too Large") << out;
+  EXPECT_EQ(Value(out, "same"), "HTTP/1.1 200 OK") << out;
+}
+
+TEST_F(TlsctlAbuseTest, PipelinerThatNeverReadsIsNotReadAndOthersAreServed) {
+  std::string out = Attack({"--mode", "http"}, R"py(
+start_measuring()
+p = conn()
+chunk = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 2400
+sent, outcome = 0, "all sent"
+p.settimeout(2)
+try:
+    while sent < 20 << 20:
+        p.sendall(chunk)
+        sent += len(chunk)
+except socket.timeout:
+    outcome = "blocked"
+except (OSError, ssl.SSLError) as e:
+    outcome = "failed: %r" % e
+print("pipeliner:", outcome)
+print("sent:", sent)
+print("growth_kb:", growth_kb())
+o = conn()
+o.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+print("other:", head(o))
+o.close()
+print("first:", answers(p, 3))
+)py");
+  EXPECT_EQ(Value(out, "pipeliner"), "blocked") << out;
+  EXPECT_LT(IntValue(out, "sent"), 20 << 20) << out;
+  EXPECT_LT(IntValue(out, "growth_kb"), kGrowthBoundKb) << out;
+  EXPECT_EQ(Value(out, "other"), "HTTP/1.1 200 OK") << out;
+  EXPECT_EQ(Value(out, "first"), "200 200 200") << "the pipeliner's answers wait for it: " << out;
+}
+
+TEST_F(TlsctlAbuseTest, IdleTimeoutFreesTheSlotsOfSilentClients) {
+  std::string out = Attack({"--mode", "http", "--max-connections", "2", "--idle-timeout", "1000"}, R"py(
+a, b = conn(), conn()
+start = time.monotonic()
+served = "never"
+while time.monotonic() - start < 8:
+    try:
+        c = conn()
+        c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status = head(c)
+        c.close()
+    except (OSError, ssl.SSLError):
+        status = "refused"
+    if status.startswith("HTTP/1.1 200"):
+        served = "after %.1f s" % (time.monotonic() - start)
+        break
+    time.sleep(0.1)
+print("third:", served)
+print("a:", closed_within(a, 5))
+print("b:", closed_within(b, 5))
+)py");
+  EXPECT_TRUE(absl::StartsWith(Value(out, "third"), "after")) << out;
+  EXPECT_EQ(Value(out, "a"), "closed") << out;
+  EXPECT_EQ(Value(out, "b"), "closed") << out;
+  EXPECT_TRUE(server_.WaitForLine("\"event\":\"timeout\"", kTimeout).ok()) << server_.out();
+}
+
+TEST_F(TlsctlAbuseTest, IdleTimeoutEndsASilentEchoClientButNotAnActiveOne) {
+  std::string out = Attack({"--idle-timeout", "1000"}, R"py(
+silent, active = conn(), conn()
+echoed = 0
+for i in range(8):  # 2.4 s of one echo every 0.3 s
+    active.sendall(b"ping")
+    if active.recv(16) == b"ping":
+        echoed += 1
+    time.sleep(0.3)
+print("echoed:", echoed)
+print("silent:", closed_within(silent, 5))
+)py");
+  EXPECT_EQ(Value(out, "echoed"), "8") << out;
+  EXPECT_EQ(Value(out, "silent"), "closed") << out;
 }
 
 TEST_F(TlsctlTest, ConnectToOpensslServer) {

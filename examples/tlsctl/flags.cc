@@ -127,8 +127,9 @@ absl::Status SetControl(T& f, std::string* field, const std::string& v) {
   return absl::OkStatus();
 }
 
-template <typename T>
-absl::Status IntFlag(T& f, int64_t T::*field, absl::string_view name, const std::string& v, int64_t min,
+// `field` is an int64_t or a std::optional<int64_t> (set: given).
+template <typename T, typename Field>
+absl::Status IntFlag(T& f, Field T::*field, absl::string_view name, const std::string& v, int64_t min,
                      int64_t max) {
   auto n = ParseInt(name, v, min, max);
   if (!n.ok()) return n.status();
@@ -183,12 +184,18 @@ const std::vector<Flag<ServeFlags>>& ServeTable() {
               [](T& f, const std::string& v) {
                 return IntFlag(f, &T::max_connections, "max-connections", v, 1, 10000000);
               }},
+      Flag<T>{"idle-timeout", "MS",
+              "end handshaked connections idle (no byte in or out) for MS milliseconds; 0: never (default 75000)",
+              [](T& f, const std::string& v) {
+                return IntFlag(f, &T::idle_timeout_ms, "idle-timeout", v, 0, 86400000);
+              }},
+      Flag<T>{"max-body-size", "BYTES", "--mode http: answer 413 to a request body above BYTES (default 1048576)",
+              [](T& f, const std::string& v) {
+                return IntFlag(f, &T::max_body_size, "max-body-size", v, 0, int64_t{1} << 50);
+              }},
       Flag<T>{"reneg-limit", "N", "allow client renegotiation, N times per window (Node's CLIENT_RENEG_LIMIT)",
               [](T& f, const std::string& v) {
-                auto n = ParseInt("reneg-limit", v, 0, 1000000);
-                if (!n.ok()) return n.status();
-                f.reneg_limit = *n;
-                return absl::OkStatus();
+                return IntFlag(f, &T::reneg_limit, "reneg-limit", v, 0, 1000000);
               }},
       Flag<T>{"reneg-window", "S", "renegotiation window in seconds (default 600)",
               [](T& f, const std::string& v) {
@@ -360,6 +367,7 @@ absl::StatusOr<ServeFlags> ParseServeFlags(const std::vector<std::string>& args)
   if (f.mode == ServeMode::kHttp) return absl::InvalidArgumentError("--mode: http is not served with --control (echo or hold)");
   if (f.loops > 1) return absl::InvalidArgumentError("--loops: the control service serves on one loop");
   if (!f.tls.keylog.empty()) return absl::InvalidArgumentError("--keylog: not available with --control");
+  if (f.idle_timeout_ms) return absl::InvalidArgumentError("--idle-timeout: not available with --control");
   if (f.reneg_limit && *f.reneg_limit == 0) {
     return absl::InvalidArgumentError("--reneg-limit: 0 is not available with --control (1 or more)");
   }
@@ -406,14 +414,15 @@ std::string ServeHelp() {
       "JSON object per line on stdout: listening {address, port, family}, secureConnection {id,\n"
       "remoteAddress, remotePort, protocol, cipher, authorized, authorizationError, servername,\n"
       "alpnProtocol, npnProtocol, sessionReused, peerCertificate}, clientError {code, message},\n"
-      "close {id, bytesRead, bytesWritten}. --mode echo sends every byte back; --mode http answers\n"
-      "each request with the connection's JSON, like openssl s_server -www. --port 0 picks a free\n"
-      "port (listening says which). Sessions are kept in memory for session-id resumption.\n"
+      "timeout {id} (--idle-timeout), close {id, bytesRead, bytesWritten}. --mode echo sends every\n"
+      "byte back; --mode http answers each request with the connection's JSON, like openssl s_server\n"
+      "-www (bodies are discarded; chunked ones get 501). --port 0 picks a free port (listening\n"
+      "says which). Sessions are kept in memory for session-id resumption.\n"
       "With --control ADDRESS the listener is made through the gRPC control service, which runs\n"
       "alongside at ADDRESS (as tlsctl daemon): it is listener l1 with context ctx1 (SNI contexts\n"
       "follow) in ListConnections, GetStats, ReplaceContext, RotateTicketKeys ...; stdout has the\n"
       "listening line, and connection events come from `tlsctl call WatchEvents '{}'`. With\n"
-      "--control: --mode echo or hold, one loop, no --keylog.\n"
+      "--control: --mode echo or hold, one loop, no --keylog, no --idle-timeout.\n"
       "Exit status: 0 after SIGINT/SIGTERM, 1 when serving fails, 2 for a bad flag or file.",
       ServeTable());
 }

@@ -40,6 +40,10 @@ struct ControlFlags {
   std::string token_file;     // TCP without TLS: where the service writes its token
 };
 
+// serve's idle timeout when --idle-timeout is not given (nginx's
+// keepalive_timeout).
+constexpr int64_t kDefaultIdleTimeoutMs = 75000;
+
 struct ServeFlags {
   TlsFlags tls;
   std::string host = "127.0.0.1";
@@ -55,6 +59,10 @@ struct ServeFlags {
   std::string session_id_context;
   std::string ocsp_response;  // file: DER
   int64_t max_connections = 0;  // 0: no limit
+  // Handshaked connections silent this long are ended; 0: never. Unset:
+  // kDefaultIdleTimeoutMs (not available with --control).
+  std::optional<int64_t> idle_timeout_ms;
+  int64_t max_body_size = 1 << 20;  // --mode http: larger request bodies get 413
   std::optional<int64_t> reneg_limit;  // set: client renegotiation allowed
   int64_t reneg_window_s = 600;
   ServeMode mode = ServeMode::kEcho;

@@ -97,6 +97,29 @@ TEST(ServeFlagsTest, HelpIsCancelledAndListsEveryFlag) {
   }
 }
 
+TEST(ServeFlagsTest, IdleTimeoutAndBodyCap) {
+  absl::StatusOr<ServeFlags> d = ParseServeFlags({});
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_FALSE(d->idle_timeout_ms.has_value());  // kDefaultIdleTimeoutMs applies
+  EXPECT_EQ(d->max_body_size, 1 << 20);
+  absl::StatusOr<ServeFlags> f = ParseServeFlags({"--idle-timeout", "0", "--max-body-size", "0"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  ASSERT_TRUE(f->idle_timeout_ms.has_value());
+  EXPECT_EQ(*f->idle_timeout_ms, 0);
+  EXPECT_EQ(f->max_body_size, 0);
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--idle-timeout", "-1"}, "--idle-timeout: -1 is out of range"},
+           {{"--max-body-size", "1e6"}, "--max-body-size: '1e6' is not a whole number"},
+           {{"--control=", "--idle-timeout", "5000"}, "--idle-timeout: not available with --control"},
+       }) {
+    absl::StatusOr<ServeFlags> bad = ParseServeFlags(args);
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << message;
+    EXPECT_TRUE(absl::StrContains(bad.status().message(), message)) << bad.status();
+  }
+  EXPECT_TRUE(absl::StrContains(ServeHelp(), "--idle-timeout MS"));
+  EXPECT_TRUE(absl::StrContains(ServeHelp(), "--max-body-size BYTES"));
+}
+
 TEST(ConnectFlagsTest, ParsesAndChecks) {
   absl::StatusOr<ConnectFlags> f = ParseConnectFlags({"--port", "443", "--servername", "example.com", "--insecure",
                                                       "--send", "hi", "--session-out", "s.der", "--request-ocsp",

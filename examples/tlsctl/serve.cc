@@ -7,9 +7,12 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -32,8 +35,13 @@ namespace tlsengine {
 namespace tlsctl {
 namespace {
 
-// Requests larger than this (headers) get 431 and the connection is ended.
+// A request head (request line and headers) longer than this gets 431 and
+// the connection is ended. It is also the bound on request bytes held
+// unparsed: see ServeHttp.
 constexpr size_t kMaxHttpHead = 64 * 1024;
+// Content-Length values above this (int64's maximum, as nginx's off_t) are
+// malformed (400), not merely too large (413).
+constexpr uint64_t kMaxContentLength = static_cast<uint64_t>(INT64_MAX);
 // SIGINT/SIGTERM: how long open connections get to close gracefully.
 constexpr absl::Duration kShutdownBound = absl::Seconds(3);
 
@@ -42,7 +50,14 @@ struct ConnState {
   uint64_t id = 0;
   bool secure = false;
   bool ended = false;  // we called End(): ignore what still arrives
-  std::string http;    // --mode http: bytes of the request being read
+  bool refused = false;  // --mode http answered 4xx/5xx: reading stays paused
+  // --mode http: request bytes not parsed yet (at most kMaxHttpHead plus
+  // one delivery), how far the search for the head's end got, the body
+  // bytes still to discard, and whether a response waits for on_drain.
+  std::string http;
+  size_t scanned = 0;
+  uint64_t discard = 0;
+  bool blocked = false;
 };
 
 // The connections the server has announced (on_connection) and not yet
@@ -73,36 +88,114 @@ class Connections {
   std::unordered_map<epoll::TlsSocket*, std::shared_ptr<ConnState>> open_;  // guarded by mu_
 };
 
-// Answers every complete request in `st.http`; false once the connection
-// should end (Connection: close, HTTP/1.0, or a request too large).
-bool ServeHttp(epoll::TlsSocket& socket, ConnState& st) {
-  for (;;) {
-    size_t end = st.http.find("\r\n\r\n");
-    if (end == std::string::npos) {
-      if (st.http.size() <= kMaxHttpHead) return true;
-      socket.Write("HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-      return false;
-    }
-    std::string head = absl::AsciiStrToLower(st.http.substr(0, end));
-    size_t body = 0;
-    bool close = false;
-    std::vector<absl::string_view> lines = absl::StrSplit(head, "\r\n");
-    if (!lines.empty() && absl::EndsWith(lines[0], "http/1.0")) close = !absl::StrContains(head, "keep-alive");
-    for (size_t i = 1; i < lines.size(); ++i) {
-      absl::string_view l = lines[i];
-      if (absl::ConsumePrefix(&l, "content-length:")) {
-        if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(l), &body)) body = 0;
-      } else if (absl::ConsumePrefix(&l, "connection:")) {
-        close = absl::StrContains(l, "close");
-      }
-    }
-    if (st.http.size() < end + 4 + body) return true;  // the body is still coming
-    st.http.erase(0, end + 4 + body);
-    std::string json = SecureReportOf("secureConnection", socket, st.id).Line();
-    socket.Write(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ", json.size(),
-                              "\r\n", close ? "Connection: close\r\n" : "", "\r\n", json));
-    if (close) return false;
+// What one request head asks for, or the error status to answer with.
+struct HttpHead {
+  int error = 0;  // 400, 413, 501: answer this and end the connection
+  uint64_t body = 0;
+  bool close = false;
+};
+
+// A Content-Length value: plain digits, at most kMaxContentLength.
+std::optional<uint64_t> ContentLength(absl::string_view v) {
+  if (v.empty()) return std::nullopt;
+  uint64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    uint64_t d = static_cast<uint64_t>(c - '0');
+    if (n > (kMaxContentLength - d) / 10) return std::nullopt;
+    n = n * 10 + d;
   }
+  return n;
+}
+
+// `head` is lower-cased, without the blank line.
+HttpHead ParseHead(absl::string_view head, uint64_t max_body) {
+  HttpHead h;
+  std::vector<absl::string_view> lines = absl::StrSplit(head, "\r\n");
+  if (absl::EndsWith(lines[0], "http/1.0")) h.close = !absl::StrContains(head, "keep-alive");
+  std::optional<uint64_t> length;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    size_t colon = lines[i].find(':');
+    absl::string_view name = lines[i].substr(0, colon);
+    // No name, or whitespace before the colon (RFC 9112 5.1: 400).
+    if (colon == absl::string_view::npos || name.empty() || name.find_first_of(" \t") != absl::string_view::npos) {
+      h.error = 400;
+      return h;
+    }
+    absl::string_view value = absl::StripAsciiWhitespace(lines[i].substr(colon + 1));
+    if (name == "content-length") {
+      std::optional<uint64_t> n = ContentLength(value);
+      if (!n || (length && *length != *n)) {
+        h.error = 400;
+        return h;
+      }
+      length = n;
+    } else if (name == "transfer-encoding") {
+      h.error = 501;  // no chunked bodies here: see README
+      return h;
+    } else if (name == "connection") {
+      h.close = absl::StrContains(value, "close");
+    }
+  }
+  h.body = length.value_or(0);
+  if (h.body > max_body) h.error = 413;
+  return h;
+}
+
+absl::string_view ReasonOf(int status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 413:
+      return "Content Too Large";
+    case 431:
+      return "Request Header Fields Too Large";
+    default:
+      return "Not Implemented";
+  }
+}
+
+// Answers the complete requests in `st.http`, discarding their bodies as
+// they arrive. Stops at a response that Write() could not take at once
+// (st.blocked: the caller pauses reading until on_drain), so a client
+// that sends and never reads holds no more than kMaxHttpHead of requests
+// and high_water_mark of responses.
+enum class HttpNext {
+  kRead,     // serve what comes next (or, with st.blocked, wait for on_drain)
+  kEnd,      // Connection: close or HTTP/1.0: end after the response
+  kRefused,  // answered 4xx/5xx: end, and read no more from this client
+};
+HttpNext ServeHttp(epoll::TlsSocket& socket, ConnState& st, uint64_t max_body) {
+  while (!st.blocked) {
+    size_t dropped = static_cast<size_t>(std::min<uint64_t>(st.discard, st.http.size()));
+    st.http.erase(0, dropped);
+    st.discard -= dropped;
+    if (st.discard > 0) return HttpNext::kRead;  // the body is still coming
+    size_t end = st.http.find("\r\n\r\n", st.scanned);
+    if (end == std::string::npos && st.http.size() <= kMaxHttpHead) {
+      st.scanned = st.http.size() < 3 ? 0 : st.http.size() - 3;  // resume there: no quadratic rescans
+      return HttpNext::kRead;
+    }
+    HttpHead h;
+    if (end == std::string::npos || end > kMaxHttpHead) {
+      h.error = 431;
+    } else {
+      h = ParseHead(absl::AsciiStrToLower(absl::string_view(st.http).substr(0, end)), max_body);
+      st.http.erase(0, end + 4);
+      st.scanned = 0;
+      st.discard = h.body;
+    }
+    if (h.error != 0) {
+      socket.Write(absl::StrCat("HTTP/1.1 ", h.error, " ", ReasonOf(h.error),
+                                "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+      return HttpNext::kRefused;
+    }
+    std::string json = SecureReportOf("secureConnection", socket, st.id).Line();
+    st.blocked = !socket.Write(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ",
+                                            json.size(), "\r\n", h.close ? "Connection: close\r\n" : "", "\r\n", json));
+    if (h.close) return HttpNext::kEnd;
+  }
+  return HttpNext::kRead;
 }
 
 JsonObject ErrorLine(absl::string_view event, const absl::Status& status, uint64_t id, epoll::TlsSocket& socket) {
@@ -116,21 +209,58 @@ void OnConnection(const ServeFlags& flags, Connections& conns, epoll::TlsSocket&
   epoll::TlsSocket* s = &socket;  // handlers run only while the socket lives
   std::shared_ptr<ConnState> st = conns.Add(s);
   epoll::SocketHandlers& h = socket.handlers();
-  h.on_data = [s, st, mode = flags.mode](absl::string_view data) {
+  auto serve_http = [s, st, max_body = static_cast<uint64_t>(flags.max_body_size)] {
+    HttpNext next = ServeHttp(*s, *st, max_body);
+    if (next != HttpNext::kRead) {
+      st->ended = true;
+      s->End();
+      // A refused client may go on sending (the rest of a 1 TB body): stop
+      // reading it, so the close waits at most the engine's close_timeout
+      // and then the careful close's bounded drain, however fast it sends.
+      st->refused = next == HttpNext::kRefused;
+      if (st->refused) s->Pause();
+    } else if (st->blocked) {
+      s->Pause();  // until on_drain: what arrives meanwhile waits in the kernel
+    }
+  };
+  h.on_data = [s, st, mode = flags.mode, serve_http](absl::string_view data) {
     if (st->ended) return;
     if (mode == ServeMode::kEcho) {
       if (!s->Write(data)) s->Pause();  // the peer reads slower than it sends: wait for on_drain
       return;
     }
+    size_t dropped = static_cast<size_t>(std::min<uint64_t>(st->discard, data.size()));
+    data.remove_prefix(dropped);
+    st->discard -= dropped;
     st->http.append(data.data(), data.size());
-    if (!ServeHttp(*s, *st)) {
-      st->ended = true;
-      s->End();
-    }
+    serve_http();
   };
-  h.on_drain = [s] { s->Resume(); };
+  h.on_drain = [s, st, serve_http] {
+    if (st->refused) return;
+    if (st->blocked && !st->ended) {
+      st->blocked = false;
+      serve_http();  // the requests already buffered, in order, before any new bytes
+      if (st->blocked || st->refused) return;
+    }
+    s->Resume();  // after End() too: the peer's close_notify is still to be read
+  };
   // on_end: the socket ends our side itself (allow_half_open is false).
   h.on_error = [s, st](const absl::Status& e) { Emit(ErrorLine("error", e, st->id, *s)); };
+  // --idle-timeout passed without a byte either way (armed at 'secure'):
+  // end with close_notify. End() then waits for the peer's close_notify
+  // (the engine's 5 s close_timeout); a peer silent for another idle
+  // period does not get to hold the slot that long.
+  h.on_timeout = [s, st] {
+    if (st->ended) {
+      s->Destroy();
+      return;
+    }
+    JsonObject o;
+    o.Add("event", "timeout").Add("id", st->id);
+    Emit(o);
+    st->ended = true;
+    s->End();
+  };
   h.on_renegotiated = [st] {
     JsonObject o;
     o.Add("event", "renegotiated").Add("id", st->id);
@@ -358,10 +488,14 @@ int RunServe(const ServeFlags& flags) {
   std::unique_ptr<epoll::Server> server;
   epoll::ServerHandlers h;
   h.on_connection = [&flags, &conns](epoll::TlsSocket& s) { OnConnection(flags, conns, s); };
-  h.on_secure_connection = [&conns](std::shared_ptr<epoll::TlsSocket> s) {
+  // The idle timeout starts at 'secure': until then the handshake timeout
+  // alone bounds the connection (and reports ERR_TLS_HANDSHAKE_TIMEOUT).
+  const absl::Duration idle = absl::Milliseconds(flags.idle_timeout_ms.value_or(kDefaultIdleTimeoutMs));
+  h.on_secure_connection = [&conns, idle](std::shared_ptr<epoll::TlsSocket> s) {
     std::shared_ptr<ConnState> st = conns.Find(s.get());
     if (st == nullptr) return;  // cannot happen: on_connection came first
     st->secure = true;
+    if (idle > absl::ZeroDuration()) s->SetTimeout(idle);
     Emit(SecureReportOf("secureConnection", *s, st->id));
   };
   h.on_client_error = [&conns](const absl::Status& e, epoll::TlsSocket& s) {

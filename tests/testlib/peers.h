@@ -38,6 +38,7 @@ class Subprocess {
   void Kill();
   const std::string& out() const { return out_; }
   const std::string& err() const { return err_; }
+  pid_t pid() const { return pid_; }  // -1 before Start
 
  private:
   void ReadAvailable(int timeout_ms);
