@@ -185,10 +185,14 @@ struct ConnectionOptions {
   bool keylog = false;
 
   // Bounds on the engine's buffers, in bytes. The input buffer must hold at
-  // least one maximal record (18437 bytes). The engine stops reading input
-  // while its output buffer holds max_output_buffer bytes or more, so a peer
-  // cannot make it queue responses without bound; a single record can
-  // still add its response (a flight at most) past the bound.
+  // least one maximal record (18437 bytes). A server holds the peer's
+  // first flight there until the ClientHello is whole, and only then
+  // starts OpenSSL; a ClientHello that cannot fit is refused
+  // (ERR_SSL_EXCESSIVE_MESSAGE_SIZE, illegal_parameter alert). The engine
+  // stops reading input while its output buffer holds max_output_buffer
+  // bytes or more, so a peer cannot make it queue responses without bound;
+  // a single record can still add its response (a flight at most) past the
+  // bound.
   size_t max_input_buffer = 64 * 1024;
   size_t max_output_buffer = 64 * 1024;
   size_t max_write_buffer = 64 * 1024;
