@@ -208,6 +208,10 @@ void TlsConnection::Impl::ReleaseIdleBuffers() {
   // application says so (ReleaseBuffers), as freeing them at every idle
   // poll would reallocate them for every record.
   if (release_ssl_buffers_ && FreeSslBuffers()) release_ssl_buffers_ = false;
+  // Also while the first handshake waits for the peer's next flight (or
+  // for an answer): OpenSSL refuses while it holds part of a record, and
+  // allocates them again when the flight comes.
+  if (state_ == State::kHandshaking && ssl_ != nullptr && input_.empty()) SSL_free_buffers(ssl_.get());
 }
 
 bool TlsConnection::Impl::FreeSslBuffers() {

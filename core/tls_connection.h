@@ -338,13 +338,14 @@ class TlsConnection {
   // Frees what an idle connection need not hold: the engine's empty
   // buffers (NextEvent does that too when it returns nullopt) and
   // OpenSSL's record buffers (SSL_free_buffers, about 33 KB), which
-  // NextEvent frees by itself only once after each handshake. Call it when
-  // the connection waits (a keep-alive connection whose transport has
-  // nothing to read and whose Output() is drained); the next record
+  // NextEvent frees by itself only while the first handshake waits for the
+  // peer and once after each handshake. Call it when the connection waits
+  // (a keep-alive connection whose transport has nothing to read and whose
+  // Output() is drained); the next record
   // allocates them again, so calling it after every record costs time.
-  // False, freeing nothing, while input, output or plaintext is buffered,
-  // a reservation is held, a handshake is under way or a record is partly
-  // read; true once the connection is done.
+  // False, freeing nothing, while input, output or plaintext is buffered
+  // or a reservation is held; false too while a handshake is under way or
+  // a record is partly read; true once the connection is done.
   bool ReleaseBuffers();
 
   // ---- State and introspection (Node's names) ----
