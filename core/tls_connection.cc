@@ -91,41 +91,19 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
 
   ERR_clear_error();
   active_context_ = options_.secure_context;
-  SSL_CTX* native = active_context_->native_handle();
+  native_context_ = active_context_->native_handle();
   if (options_.keylog) {
     // The twin with OpenSSL's key-log callback (see KeylogNativeHandle).
     absl::StatusOr<SSL_CTX*> keylog = active_context_->KeylogNativeHandle();
     if (!keylog.ok()) return keylog.status();
-    native = *keylog;
+    native_context_ = *keylog;
   }
-  ssl_.reset(SSL_new(native));
-  BIO* bio = ssl_ ? BIO_new(active_context_->bio_method()) : nullptr;
-  if (bio == nullptr) {
-    return MakeError(absl::StatusCode::kInternal, kErrInternal,
-                     absl::StrCat("SSL_new failed: ", internal::DrainErrors()));
-  }
-  BIO_set_data(bio, this);
-  BIO_set_init(bio, 1);
-  // SSL_set_bio takes ownership of the one reference, for both directions.
-  SSL_set_bio(ssl_.get(), bio, bio);
-  SSL_set_app_data(ssl_.get(), this);
-  SSL_set_info_callback(ssl_.get(), &Impl::InfoCallback);
-  SSL_set_msg_callback(ssl_.get(), &Impl::MessageCallback);
-  // Plaintext waiting for a renegotiation is retried from wherever the write
-  // buffer has moved to.
-  SSL_set_mode(ssl_.get(), SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-
-  if (options_.is_server) {
-    SSL_set_accept_state(ssl_.get());
-    int mode = SSL_VERIFY_NONE;
-    if (options_.request_cert) {
-      mode = SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE;
-      if (options_.reject_unauthorized) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-    }
-    SSL_set_verify(ssl_.get(), mode, &Impl::VerifyCallback);
-    if (options_.allow_client_renegotiation) SSL_set_options(ssl_.get(), SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
-    return absl::OkStatus();
-  }
+  // A server makes its SSL once a ClientHello has arrived (NewSsl, from
+  // DoHandshake): a connection that sends nothing, or stalls in its first
+  // flight, costs no OpenSSL state. A client needs it now, for its
+  // ClientHello.
+  if (options_.is_server) return absl::OkStatus();
+  if (absl::Status made = NewSsl(); !made.ok()) return made;
 
   SSL_set_connect_state(ssl_.get());
   SSL_set_verify(ssl_.get(), SSL_VERIFY_PEER, &Impl::VerifyCallback);
@@ -170,6 +148,37 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
   return absl::OkStatus();
 }
 
+absl::Status TlsConnection::Impl::NewSsl() {
+  ssl_.reset(SSL_new(native_context_));
+  BIO* bio = ssl_ ? BIO_new(active_context_->bio_method()) : nullptr;
+  if (bio == nullptr) {
+    return MakeError(absl::StatusCode::kInternal, kErrInternal,
+                     absl::StrCat("SSL_new failed: ", internal::DrainErrors()));
+  }
+  BIO_set_data(bio, this);
+  BIO_set_init(bio, 1);
+  // SSL_set_bio takes ownership of the one reference, for both directions.
+  SSL_set_bio(ssl_.get(), bio, bio);
+  SSL_set_app_data(ssl_.get(), this);
+  SSL_set_info_callback(ssl_.get(), &Impl::InfoCallback);
+  SSL_set_msg_callback(ssl_.get(), &Impl::MessageCallback);
+  // Plaintext waiting for a renegotiation is retried from wherever the write
+  // buffer has moved to.
+  SSL_set_mode(ssl_.get(), SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (max_send_fragment_ > 0) SSL_set_max_send_fragment(ssl_.get(), static_cast<long>(max_send_fragment_));
+  if (!options_.is_server) return absl::OkStatus();
+
+  SSL_set_accept_state(ssl_.get());
+  int mode = SSL_VERIFY_NONE;
+  if (options_.request_cert) {
+    mode = SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE;
+    if (options_.reject_unauthorized) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+  }
+  SSL_set_verify(ssl_.get(), mode, &Impl::VerifyCallback);
+  if (options_.allow_client_renegotiation) SSL_set_options(ssl_.get(), SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
+  return absl::OkStatus();
+}
+
 // ---- The state machine ----
 
 bool TlsConnection::Impl::IsTransportEof(int err) const {
@@ -196,6 +205,7 @@ void TlsConnection::Impl::Push(Event event) {
 
 void TlsConnection::Impl::ReleaseIdleBuffers() {
   if (input_.empty() && !input_.reserved()) input_.Release();
+  if (ssl_ == nullptr) input_.ShrinkIfSparse();  // a partial ClientHello costs about its size
   if (output_.empty()) output_.Release();
   if (plaintext_out_.empty()) plaintext_out_.Release();
   read_buf_.Release();
@@ -204,6 +214,10 @@ void TlsConnection::Impl::ReleaseIdleBuffers() {
   // application says so (ReleaseBuffers), as freeing them at every idle
   // poll would reallocate them for every record.
   if (release_ssl_buffers_ && FreeSslBuffers()) release_ssl_buffers_ = false;
+  // Also while the first handshake waits for the peer's next flight (or
+  // for an answer): OpenSSL refuses while it holds part of a record, and
+  // allocates them again when the flight comes.
+  if (state_ == State::kHandshaking && ssl_ != nullptr && input_.empty()) SSL_free_buffers(ssl_.get());
 }
 
 bool TlsConnection::Impl::FreeSslBuffers() {
@@ -245,7 +259,62 @@ absl::Status TlsConnection::Impl::OpenSslFailure(absl::Status if_empty) {
   return MakeError(code, internal::OpenSslCode(failure.primary), failure.detail);
 }
 
+TlsConnection::Impl::FirstFlight TlsConnection::Impl::CheckFirstFlight() const {
+  if (transport_eof_) return FirstFlight::kReady;
+  // OpenSSL refuses a longer ClientHello as soon as it reads the length
+  // (CLIENT_HELLO_MAX_LENGTH in its statem_local.h).
+  constexpr size_t kMaxClientHello = 131396;
+  const uint8_t* p = input_.data();
+  const size_t n = input_.size();
+  uint8_t header[4];  // the handshake message's type and length
+  size_t handshake_bytes = 0;
+  // Whole records of the handshake content type, as their 5-byte headers
+  // (type 22, version 3.x, length) frame them; anything else (an SSLv2
+  // ClientHello, HTTP, an alert, an oversized record) goes to OpenSSL.
+  for (size_t at = 0; at < n;) {
+    if (p[at] != SSL3_RT_HANDSHAKE || (at + 1 < n && p[at + 1] != SSL3_VERSION_MAJOR)) return FirstFlight::kReady;
+    if (at + 5 > n) break;
+    const size_t len = (size_t{p[at + 3]} << 8) | p[at + 4];
+    if (len == 0 || len > internal::kMaxPlaintextRecord) return FirstFlight::kReady;
+    if (at + 5 + len > n) break;
+    for (size_t i = 0; i < len && handshake_bytes + i < sizeof(header); ++i) {
+      header[handshake_bytes + i] = p[at + 5 + i];
+    }
+    handshake_bytes += len;
+    at += 5 + len;
+    if (handshake_bytes < sizeof(header)) continue;
+    if (header[0] != SSL3_MT_CLIENT_HELLO) return FirstFlight::kReady;
+    const size_t length = sizeof(header) + ((size_t{header[1]} << 16) | (size_t{header[2]} << 8) | header[3]);
+    if (length > sizeof(header) + kMaxClientHello || handshake_bytes >= length) return FirstFlight::kReady;
+    // In full records, with their headers.
+    const size_t records = (length + internal::kMaxPlaintextRecord - 1) / internal::kMaxPlaintextRecord;
+    if (length + 5 * records > options_.max_input_buffer) return FirstFlight::kTooLarge;
+  }
+  return n >= options_.max_input_buffer ? FirstFlight::kTooLarge : FirstFlight::kIncomplete;
+}
+
 void TlsConnection::Impl::DoHandshake() {
+  if (ssl_ == nullptr) {
+    // A server's first flight waits in input_ (which ReleaseIdleBuffers
+    // keeps near its size) until OpenSSL can take a whole ClientHello.
+    FirstFlight first = CheckFirstFlight();
+    if (first == FirstFlight::kIncomplete) return;
+    if (first == FirstFlight::kTooLarge) {
+      // What OpenSSL sends for a message above its own limit: a plaintext
+      // fatal illegal_parameter alert.
+      const uint8_t alert[] = {SSL3_RT_ALERT, SSL3_VERSION_MAJOR, 1, 0, 2, SSL3_AL_FATAL, SSL_AD_ILLEGAL_PARAMETER};
+      output_.Append(alert, sizeof(alert));
+      sent_alert_ = SSL_AD_ILLEGAL_PARAMETER;
+      Fail(MakeError(absl::StatusCode::kAborted, "ERR_SSL_EXCESSIVE_MESSAGE_SIZE",
+                     absl::StrCat("the ClientHello does not fit max_input_buffer (", options_.max_input_buffer,
+                                  " bytes)")));
+      return;
+    }
+    if (absl::Status made = NewSsl(); !made.ok()) {
+      Fail(made);
+      return;
+    }
+  }
   internal::ClearErrorQueue();
   SetVerifyTime();
   read_stalled_ = false;
@@ -522,7 +591,7 @@ absl::Span<uint8_t> TlsConnection::InputSpace() {
   // One maximal record at a time (bounded by what is left): reads come in
   // record-sized pieces and the buffer grows only as far as it must.
   size_t n = std::min(s.options_.max_input_buffer - s.input_.size(), internal::kMaxRecord);
-  return s.input_.Hold(n);
+  return s.input_.Hold(n, s.options_.max_input_buffer);
 }
 
 absl::Status TlsConnection::CommitInput(size_t n) {
@@ -723,6 +792,7 @@ absl::Status TlsConnection::authorization_status() const { return impl_->authori
 
 std::optional<CertificateInfo> TlsConnection::GetPeerCertificate(bool detailed) const {
   SSL* ssl = impl_->ssl_.get();
+  if (ssl == nullptr) return std::nullopt;  // a server before the ClientHello
   OpenSslPtr<X509> leaf(SSL_get1_peer_certificate(ssl));
   if (!leaf) return std::nullopt;
   absl::StatusOr<CertificateInfo> info = internal::InfoFromX509(leaf.get());
@@ -753,7 +823,9 @@ std::optional<CertificateInfo> TlsConnection::GetPeerCertificate(bool detailed) 
 }
 
 std::optional<CertificateInfo> TlsConnection::GetCertificate() const {
-  X509* own = SSL_get_certificate(impl_->ssl_.get());  // borrowed
+  // Before a server's SSL exists, the certificate it will start with.
+  X509* own = impl_->ssl_ ? SSL_get_certificate(impl_->ssl_.get())
+                          : SSL_CTX_get0_certificate(impl_->native_context_);  // borrowed
   if (own == nullptr) return std::nullopt;
   absl::StatusOr<CertificateInfo> info = internal::InfoFromX509(own);
   if (!info.ok()) return std::nullopt;
@@ -761,6 +833,7 @@ std::optional<CertificateInfo> TlsConnection::GetCertificate() const {
 }
 
 std::optional<CipherInfo> TlsConnection::GetCipher() const {
+  if (!impl_->ssl_) return std::nullopt;
   const SSL_CIPHER* cipher = SSL_get_current_cipher(impl_->ssl_.get());  // static
   if (cipher == nullptr) return std::nullopt;
   CipherInfo info;
@@ -777,11 +850,12 @@ std::string TlsConnection::protocol() const {
 }
 
 std::string TlsConnection::servername() const {
+  if (!impl_->ssl_) return "";
   const char* name = SSL_get_servername(impl_->ssl_.get(), TLSEXT_NAMETYPE_host_name);
   return name != nullptr ? name : "";
 }
 
-bool TlsConnection::is_session_reused() const { return SSL_session_reused(impl_->ssl_.get()) == 1; }
+bool TlsConnection::is_session_reused() const { return impl_->ssl_ && SSL_session_reused(impl_->ssl_.get()) == 1; }
 
 // ---- Answers to suspensions ----
 
@@ -839,18 +913,21 @@ absl::Status TlsConnection::AckNewSession(absl::Status stored) {
 // ---- Sessions and protocols ----
 
 std::string TlsConnection::GetSession() const {
+  if (!impl_->ssl_) return "";
   SSL_SESSION* session = SSL_get_session(impl_->ssl_.get());  // borrowed
   if (session == nullptr || SSL_SESSION_is_resumable(session) != 1) return "";
   return internal::ToDer(i2d_SSL_SESSION, session);
 }
 
 std::shared_ptr<const TlsSession> TlsConnection::GetSessionHandle() const {
+  if (!impl_->ssl_) return nullptr;
   SSL_SESSION* session = SSL_get_session(impl_->ssl_.get());  // borrowed
   if (session == nullptr || SSL_SESSION_is_resumable(session) != 1) return nullptr;
   return TlsSession::FromCopyOf(session);
 }
 
 std::string TlsConnection::GetTlsTicket() const {
+  if (!impl_->ssl_) return "";
   SSL_SESSION* session = SSL_get_session(impl_->ssl_.get());  // borrowed
   if (session == nullptr || !SSL_SESSION_has_ticket(session)) return "";
   const unsigned char* ticket = nullptr;
@@ -860,6 +937,7 @@ std::string TlsConnection::GetTlsTicket() const {
 }
 
 std::string TlsConnection::alpn_protocol() const {
+  if (!impl_->ssl_) return "";
   const unsigned char* p = nullptr;
   unsigned int len = 0;
   SSL_get0_alpn_selected(impl_->ssl_.get(), &p, &len);
@@ -868,6 +946,7 @@ std::string TlsConnection::alpn_protocol() const {
 
 std::string TlsConnection::npn_protocol() const {
   if (!impl_->options_.is_server) return impl_->npn_selected_;
+  if (!impl_->ssl_) return "";
   const unsigned char* p = nullptr;
   unsigned int len = 0;
   SSL_get0_next_proto_negotiated(impl_->ssl_.get(), &p, &len);
@@ -938,6 +1017,10 @@ absl::Status TlsConnection::KeyUpdate(bool request_peer) {
 
 bool TlsConnection::SetMaxSendFragment(size_t size) {
   if (size < 512 || size > 16384) return false;
+  if (!impl_->ssl_) {
+    impl_->max_send_fragment_ = size;  // applied when the server's SSL is made
+    return true;
+  }
   return SSL_set_max_send_fragment(impl_->ssl_.get(), static_cast<long>(size)) == 1;
 }
 
@@ -958,12 +1041,14 @@ absl::StatusOr<std::string> TlsConnection::ExportKeyingMaterial(size_t length, a
 }
 
 std::string TlsConnection::GetFinished() const {
+  if (!impl_->ssl_) return "";
   unsigned char buf[EVP_MAX_MD_SIZE];
   size_t len = SSL_get_finished(impl_->ssl_.get(), buf, sizeof(buf));
   return ToString(buf, std::min(len, sizeof(buf)));
 }
 
 std::string TlsConnection::GetPeerFinished() const {
+  if (!impl_->ssl_) return "";
   unsigned char buf[EVP_MAX_MD_SIZE];
   size_t len = SSL_get_peer_finished(impl_->ssl_.get(), buf, sizeof(buf));
   return ToString(buf, std::min(len, sizeof(buf)));
@@ -1005,6 +1090,7 @@ std::optional<EphemeralKeyInfo> TlsConnection::GetEphemeralKeyInfo() const {
 std::vector<std::string> TlsConnection::GetSharedSigalgs() const {
   std::vector<std::string> out;
   SSL* ssl = impl_->ssl_.get();
+  if (ssl == nullptr) return out;
   int count = SSL_get_shared_sigalgs(ssl, 0, nullptr, nullptr, nullptr, nullptr, nullptr);
   for (int i = 0; i < count; ++i) {
     int sign = NID_undef, hash = NID_undef;

@@ -192,10 +192,14 @@ struct ConnectionOptions {
   bool keylog = false;
 
   // Bounds on the engine's buffers, in bytes. The input buffer must hold at
-  // least one maximal record (18437 bytes). The engine stops reading input
-  // while its output buffer holds max_output_buffer bytes or more, so a peer
-  // cannot make it queue responses without bound; a single record can
-  // still add its response (a flight at most) past the bound.
+  // least one maximal record (18437 bytes). A server holds the peer's
+  // first flight there until the ClientHello is whole, and only then
+  // starts OpenSSL; a ClientHello that cannot fit is refused
+  // (ERR_SSL_EXCESSIVE_MESSAGE_SIZE, illegal_parameter alert). The engine
+  // stops reading input while its output buffer holds max_output_buffer
+  // bytes or more, so a peer cannot make it queue responses without bound;
+  // a single record can still add its response (a flight at most) past the
+  // bound.
   size_t max_input_buffer = 64 * 1024;
   size_t max_output_buffer = 64 * 1024;
   size_t max_write_buffer = 64 * 1024;
@@ -341,13 +345,14 @@ class TlsConnection {
   // Frees what an idle connection need not hold: the engine's empty
   // buffers (NextEvent does that too when it returns nullopt) and
   // OpenSSL's record buffers (SSL_free_buffers, about 33 KB), which
-  // NextEvent frees by itself only once after each handshake. Call it when
-  // the connection waits (a keep-alive connection whose transport has
-  // nothing to read and whose Output() is drained); the next record
+  // NextEvent frees by itself only while the first handshake waits for the
+  // peer and once after each handshake. Call it when the connection waits
+  // (a keep-alive connection whose transport has nothing to read and whose
+  // Output() is drained); the next record
   // allocates them again, so calling it after every record costs time.
-  // False, freeing nothing, while input, output or plaintext is buffered,
-  // a reservation is held, a handshake is under way or a record is partly
-  // read; true once the connection is done.
+  // False, freeing nothing, while input, output or plaintext is buffered
+  // or a reservation is held; false too while a handshake is under way or
+  // a record is partly read; true once the connection is done.
   bool ReleaseBuffers();
 
   // ---- State and introspection (Node's names) ----

@@ -1,10 +1,16 @@
 // Bad input from the network: garbage, oversized and corrupted records, and
 // floods. Each ends in an error event with a code and, where TLS allows, an
 // alert flushed to the peer; nothing crashes and memory stays bounded.
+#include <malloc.h>
+#include <openssl/ssl.h>
+
+#include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "core/errors.h"
+#include "core/internal/connection_impl.h"
 #include "core/tls_connection.h"
 #include "gtest/gtest.h"
 #include "tests/testlib/testlib.h"
@@ -15,7 +21,9 @@ namespace {
 using testing::ClientOptions;
 using testing::EnginePair;
 using testing::ServerOptions;
+using testing::SyntheticClientHello;
 using testing::TestNow;
+using Impl = TlsConnection::Impl;
 
 std::unique_ptr<TlsConnection> NewConnection(ConnectionOptions o) {
   return *TlsConnection::Create(std::move(o), TestNow());
@@ -197,6 +205,172 @@ TEST(RobustnessTest, WritesAndOutputAreBounded) {
   EXPECT_EQ(pair.client_side().received.size(), 100000u);
 }
 
+// ---- What a connection holds before its handshake gets going ----
+
+// Heap bytes in use (glibc's count, this thread's arena and mmapped
+// chunks); nullopt when malloc keeps no such count (the sanitizers replace
+// it), checked by watching a 64 KB allocation.
+std::optional<size_t> HeapInUse() {
+  auto now = [] {
+    struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+  };
+  const size_t before = now();
+  std::vector<char> probe(64 * 1024, 1);
+  if (now() < before + probe.size()) return std::nullopt;
+  probe.clear();
+  probe.shrink_to_fit();
+  return now();
+}
+
+// Feeds `bytes` in pieces of `piece` bytes, polling after each, as reads
+// from a socket would; returns the error event's status (OK if none).
+absl::Status FeedInPieces(TlsConnection& conn, absl::string_view bytes, size_t piece) {
+  absl::Status error;
+  for (size_t at = 0; at < bytes.size(); at += piece) {
+    absl::Status s = FeedAndPoll(conn, bytes.substr(at, piece));
+    if (error.ok()) error = s;
+  }
+  return error;
+}
+
+TEST(FirstFlightTest, AServerStartsOpenSslOnlyOnceAWholeClientHelloHasArrived) {
+  EnginePair pair(ServerOptions(), ClientOptions());
+  TlsConnection& server = pair.server();
+  // The contract before any byte: the handshake starts (and its timeout
+  // counts) at the first poll; the server wants input.
+  std::optional<Event> start = server.NextEvent(TestNow());
+  ASSERT_TRUE(start.has_value());
+  EXPECT_EQ(start->type, EventType::kHandshakeStart);
+  EXPECT_FALSE(server.NextEvent(TestNow()).has_value());
+  Interest want = server.interest();
+  EXPECT_TRUE(want.read);
+  EXPECT_FALSE(want.write);
+  EXPECT_EQ(want.deadline, TestNow() + absl::Seconds(120));
+  EXPECT_EQ(server.NextDeadline(), TestNow() + absl::Seconds(120));
+  // ... and what it answers about itself meanwhile.
+  EXPECT_EQ(server.servername(), "");
+  EXPECT_EQ(server.alpn_protocol(), "");
+  EXPECT_FALSE(server.GetCipher().has_value());
+  EXPECT_FALSE(server.GetPeerCertificate().has_value());
+  EXPECT_TRUE(server.GetCertificate().has_value()) << "the certificate it will present";
+  EXPECT_EQ(server.GetSession(), "");
+  EXPECT_FALSE(server.is_session_reused());
+  EXPECT_TRUE(server.SetMaxSendFragment(1024));
+  // It holds no OpenSSL state and no buffer.
+  EXPECT_EQ(Impl::Of(server).ssl_, nullptr);
+  EXPECT_EQ(Impl::Of(server).input_.capacity(), 0u);
+
+  // The client's ClientHello, all but its last byte, in pieces.
+  pair.Poll();
+  std::string hello;
+  for (auto out = pair.client().Output(); !out.empty(); out = pair.client().Output()) {
+    hello.append(reinterpret_cast<const char*>(out[0].data()), out[0].size());
+    ASSERT_TRUE(pair.client().ConsumeOutput(out[0].size()).ok());
+  }
+  ASSERT_GT(hello.size(), 100u);
+  ASSERT_TRUE(FeedInPieces(server, hello.substr(0, hello.size() - 1), 60).ok());
+  EXPECT_EQ(Impl::Of(server).ssl_, nullptr) << "no SSL for a partial ClientHello";
+  EXPECT_EQ(Impl::Of(server).input_.capacity(), hello.size() - 1) << "a small partial ClientHello, at its size";
+  EXPECT_EQ(server.OutputSize(), 0u);
+
+  // The last byte: OpenSSL starts and answers with the server's flight.
+  ASSERT_TRUE(FeedAndPoll(server, hello.substr(hello.size() - 1)).ok());
+  EXPECT_NE(Impl::Of(server).ssl_, nullptr);
+  EXPECT_GT(server.OutputSize(), 0u);
+  EXPECT_EQ(Impl::Of(server).input_.capacity(), 0u) << "OpenSSL took it all";
+  ASSERT_TRUE(pair.Handshake().ok());
+  EXPECT_TRUE(server.secure());
+  pair.SendAll(pair.client_side(), "hello");
+  EXPECT_EQ(pair.server_side().received, "hello");
+}
+
+TEST(FirstFlightTest, AFreshServerCostsAFewKilobytesOfHeapUntilItsFirstBytes) {
+  ConnectionOptions options = ServerOptions();  // its context is shared, not the connection's
+  std::optional<size_t> before = HeapInUse();
+  if (!before) GTEST_SKIP() << "malloc keeps no statistics here (a sanitizer build)";
+  std::unique_ptr<TlsConnection> server = NewConnection(options);
+  while (server->NextEvent(TestNow())) {
+  }
+  std::optional<size_t> after = HeapInUse();
+  ASSERT_TRUE(after.has_value());
+  std::printf("a server engine waiting for its first bytes: %zu bytes of heap\n", *after - *before);
+  // OpenSSL's SSL with its handshake and record buffers was about 70 KB.
+  EXPECT_LT(*after - *before, 8u * 1024);
+}
+
+TEST(FirstFlightTest, AStalledLargeClientHelloIsHeldWithinTheInputBoundWithoutOpenSsl) {
+  // 60000 bytes that fit the default 64 KiB input buffer, but the last.
+  const std::string wire = SyntheticClientHello(60000);
+  const absl::string_view stalled = absl::string_view(wire).substr(0, wire.size() - 1);
+  ConnectionOptions options = ServerOptions();
+  std::optional<size_t> before = HeapInUse();
+  std::unique_ptr<TlsConnection> server = NewConnection(options);
+  ASSERT_TRUE(FeedInPieces(*server, stalled, 16 * 1024).ok());
+  EXPECT_EQ(Impl::Of(*server).ssl_, nullptr);
+  EXPECT_LE(Impl::Of(*server).input_.capacity(), options.max_input_buffer);
+  EXPECT_TRUE(server->interest().read);
+  if (before) {
+    std::optional<size_t> after = HeapInUse();
+    ASSERT_TRUE(after.has_value());
+    std::printf("a ClientHello stalled %zu bytes in: %zu bytes of heap\n", stalled.size(), *after - *before);
+    // Before: OpenSSL's message buffer grown to 4/3 of the length, its
+    // record buffers, the SSL: about 130 KB.
+    EXPECT_LT(*after - *before, options.max_input_buffer + 4 * 1024);
+  }
+  // The last byte starts OpenSSL, which judges the ClientHello (it offers
+  // TLS 1.2 with a TLS 1.3 suite only: no shared cipher).
+  absl::Status s = FeedAndPoll(*server, wire.substr(wire.size() - 1));
+  EXPECT_NE(Impl::Of(*server).ssl_, nullptr);
+  EXPECT_EQ(NodeCode(s), "ERR_SSL_NO_SHARED_CIPHER") << s;
+}
+
+TEST(FirstFlightTest, AClientHelloLargerThanTheInputBufferIsRefusedWithAnAlert) {
+  // Its header says 100000 bytes: refused on its first record, before
+  // the rest arrives.
+  const std::string wire = SyntheticClientHello(100000);
+  std::unique_ptr<TlsConnection> server = NewConnection(ServerOptions());
+  absl::Status s = FeedAndPoll(*server, wire.substr(0, 16389));
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
+  EXPECT_EQ(NodeCode(s), "ERR_SSL_EXCESSIVE_MESSAGE_SIZE") << s;
+  EXPECT_EQ(AlertOf(s), SSL_AD_ILLEGAL_PARAMETER);
+  EXPECT_EQ(Impl::Of(*server).ssl_, nullptr);
+  // The fatal alert goes to the peer, in a plaintext record.
+  auto out = server->Output();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(out[0].data()), out[0].size()),
+            std::string("\x15\x03\x01\x00\x02\x02\x2f", 7));
+  ExpectDeadAfterError(*server);
+
+  // With room for it, the same ClientHello waits for its last byte.
+  ConnectionOptions roomy = ServerOptions();
+  roomy.max_input_buffer = 128 * 1024;
+  std::unique_ptr<TlsConnection> patient = NewConnection(roomy);
+  EXPECT_TRUE(FeedInPieces(*patient, absl::string_view(wire).substr(0, wire.size() - 1), 16 * 1024).ok());
+  EXPECT_FALSE(patient->finished());
+  EXPECT_EQ(Impl::Of(*patient).input_.size(), wire.size() - 1);
+}
+
+TEST(FirstFlightTest, OpenSslsRecordBuffersAreFreedWhileTheHandshakeWaitsForThePeer) {
+  if (!HeapInUse()) GTEST_SKIP() << "malloc keeps no statistics here (a sanitizer build)";
+  EnginePair pair(ServerOptions("server-ecdsa", "TLSv1.3"), ClientOptions());
+  // What SSL_free_buffers would still free now, on each side: nothing
+  // when the engine freed OpenSSL's record buffers (about 34 KB) itself.
+  auto still_held = [](TlsConnection& conn) {
+    size_t before = *HeapInUse();
+    EXPECT_EQ(SSL_free_buffers(Impl::Of(conn).ssl_.get()), 1);
+    return before - *HeapInUse();
+  };
+  pair.Poll();  // the client's ClientHello is out; it waits for the server
+  EXPECT_LT(still_held(pair.client()), 1024u) << "client waiting for the ServerHello";
+  pair.Transfer(pair.client_side(), pair.server_side());  // the server answers, then waits for Finished
+  EXPECT_GT(pair.server().OutputSize(), 0u);
+  EXPECT_LT(still_held(pair.server()), 1024u) << "server waiting for the client's Finished";
+  ASSERT_TRUE(pair.Handshake().ok());
+  pair.SendAll(pair.client_side(), "after");
+  EXPECT_EQ(pair.server_side().received, "after");
+}
+
 TEST(RobustnessTest, OneConnectionsFailureDoesNotTouchAnother) {
   EnginePair good(ServerOptions(), ClientOptions());
   auto bad = NewConnection(ServerOptions());  // shares nothing but the code
@@ -208,3 +382,4 @@ TEST(RobustnessTest, OneConnectionsFailureDoesNotTouchAnother) {
 
 }  // namespace
 }  // namespace tlsengine
+

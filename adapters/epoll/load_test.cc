@@ -230,6 +230,56 @@ TEST_F(LoadTest, HoldsFiveThousandHandshakedConnectionsAllEchoingAndLeavesNoFdOr
   }
 }
 
+TEST_F(LoadTest, SilentAndStalledConnectionsCostLittleMoreThanWhatTheySent) {
+  const int kSilent = testing::ScaledForSanitizers(1000, 200, 200);
+  constexpr int kStalled = 50;
+  if (!testing::RaiseFdLimit(2 * kSilent + 256)) GTEST_SKIP() << "needs RLIMIT_NOFILE of " << 2 * kSilent + 256;
+  StartEchoServer(1, ServerFor("server-ecdsa"));
+  // Resident KiB the server holds for each of `n` connections that send
+  // `bytes` and then wait (TCP only: nothing of TLS comes back).
+  auto held_per_connection = [&](int n, absl::string_view bytes) {
+    testing::TrimHeap();
+    const long before = testing::ResidentKib();
+    const uint64_t accepted = server_->accepted();
+    std::vector<int> fds;
+    for (int i = 0; i < n; ++i) {
+      int fd = tlsengine::testing::ConnectLoopback(port_);
+      EXPECT_GE(fd, 0);
+      if (fd < 0) break;
+      for (size_t at = 0; at < bytes.size();) {
+        ssize_t w = send(fd, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
+        if (w <= 0) break;
+        at += static_cast<size_t>(w);
+      }
+      fds.push_back(fd);
+    }
+    EXPECT_TRUE(RunUntil(*loop_, [&] { return server_->accepted() == accepted + n; }));
+    // The server's loop starts each engine and reads what was sent.
+    RunFor(*loop_, absl::Milliseconds(300));
+    testing::TrimHeap();
+    const double kib = static_cast<double>(testing::ResidentKib() - before) / n;
+    for (int fd : fds) close(fd);
+    EXPECT_TRUE(RunUntil(*loop_, [&] { return server_->connections() == 0; }));
+    RunFor(*loop_, absl::Milliseconds(50));
+    return kib;
+  };
+  held_per_connection(20, "");  // what the first connections allocate for good
+  const double silent = held_per_connection(kSilent, "");
+  // A ClientHello that fits the input buffer, but its last byte.
+  const std::string hello = tlsengine::testing::SyntheticClientHello(60000);
+  const absl::string_view stalled = absl::string_view(hello).substr(0, hello.size() - 1);
+  const double partial = held_per_connection(kStalled, stalled);
+  std::printf("resident per connection: %.1f KiB silent (%d), %.1f KiB stalled %zu bytes into a ClientHello (%d)\n",
+              silent, kSilent, partial, stalled.size(), kStalled);
+  for (const absl::Status& e : ClientErrors()) EXPECT_EQ(NodeCode(e), "ECONNRESET") << "closed mid-handshake: " << e;
+  if (!testing::kUnderAsan && !testing::kUnderTsan) {
+    // Before, each got OpenSSL's SSL with its handshake and record buffers
+    // at once: 50 KiB silent, 100 KiB and more for that ClientHello.
+    EXPECT_LT(silent, 16.0);
+    EXPECT_LT(partial, stalled.size() / 1024.0 + 16.0);
+  }
+}
+
 TEST_F(LoadTest, StalledHandshakesTimeOutWhileOthersAreServed) {
   constexpr int kStalled = 200;
   ServerOptions o = ServerFor("server-ecdsa");

@@ -246,6 +246,27 @@ TEST_F(ServerTest, StalledHandshakeIsClosedAtTheHandshakeTimeout) {
   close(raw);
 }
 
+TEST_F(ServerTest, AClientHelloTooLargeForTheInputBufferGetsAnAlertAndIsAClientError) {
+  StartEcho();
+  int raw = tlsengine::testing::ConnectLoopback(port_);
+  ASSERT_GE(raw, 0);
+  // The first record of a 100000-byte ClientHello: its header is enough.
+  const std::string first = tlsengine::testing::SyntheticClientHello(100000).substr(0, 16389);
+  ASSERT_EQ(send(raw, first.data(), first.size(), MSG_NOSIGNAL), static_cast<ssize_t>(first.size()));
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return !client_errors_.empty(); }));
+  EXPECT_EQ(NodeCode(client_errors_[0]), "ERR_SSL_EXCESSIVE_MESSAGE_SIZE") << client_errors_[0];
+  EXPECT_EQ(AlertOf(client_errors_[0]), 47);
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return server_->connections() == 0; }));
+  // The peer gets the fatal illegal_parameter alert, then EOF.
+  std::string got;
+  char buf[256];
+  ssize_t n;
+  while ((n = recv(raw, buf, sizeof(buf), MSG_DONTWAIT)) > 0) got.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(n, 0) << "EOF, not a reset";
+  EXPECT_EQ(got, std::string("\x15\x03\x01\x00\x02\x02\x2f", 7));
+  close(raw);
+}
+
 TEST_F(ServerTest, MaxConnectionsClosesTheExcessWithoutClientError) {
   ServerOptions o = ServerFor();
   o.max_connections = 1;

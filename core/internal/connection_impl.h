@@ -4,6 +4,7 @@
 #define TLSENGINE_CORE_INTERNAL_CONNECTION_IMPL_H_
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <string>
@@ -41,15 +42,16 @@ class ByteBuffer {
   absl::Span<uint8_t> reserved_span() { return absl::MakeSpan(data_.get() + end_, reserved_); }
 
   // Space for `n` more bytes at the end, made contiguous (moving what is
-  // buffered to the front, growing the allocation). Not while reserved.
-  absl::Span<uint8_t> Reserve(size_t n) {
+  // buffered to the front, growing the allocation, to at most `limit`
+  // bytes unless more are needed). Not while reserved.
+  absl::Span<uint8_t> Reserve(size_t n, size_t limit = SIZE_MAX) {
     if (start_ != 0) {
       if (!empty()) std::memmove(data_.get(), data_.get() + start_, size());
       end_ -= start_;
       start_ = 0;
     }
     if (capacity_ < end_ + n) {
-      size_t grown = std::max(end_ + n, std::min(2 * capacity_, end_ + n + kGrowLimit));
+      size_t grown = std::max(end_ + n, std::min({2 * capacity_, end_ + n + kGrowLimit, limit}));
       std::unique_ptr<uint8_t[]> bigger(new uint8_t[grown]);  // uninitialised
       if (end_ > 0) std::memcpy(bigger.get(), data_.get(), end_);
       data_ = std::move(bigger);
@@ -58,8 +60,8 @@ class ByteBuffer {
     return absl::MakeSpan(data_.get() + end_, n);
   }
   // Reserve() that stays valid until Commit(): see the class comment.
-  absl::Span<uint8_t> Hold(size_t n) {
-    absl::Span<uint8_t> span = Reserve(n);
+  absl::Span<uint8_t> Hold(size_t n, size_t limit = SIZE_MAX) {
+    absl::Span<uint8_t> span = Reserve(n, limit);
     reserved_ = n;
     return span;
   }
@@ -76,6 +78,23 @@ class ByteBuffer {
     end_ += n;
   }
   void Consume(size_t n) { start_ += std::min(n, size()); }
+  // When less than half of the allocation is used, moves the content into
+  // one of its size (none when empty), so a buffer that waits for more costs
+  // little more than it holds. Only sparse ones: a buffer filled a little
+  // at a time is copied so only while it holds less than a Reserve adds,
+  // since growing it later doubles it. Not while reserved.
+  void ShrinkIfSparse() {
+    if (reserved_ > 0 || capacity_ <= 2 * size()) return;
+    if (empty()) {
+      Release();
+      return;
+    }
+    std::unique_ptr<uint8_t[]> exact(new uint8_t[size()]);
+    std::memcpy(exact.get(), data(), size());
+    data_ = std::move(exact);
+    capacity_ = end_ = size();
+    start_ = 0;
+  }
   // Frees the memory (idle or finished connections), dropping the content;
   // while a reservation is held, only once it is committed.
   void Release() {
@@ -144,8 +163,20 @@ class TlsConnection::Impl {
 
   explicit Impl(ConnectionOptions options) : options_(std::move(options)) {}
   static Impl* From(const SSL* ssl) { return static_cast<Impl*>(SSL_get_app_data(ssl)); }
+  // The state behind `conn`, for core's own tests (what it holds, not what
+  // it promises).
+  static const Impl& Of(const TlsConnection& conn) { return *conn.impl_; }
 
   absl::Status Init(absl::Time now);
+  // Makes ssl_ with its BIO and the per-SSL settings both roles share, and
+  // a server's (a client's own are in Init).
+  absl::Status NewSsl();
+  // Server, before ssl_ exists: what input_ holds of the first flight.
+  // kReady: what OpenSSL should start on: a whole ClientHello, bytes that
+  // cannot begin one (OpenSSL then reports them), or the transport's end.
+  // kTooLarge: a ClientHello that max_input_buffer cannot hold whole.
+  enum class FirstFlight { kIncomplete, kReady, kTooLarge };
+  FirstFlight CheckFirstFlight() const;
 
   // ---- The state machine ----
   void Step();
@@ -212,7 +243,10 @@ class TlsConnection::Impl {
                               SSL* ssl, void* arg);
 
   ConnectionOptions options_;
+  // Null on a server until its ClientHello has arrived (CheckFirstFlight).
   OpenSslPtr<SSL> ssl_;
+  SSL_CTX* native_context_ = nullptr;  // what ssl_ is made from; owned by options_.secure_context
+  size_t max_send_fragment_ = 0;       // SetMaxSendFragment before ssl_ existed
   std::shared_ptr<const SecureContext> active_context_;  // after SNI, may differ
   State state_ = State::kStart;
   absl::Status status_;

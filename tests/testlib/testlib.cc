@@ -73,6 +73,33 @@ ConnectionOptions ClientWith(SecureContextOptions o) {
   return co;
 }
 
+std::string SyntheticClientHello(size_t length) {
+  auto u16 = [](size_t v) { return std::string{static_cast<char>(v >> 8), static_cast<char>(v)}; };
+  // Body: version, random, empty session id, suites, null compression,
+  // extensions (one padding extension): 45 bytes besides suites and padding.
+  const size_t body = length - 4;
+  size_t padding = std::min<size_t>(body - 47, 65531);
+  size_t suites = body - 45 - padding;
+  if (suites % 2 != 0) {
+    --padding;
+    ++suites;
+  }
+  std::string hello = "\x01";
+  hello += static_cast<char>(body >> 16);
+  hello += u16(body);
+  hello += std::string("\x03\x03", 2) + std::string(32, 'r') + std::string(1, '\0');
+  hello += u16(suites) + std::string("\x13\x01", 2);
+  for (size_t i = 2; i < suites; i += 2) hello += "\x0a\x0a";
+  hello += std::string("\x01\x00", 2) + u16(4 + padding) + std::string("\x00\x15", 2) + u16(padding);
+  hello += std::string(padding, '\0');
+  std::string wire;
+  for (size_t at = 0; at < hello.size(); at += 16384) {
+    const size_t len = std::min<size_t>(16384, hello.size() - at);
+    wire += std::string("\x16\x03\x01", 3) + u16(len) + hello.substr(at, len);
+  }
+  return wire;
+}
+
 bool Side::Saw(EventType type) const { return Count(type) > 0; }
 
 int Side::Count(EventType type) const {

@@ -46,6 +46,13 @@ ConnectionOptions ServerWith(const SecureContextOptions& o);
 // servername "localhost".
 ConnectionOptions ClientWith(SecureContextOptions o);
 
+// The wire form of a ClientHello message of `length` bytes (its 4-byte
+// header included; 50 <= length <= 131114) in handshake records of at most
+// 16384 bytes: TLS 1.2 fields, TLS_AES_128_GCM_SHA256 and GREASE cipher
+// suites, and a padding extension making up the size. For what a peer can
+// make a server hold with a large (or, cut short, a stalled) first flight.
+std::string SyntheticClientHello(size_t length);
+
 struct Side {
   std::unique_ptr<TlsConnection> conn;
   std::vector<EventType> events;
