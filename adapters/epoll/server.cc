@@ -43,18 +43,6 @@ std::vector<std::string> SplitKeys(absl::string_view keys) {
   return out;
 }
 
-// `context` as the server serves it, reading the server's key set `keys`:
-// itself when it does already, else a copy built from its options with
-// that set (one SecureContext::Create, on the calling thread).
-absl::StatusOr<std::shared_ptr<const SecureContext>> WithKeys(const std::shared_ptr<const SecureContext>& context,
-                                                              const std::shared_ptr<TicketKeys>& keys) {
-  if (context->ticket_key_set() == keys) return context;
-  SecureContextOptions o = context->options();
-  o.ticket_keys.clear();
-  o.ticket_key_set = keys;
-  return SecureContext::Create(o);
-}
-
 // A new table with the entries of `table` (copy on write: a published table
 // never changes, so connections that started with it keep it).
 std::shared_ptr<SniContexts> CopyOf(const SniContexts& table) {
@@ -66,6 +54,15 @@ std::shared_ptr<SniContexts> CopyOf(const SniContexts& table) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::shared_ptr<const SecureContext>> WithTicketKeySet(const std::shared_ptr<const SecureContext>& context,
+                                                                      const std::shared_ptr<TicketKeys>& keys) {
+  if (context->ticket_key_set() == keys) return context;
+  SecureContextOptions o = context->options();
+  o.ticket_keys.clear();
+  o.ticket_key_set = keys;
+  return SecureContext::Create(o);
+}
 
 // What sockets and posted tasks reach the server through: reset when the
 // server goes, so a late callback finds nullptr instead of a freed server.
@@ -110,14 +107,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(std::vector<Loop*> loops,
     if (!ctx.ok()) return ctx.status();
     given = *ctx;
   }
-  absl::StatusOr<std::shared_ptr<const SecureContext>> def = WithKeys(given, server->keys_);
+  absl::StatusOr<std::shared_ptr<const SecureContext>> def = WithTicketKeySet(given, server->keys_);
   if (!def.ok()) return def.status();
   server->context_ = *std::move(def);
   // The addContext table given in the options is copied, each context
   // served with the server's keys; the object itself is not kept.
   if (o.connection.sni_contexts != nullptr) {
     for (const auto& [name, context] : o.connection.sni_contexts->Entries()) {
-      absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithKeys(context, server->keys_);
+      absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithTicketKeySet(context, server->keys_);
       if (!served.ok()) return served.status();
       server->sni_->Add(name, *std::move(served)).IgnoreError();  // cannot fail: Add accepted the name once
     }
@@ -588,7 +585,7 @@ absl::Status Server::AddContext(const std::string& hostname, const SecureContext
 
 absl::Status Server::AddContext(const std::string& hostname, std::shared_ptr<const SecureContext> context) {
   if (context == nullptr) return InvalidArg("context is null");
-  absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithKeys(context, keys_);  // no lock held
+  absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithTicketKeySet(context, keys_);  // no lock held
   if (!served.ok()) return served.status();
   std::lock_guard<std::mutex> config(config_mu_);
   std::shared_ptr<SniContexts> table = CopyOf(*sni_);
@@ -635,7 +632,7 @@ absl::Status Server::SetSecureContext(const SecureContextOptions& options) {
 
 absl::Status Server::SetSecureContext(std::shared_ptr<const SecureContext> context) {
   if (context == nullptr) return InvalidArg("context is null");
-  absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithKeys(context, keys_);  // no lock held
+  absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithTicketKeySet(context, keys_);  // no lock held
   if (!served.ok()) return served.status();
   std::lock_guard<std::mutex> lock(mu_);
   context_ = *std::move(served);

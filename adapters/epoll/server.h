@@ -147,6 +147,14 @@ struct ServedContext {
   std::shared_ptr<const SecureContext> context;
 };
 
+// `context` as a Server whose key set is `keys` serves it: itself when it
+// reads `keys` already, else a copy built from its options with them (one
+// SecureContext::Create, on the calling thread: build here, off the loops,
+// what a live change will hand to Server::AddContext / SetSecureContext).
+// SecureContext::Create's errors.
+absl::StatusOr<std::shared_ptr<const SecureContext>> WithTicketKeySet(const std::shared_ptr<const SecureContext>& context,
+                                                                      const std::shared_ptr<TicketKeys>& keys);
+
 class Server {
  public:
   // tls.createServer(options). `loops` (at least one, not owned, must

@@ -1024,17 +1024,51 @@ class Controller::State {
     for (const std::string& f : Fingerprints(context_id)) change.add_fingerprint256(f);
   }
 
+  // Context `context_id` as listener `listener_id` serves it, with the
+  // listener's ticket key set: found on the loop, built (when it is not on
+  // that set yet) here on the calling thread, so that the loop and its
+  // connections never wait for a context build. The live change then only
+  // swaps the pointer in, on the loop.
+  absl::StatusOr<std::shared_ptr<const SecureContext>> BuildServed(const std::string& listener_id,
+                                                                  const std::string& context_id) {
+    if (absl::Status s = CheckId("listenerId", listener_id); !s.ok()) return s;
+    std::shared_ptr<const SecureContext> ctx;
+    std::shared_ptr<TicketKeys> keys;
+    absl::Status lookup;
+    absl::Status ran = Run([&] {
+      absl::StatusOr<Listener*> l = FindListener(listener_id);
+      if (!l.ok()) {
+        lookup = l.status();
+        return;
+      }
+      absl::StatusOr<std::shared_ptr<const SecureContext>> c = FindServingContext(context_id);
+      if (!c.ok()) {
+        lookup = c.status();
+        return;
+      }
+      ctx = *c;
+      keys = (*l)->server->ticket_key_set();
+    });
+    if (!ran.ok()) return ran;
+    if (!lookup.ok()) return lookup;
+    absl::StatusOr<std::shared_ptr<const SecureContext>> built = epoll::WithTicketKeySet(ctx, keys);
+    if (!built.ok()) return Prefixed("contextId", built.status());
+    return built;
+  }
+
   absl::StatusOr<v1::ChangeResponse> AddContext(const v1::AddContextRequest& r) {
     if (absl::Status s = CheckId("contextId", r.context_id()); !s.ok()) return s;
+    absl::StatusOr<std::shared_ptr<const SecureContext>> served = BuildServed(r.listener_id(), r.context_id());
+    if (!served.ok()) return served.status();
     return ChangeListener(r.listener_id(), "addContext", [&](Listener& l, v1::ChangeResponse& change) {
       absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = FindServingContext(r.context_id());
-      if (!ctx.ok()) return ctx.status();
+      if (!ctx.ok()) return ctx.status();  // deleted meanwhile
       if (absl::Status s = CheckServername("servername", r.servername(), *ctx); !s.ok()) return s;
       if (l.sni.size() >= 1000) return Limit("too many SNI names on one listener", 1000);
       std::string key = Lower(r.servername());
-      // The server serves it with the listener's ticket keys, so that
-      // RotateTicketKeys reaches this name too.
-      if (absl::Status s = l.server->AddContext(key, *ctx); !s.ok()) return Prefixed("servername", s);
+      // Served with the listener's ticket keys (BuildServed), so that
+      // RotateTicketKeys reaches this name too; nothing is built here.
+      if (absl::Status s = l.server->AddContext(key, *served); !s.ok()) return Prefixed("servername", s);
       auto old = l.sni.find(key);
       if (old != l.sni.end()) change.set_previous_context_id(old->second);
       l.sni[key] = r.context_id();
@@ -1065,14 +1099,14 @@ class Controller::State {
 
   absl::StatusOr<v1::ChangeResponse> ReplaceContext(const v1::ReplaceContextRequest& r) {
     if (absl::Status s = CheckId("contextId", r.context_id()); !s.ok()) return s;
+    // The listener keeps its ticket keys, so sessions issued before the
+    // replacement still resume.
+    absl::StatusOr<std::shared_ptr<const SecureContext>> served = BuildServed(r.listener_id(), r.context_id());
+    if (!served.ok()) return served.status();
     return ChangeListener(r.listener_id(), "replaceContext", [&](Listener& l, v1::ChangeResponse& change) {
       absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = FindServingContext(r.context_id());
-      if (!ctx.ok()) return ctx.status();
-      // The listener keeps its ticket keys, so sessions issued before the
-      // replacement still resume.
-      SecureContextOptions o = (*ctx)->options();
-      o.ticket_keys.clear();
-      if (absl::Status s = l.server->SetSecureContext(o); !s.ok()) return Prefixed("contextId", s);
+      if (!ctx.ok()) return ctx.status();  // deleted meanwhile
+      if (absl::Status s = l.server->SetSecureContext(*served); !s.ok()) return Prefixed("contextId", s);
       change.set_previous_context_id(l.context_id);
       l.context_id = r.context_id();
       l.ocsp.erase("");  // the stapled response was for the old certificate
