@@ -818,13 +818,14 @@ class Controller::State {
       size_t held;
       {
         std::lock_guard<std::mutex> l(c->inbox->mu);
+        if (c->inbox->bytes == 0 && !d.empty()) holders_.fetch_add(1);
         c->inbox->chunks.emplace_back(d);
         c->inbox->bytes += d.size();
         held = c->inbox->bytes;
         c->inbox->cv.notify_all();
       }
-      size_t total = buffered_.fetch_add(d.size()) + d.size();
-      if ((held >= limits_.max_connection_buffer || total >= limits_.max_buffered_bytes) && !c->paused) {
+      buffered_.fetch_add(d.size());
+      if (!c->paused && MustPause(held, 1)) {
         c->paused = true;
         sock->Pause();
       }
@@ -931,9 +932,30 @@ class Controller::State {
     }
   }
 
+  // Whether a hold connection holding `held` bytes for Read stops reading
+  // from its peer. Past max_connection_buffer it does. Past the service's
+  // max_buffered_bytes, only one holding at least its fair share (the
+  // budget divided among the connections holding data) does, so the
+  // peers nobody Reads cannot starve the others; past twice the budget,
+  // any holding max_buffered_bytes / max_connections (16 KiB) or more
+  // does, which bounds the total at three budgets plus one read per
+  // connection. `slack` 2 asks whether a paused one may resume: under half
+  // of each bound, so that it does not stop again at the next chunk.
+  bool MustPause(size_t held, size_t slack) const {
+    const size_t budget = limits_.max_buffered_bytes;
+    const size_t total = buffered_.load();
+    if (held * slack >= limits_.max_connection_buffer) return true;
+    if (total * slack < budget) return false;
+    const size_t share = budget / std::max<size_t>(holders_.load(), 1);
+    if (held * slack >= share) return true;
+    const size_t floor = budget / static_cast<size_t>(std::max(limits_.max_connections, 1));
+    return total >= 2 * budget && held * slack >= floor;
+  }
+
   // Gives back what a connection's inbox counted against the controller.
   void ReleaseInbox(Conn& c) {
     std::lock_guard<std::mutex> l(c.inbox->mu);
+    if (c.inbox->bytes > 0) holders_.fetch_sub(1);
     buffered_.fetch_sub(c.inbox->bytes);
     c.inbox->bytes = 0;
     c.inbox->chunks.clear();
@@ -1507,6 +1529,7 @@ class Controller::State {
           front.erase(0, take);
         }
         inbox->bytes -= take;
+        if (take > 0 && inbox->bytes == 0) holders_.fetch_sub(1);
         buffered_.fetch_sub(take);
         got += take;
         l.unlock();
@@ -1540,7 +1563,7 @@ class Controller::State {
         std::lock_guard<std::mutex> l(it->second->inbox->mu);
         held = it->second->inbox->bytes;
       }
-      if (held < limits_.max_connection_buffer / 2 && buffered_.load() < limits_.max_buffered_bytes / 2) {
+      if (!MustPause(held, 2)) {
         it->second->paused = false;
         it->second->socket->Resume();
       }
@@ -1682,6 +1705,7 @@ class Controller::State {
   std::deque<std::string> closed_order_;
   uint64_t next_context_ = 0, next_listener_ = 0, next_conn_ = 0;
   std::atomic<size_t> buffered_{0};
+  std::atomic<size_t> holders_{0};  // hold connections with bytes in their inbox
 
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;
