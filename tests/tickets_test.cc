@@ -8,7 +8,6 @@
 #include <string>
 
 #include "absl/strings/match.h"
-
 #include "core/errors.h"
 #include "core/tls_connection.h"
 #include "gtest/gtest.h"

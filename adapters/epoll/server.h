@@ -50,7 +50,9 @@ namespace epoll {
 
 struct ServerOptions {
   // The default context, built at Create() (tls.createServer's context
-  // options). Ignored when `secure_context` is set.
+  // options). Ignored when `secure_context` is set, which is served as it
+  // is: its key set becomes the server's (SetTicketKeys changes that
+  // context's keys, as Node's server.setTicketKeys does).
   SecureContextOptions context;
   std::shared_ptr<const SecureContext> secure_context;
   // Per-connection options: request_cert, reject_unauthorized, ALPN/NPN,

@@ -363,6 +363,40 @@ TEST_F(SocketTest, SetTicketKeysRekeysEveryContextInPlaceAndOpenSslResumesByTheK
   ::rmdir(dir_template);
 }
 
+// What a live change builds off the loops (WithTicketKeySet, on the
+// server's key set) is served as it is: AddContext / SetSecureContext only
+// swap it in. A context on another set is served as a copy on the server's.
+TEST_F(SocketTest, ContextsOnTheServersKeySetAreServedAsTheyAre) {
+  std::shared_ptr<const SecureContext> given = *SecureContext::Create(tlsengine::testing::IdentityOptions("server-rsa"));
+  ServerOptions o = ServerFor("server-rsa");
+  o.secure_context = given;
+  StartEcho(o);
+  EXPECT_EQ(server_->secure_context(), given) << "a given context is served as it is";
+  EXPECT_EQ(server_->ticket_key_set(), given->ticket_key_set()) << "and its keys are the server's";
+  std::shared_ptr<const SecureContext> other =
+      *SecureContext::Create(tlsengine::testing::IdentityOptions("other-name"));
+  absl::StatusOr<std::shared_ptr<const SecureContext>> on_set = WithTicketKeySet(other, server_->ticket_key_set());
+  ASSERT_TRUE(on_set.ok()) << on_set.status();
+  EXPECT_NE(*on_set, other) << "a copy on the server's set";
+  EXPECT_EQ((*on_set)->ticket_key_set(), server_->ticket_key_set());
+  EXPECT_EQ(*WithTicketKeySet(*on_set, server_->ticket_key_set()), *on_set) << "already on it: itself";
+  ASSERT_TRUE(server_->AddContext("other.example.com", *on_set).ok());
+  EXPECT_EQ(server_->Contexts()[1].context, *on_set);
+  ASSERT_TRUE(server_->AddContext("second.example.com", other).ok());
+  EXPECT_NE(server_->Contexts()[2].context, other) << "another set: served as a copy";
+  EXPECT_EQ(server_->Contexts()[2].context->ticket_key_set(), server_->ticket_key_set());
+  ASSERT_TRUE(server_->SetSecureContext(*on_set).ok());
+  EXPECT_EQ(server_->secure_context(), *on_set);
+  absl::Status null_context = server_->SetSecureContext(std::shared_ptr<const SecureContext>());
+  EXPECT_EQ(null_context.code(), absl::StatusCode::kInvalidArgument) << null_context;
+  EXPECT_EQ(NodeCode(null_context), kErrInvalidArgValue);
+  TlsSocketOptions co = ClientTo(port_);
+  co.tls.servername = "other.example.com";
+  std::shared_ptr<TlsSocket> c = ConnectSecure(co);
+  EXPECT_EQ(c->GetPeerCertificate()->fingerprint256, Fingerprint("other-name"));
+  EndAndWait(c);
+}
+
 TEST_F(SocketTest, AddContextAndRemoveContextChangeWhatNewConnectionsGetAndContextsListsIt) {
   StartEcho(ServerFor("server-rsa"));
   const std::string name = "other.example.com";
