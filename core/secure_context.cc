@@ -422,22 +422,19 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Build(const 
   if (!options.pfx.empty()) TLSENGINE_RETURN_IF_ERROR(ApplyPfx(ctx, options));
   TLSENGINE_RETURN_IF_ERROR(ApplyIdentities(ctx, options, warnings));
 
-  for (const std::string& key : options.ticket_keys) {
-    if (key.size() != 48) {
-      return BadOption("ticket_keys", absl::StrCat("Ticket keys length must be 48 bytes, got ", key.size()));
+  if (keylog_of != nullptr) {
+    result->data_->ticket_keys = keylog_of->ticket_keys;  // the twin shares its original's keys
+  } else if (options.ticket_key_set != nullptr) {
+    if (!options.ticket_keys.empty()) {
+      return BadOption("ticket_keys", "must be empty when ticket_key_set is given");
     }
-  }
-  result->data_->ticket_keys = keylog_of != nullptr ? keylog_of->ticket_keys : options.ticket_keys;
-  if (result->data_->ticket_keys.empty()) {
-    // As OpenSSL does in SSL_CTX_new: random keys, private to this context.
-    // Every context has keys of its own, because the one that serves a
-    // handshake (SNI may switch) issues and decrypts its tickets.
-    std::string key(48, '\0');
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), static_cast<int>(key.size())) != 1) {
-      return MakeError(absl::StatusCode::kInternal, kErrInternal,
-                       absl::StrCat("ticket_keys: RAND_bytes failed: ", DrainErrors()));
-    }
-    result->data_->ticket_keys.push_back(std::move(key));
+    result->data_->ticket_keys = options.ticket_key_set;
+  } else {
+    // As OpenSSL does in SSL_CTX_new, random keys when none are given,
+    // private to this context: every context has keys of its own, because
+    // the one that serves a handshake (SNI may switch) issues and decrypts
+    // its tickets.
+    TLSENGINE_ASSIGN_OR_RETURN(result->data_->ticket_keys, TicketKeys::Create(options.ticket_keys));
   }
   result->data_->session_timeout = options.session_timeout;
   result->data_->no_tickets = (options.secure_options & SSL_OP_NO_TICKET) != 0;
@@ -462,6 +459,47 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Build(const 
       ctx, reinterpret_cast<const unsigned char*>(options.session_id_context.data()),
       static_cast<unsigned int>(options.session_id_context.size()));
   return std::shared_ptr<const SecureContext>(std::move(result));
+}
+
+const std::shared_ptr<TicketKeys>& SecureContext::ticket_key_set() const { return data_->ticket_keys; }
+
+// Every key is 48 bytes.
+static absl::Status CheckTicketKeys(const std::vector<std::string>& keys) {
+  for (const std::string& key : keys) {
+    if (key.size() != 48) {
+      return BadOption("ticket_keys", absl::StrCat("Ticket keys length must be 48 bytes, got ", key.size()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<TicketKeys>> TicketKeys::Create(std::vector<std::string> keys) {
+  TLSENGINE_RETURN_IF_ERROR(CheckTicketKeys(keys));
+  if (keys.empty()) {
+    std::string key(48, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), static_cast<int>(key.size())) != 1) {
+      return MakeError(absl::StatusCode::kInternal, kErrInternal,
+                       absl::StrCat("ticket_keys: RAND_bytes failed: ", DrainErrors()));
+    }
+    keys.push_back(std::move(key));
+  }
+  std::shared_ptr<TicketKeys> set(new TicketKeys());
+  set->keys_ = std::make_shared<const std::vector<std::string>>(std::move(keys));
+  return set;
+}
+
+absl::Status TicketKeys::Set(std::vector<std::string> keys) {
+  if (keys.empty()) return BadOption("ticket_keys", "at least one key is needed");
+  TLSENGINE_RETURN_IF_ERROR(CheckTicketKeys(keys));
+  auto next = std::make_shared<const std::vector<std::string>>(std::move(keys));
+  std::lock_guard<std::mutex> lock(mu_);
+  keys_.swap(next);  // the old snapshot is freed outside the lock (with `next`)
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const std::vector<std::string>> TicketKeys::Get() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return keys_;
 }
 
 // SNI names compare case-insensitively, and "example.com." is "example.com".

@@ -41,6 +41,30 @@ inline constexpr char kDefaultCiphers[] =
 inline constexpr char kDefaultCipherSuites[] =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
+// Session ticket keys (48 bytes each, Node's layout: 16 name, 16
+// HMAC-SHA256, 16 AES-128-CBC; the first encrypts, every one decrypts) that
+// contexts read at every ticket they issue or decrypt. Set() changes them in
+// place for every context made with this set (as HAProxy's `set ssl
+// tls-key`): the next ticket uses the new keys, and no SSL_CTX is rebuilt.
+// Thread-safe; the keys appear in no message.
+class TicketKeys {
+ public:
+  // kInvalidArgument (ERR_INVALID_ARG_VALUE) when a key is not 48 bytes.
+  // No keys: one random key (kInternal when RAND_bytes fails).
+  static absl::StatusOr<std::shared_ptr<TicketKeys>> Create(std::vector<std::string> keys);
+  // Replaces the keys; connections mid-handshake finish with whichever set
+  // they read. kInvalidArgument for no keys or a key not 48 bytes (nothing
+  // changes then).
+  absl::Status Set(std::vector<std::string> keys);
+  // The keys now: a snapshot that later Set() calls do not change.
+  std::shared_ptr<const std::vector<std::string>> Get() const;
+
+ private:
+  TicketKeys() = default;
+  mutable std::mutex mu_;
+  std::shared_ptr<const std::vector<std::string>> keys_;  // guarded by mu_; never empty
+};
+
 // The options of tls.createSecureContext(), under Node's names (snake_case).
 // Every text option is PEM unless said otherwise.
 struct SecureContextOptions {
@@ -94,6 +118,11 @@ struct SecureContextOptions {
   // the default) issues and accepts tickets with its own keys; Node uses
   // the server's (default) keys for all of them.
   std::vector<std::string> ticket_keys;
+  // Server: a shared, changeable key set instead of `ticket_keys` (which
+  // must then be empty): the context reads it at every ticket, so
+  // TicketKeys::Set reaches every context made with it at once. A Server
+  // gives its own to every context it serves (Server::SetTicketKeys).
+  std::shared_ptr<TicketKeys> ticket_key_set;
   // Raw OpenSSL SSL_OP_* flags to set (Node's secureOptions), e.g.
   // SSL_OP_NO_TICKET.
   uint64_t secure_options = 0;
@@ -148,6 +177,11 @@ class SecureContext {
   // Things worth knowing that are not errors (e.g. TLS 1.0 enabled), which
   // Node would print as warnings.
   const std::vector<std::string>& warnings() const { return warnings_; }
+  // The ticket keys this context issues and decrypts tickets with: those
+  // of options().ticket_key_set, else a set of its own made at Create()
+  // from options().ticket_keys (random when empty). Set() on it rekeys the
+  // context in place; options().ticket_keys keeps what Create() was given.
+  const std::shared_ptr<TicketKeys>& ticket_key_set() const;
   // The underlying SSL_CTX, borrowed; valid while this object lives. For
   // use by core; reconfiguring it breaks the thread-safety promise.
   SSL_CTX* native_handle() const { return ctx_.get(); }

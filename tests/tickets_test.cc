@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "core/errors.h"
 #include "core/tls_connection.h"
 #include "gtest/gtest.h"
@@ -130,6 +131,69 @@ TEST_P(TicketTest, SniTicketKeysRotate) {
   // The old key dropped: a full handshake.
   Connect(SniServer(default_context, Context("other-name", GetParam(), {TicketKey('b')})),
           SniClient(kSniName, session), false);
+}
+
+TEST_P(TicketTest, SharedTicketKeySetRekeysItsContextsInPlace) {
+  // A default and an SNI context reading one key set, as a Server's do.
+  std::shared_ptr<TicketKeys> keys = *TicketKeys::Create({TicketKey('a')});
+  auto with_set = [&](const std::string& identity) {
+    SecureContextOptions o = IdentityOptions(identity, GetParam());
+    o.ticket_key_set = keys;
+    return MakeContext(o);
+  };
+  auto default_context = with_set("server-rsa");
+  auto sni_context = with_set("other-name");
+  ASSERT_EQ(sni_context->ticket_key_set(), keys);
+  SSL_CTX* const default_handle = default_context->native_handle();
+  SSL_CTX* const sni_handle = sni_context->native_handle();
+  std::string under_a = Connect(SniServer(default_context, sni_context), SniClient(), false);
+  ASSERT_FALSE(under_a.empty());
+
+  // New key first, the old kept: the same SSL_CTXs resume the old ticket.
+  ASSERT_TRUE(keys->Set({TicketKey('b'), TicketKey('a')}).ok());
+  EXPECT_EQ(default_context->native_handle(), default_handle);
+  EXPECT_EQ(sni_context->native_handle(), sni_handle);
+  Connect(SniServer(default_context, sni_context), SniClient(kSniName, under_a), true);
+  std::string under_b = Connect(SniServer(default_context, sni_context), SniClient(), false);
+  ASSERT_FALSE(under_b.empty());
+
+  // The old key gone: its ticket means a full handshake; b's resumes, so
+  // it was issued under b.
+  ASSERT_TRUE(keys->Set({TicketKey('b')}).ok());
+  Connect(SniServer(default_context, sni_context), SniClient(kSniName, under_a), false);
+  Connect(SniServer(default_context, sni_context), SniClient(kSniName, under_b), true);
+  Connect(SniServer(default_context, sni_context), SniClient("localhost"), false);
+}
+
+TEST(TicketKeysTest, BadKeysAreRefusedAndChangeNothing) {
+  std::shared_ptr<TicketKeys> keys = *TicketKeys::Create({});
+  ASSERT_EQ(keys->Get()->size(), 1u) << "no keys: one random key";
+  EXPECT_EQ(keys->Get()->front().size(), 48u);
+  const std::vector<std::string> before = *keys->Get();
+  absl::Status short_key = keys->Set({std::string(47, 'x')});
+  EXPECT_EQ(short_key.code(), absl::StatusCode::kInvalidArgument) << short_key;
+  EXPECT_EQ(NodeCode(short_key), kErrInvalidArgValue);
+  EXPECT_TRUE(absl::StrContains(short_key.message(), "48 bytes, got 47")) << short_key;
+  absl::Status none = keys->Set({});
+  EXPECT_EQ(none.code(), absl::StatusCode::kInvalidArgument) << none;
+  EXPECT_EQ(NodeCode(none), kErrInvalidArgValue);
+  EXPECT_EQ(*keys->Get(), before);
+  absl::StatusOr<std::shared_ptr<TicketKeys>> bad = TicketKeys::Create({std::string(49, 'x')});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(NodeCode(bad.status()), kErrInvalidArgValue);
+  // A context takes a set or keys, not both.
+  SecureContextOptions both = IdentityOptions("server-rsa", "TLSv1.3");
+  both.ticket_key_set = keys;
+  both.ticket_keys = {TicketKey('k')};
+  absl::StatusOr<std::shared_ptr<const SecureContext>> refused = SecureContext::Create(both);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(NodeCode(refused.status()), kErrInvalidArgValue);
+  // Keys given as ticket_keys make a set of the context's own.
+  SecureContextOptions own = IdentityOptions("server-rsa", "TLSv1.3");
+  own.ticket_keys = {TicketKey('k')};
+  auto context = MakeContext(own);
+  EXPECT_EQ(*context->ticket_key_set()->Get(), std::vector<std::string>{TicketKey('k')});
 }
 
 TEST_P(TicketTest, NoTicketOnTheSniContextIsRespected) {

@@ -5,14 +5,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <future>
-#include <map>
 #include <unordered_set>
 #include <utility>
 
@@ -37,43 +35,12 @@ absl::Status InvalidArg(absl::string_view message) {
   return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue, message);
 }
 
-absl::StatusOr<std::string> RandomBytes(size_t n) {
-  std::string out(n, '\0');
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = getrandom(out.data() + got, n - got, 0);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return internal::SysError("getrandom", errno, absl::StatusCode::kInternal);
-    }
-    got += static_cast<size_t>(r);
-  }
-  return out;
-}
-
 std::vector<std::string> SplitKeys(absl::string_view keys) {
   std::vector<std::string> out;
   for (size_t i = 0; i + kTicketKeyBytes <= keys.size(); i += kTicketKeyBytes) {
     out.emplace_back(keys.substr(i, kTicketKeyBytes));
   }
   return out;
-}
-
-// `context` with `keys` as its ticket keys: itself when it has them
-// already, else a copy built from its options (once per context, through
-// `built`).
-absl::StatusOr<std::shared_ptr<const SecureContext>> WithKeys(
-    const std::shared_ptr<const SecureContext>& context, const std::vector<std::string>& keys,
-    std::map<const SecureContext*, std::shared_ptr<const SecureContext>>* built) {
-  if (context->options().ticket_keys == keys) return context;
-  auto it = built->find(context.get());
-  if (it != built->end()) return it->second;
-  SecureContextOptions o = context->options();
-  o.ticket_keys = keys;
-  absl::StatusOr<std::shared_ptr<const SecureContext>> made = SecureContext::Create(o);
-  if (!made.ok()) return made.status();
-  (*built)[context.get()] = *made;
-  return made;
 }
 
 // A new table with the entries of `table` (copy on write: a published table
@@ -87,6 +54,15 @@ std::shared_ptr<SniContexts> CopyOf(const SniContexts& table) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::shared_ptr<const SecureContext>> WithTicketKeySet(const std::shared_ptr<const SecureContext>& context,
+                                                                      const std::shared_ptr<TicketKeys>& keys) {
+  if (context->ticket_key_set() == keys) return context;
+  SecureContextOptions o = context->options();
+  o.ticket_keys.clear();
+  o.ticket_key_set = keys;
+  return SecureContext::Create(o);
+}
 
 // What sockets and posted tasks reach the server through: reset when the
 // server goes, so a late callback finds nullptr instead of a freed server.
@@ -107,32 +83,43 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(std::vector<Loop*> loops,
   if (options.handshake_timeout <= absl::ZeroDuration()) return InvalidArg("handshake_timeout must be positive");
   std::unique_ptr<Server> server(new Server(std::move(loops), std::move(options), std::move(handlers)));
   ServerOptions& o = server->options_;
-  // One set of ticket keys for the server, in every context it serves, so
-  // that getTicketKeys tells the truth, setTicketKeys reaches every name
-  // and every loop resumes every ticket.
-  std::vector<std::string> keys = o.secure_context != nullptr ? o.secure_context->options().ticket_keys
-                                                              : o.context.ticket_keys;
-  if (keys.empty()) {
-    absl::StatusOr<std::string> key = RandomBytes(kTicketKeyBytes);
-    if (!key.ok()) return key.status();
-    keys = {*key};
+  // One set of ticket keys for the server, read by every context it
+  // serves, so that getTicketKeys tells the truth, setTicketKeys reaches
+  // every name at once (rebuilding nothing) and every loop resumes every
+  // ticket. The set of a given secure_context (as in Node, whose
+  // setTicketKeys changes the server's context) or of the options is
+  // shared as it is; keys given otherwise go into a set of the server's.
+  if (o.secure_context != nullptr) {
+    server->keys_ = o.secure_context->ticket_key_set();
+  } else if (o.context.ticket_key_set != nullptr) {
+    server->keys_ = o.context.ticket_key_set;
+  } else {
+    absl::StatusOr<std::shared_ptr<TicketKeys>> made = TicketKeys::Create(o.context.ticket_keys);
+    if (!made.ok()) return made.status();
+    server->keys_ = *std::move(made);
   }
   std::shared_ptr<const SecureContext> given = o.secure_context;
   if (given == nullptr) {
     SecureContextOptions co = o.context;
-    co.ticket_keys = keys;
+    co.ticket_keys.clear();
+    co.ticket_key_set = server->keys_;
     absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(co);
     if (!ctx.ok()) return ctx.status();
     given = *ctx;
   }
-  // The addContext table given in the options is copied (and served with
-  // the server's keys); the object itself is not kept.
-  if (o.connection.sni_contexts != nullptr) server->sni_ = CopyOf(*o.connection.sni_contexts);
-  o.connection.sni_contexts = nullptr;
-  {
-    std::lock_guard<std::mutex> config(server->config_mu_);
-    if (absl::Status s = server->Rekey(keys, given); !s.ok()) return s;
+  absl::StatusOr<std::shared_ptr<const SecureContext>> def = WithTicketKeySet(given, server->keys_);
+  if (!def.ok()) return def.status();
+  server->context_ = *std::move(def);
+  // The addContext table given in the options is copied, each context
+  // served with the server's keys; the object itself is not kept.
+  if (o.connection.sni_contexts != nullptr) {
+    for (const auto& [name, context] : o.connection.sni_contexts->Entries()) {
+      absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithTicketKeySet(context, server->keys_);
+      if (!served.ok()) return served.status();
+      server->sni_->Add(name, *std::move(served)).IgnoreError();  // cannot fail: Add accepted the name once
+    }
   }
+  o.connection.sni_contexts = nullptr;
   if (o.session_cache && !server->handlers_.on_new_session && !server->handlers_.on_resume_session) {
     server->store_ = o.session_store != nullptr
                          ? o.session_store
@@ -594,7 +581,8 @@ absl::Status Server::set_max_connections(int max) {
 
 absl::Status Server::AddContext(const std::string& hostname, const SecureContextOptions& options) {
   SecureContextOptions o = options;
-  o.ticket_keys = SplitKeys(GetTicketKeys());  // rebuilt below if they change meanwhile
+  o.ticket_keys.clear();
+  o.ticket_key_set = keys_;
   absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(o);
   if (!ctx.ok()) return ctx.status();
   return AddContext(hostname, *std::move(ctx));
@@ -602,10 +590,9 @@ absl::Status Server::AddContext(const std::string& hostname, const SecureContext
 
 absl::Status Server::AddContext(const std::string& hostname, std::shared_ptr<const SecureContext> context) {
   if (context == nullptr) return InvalidArg("context is null");
-  std::lock_guard<std::mutex> config(config_mu_);
-  std::map<const SecureContext*, std::shared_ptr<const SecureContext>> built;
-  absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithKeys(context, SplitKeys(ticket_keys_), &built);
+  absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithTicketKeySet(context, keys_);  // no lock held
   if (!served.ok()) return served.status();
+  std::lock_guard<std::mutex> config(config_mu_);
   std::shared_ptr<SniContexts> table = CopyOf(*sni_);
   if (absl::Status s = table->Add(hostname, *std::move(served)); !s.ok()) return s;
   PublishSni(std::move(table));
@@ -635,32 +622,26 @@ std::vector<ServedContext> Server::Contexts() const {
   return out;
 }
 
-// With config_mu_ held: `default_context` and every SNI context with
-// `keys`, published together, or nothing on error.
-absl::Status Server::Rekey(const std::vector<std::string>& keys, std::shared_ptr<const SecureContext> default_context) {
-  std::map<const SecureContext*, std::shared_ptr<const SecureContext>> built;
-  absl::StatusOr<std::shared_ptr<const SecureContext>> def = WithKeys(default_context, keys, &built);
-  if (!def.ok()) return def.status();
-  auto table = std::make_shared<SniContexts>();
-  for (const auto& [name, context] : sni_->Entries()) {
-    absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithKeys(context, keys, &built);
-    if (!served.ok()) return served.status();
-    table->Add(name, *std::move(served)).IgnoreError();  // cannot fail: Add accepted the name once
+absl::Status Server::SetSecureContext(const SecureContextOptions& options) {
+  std::vector<std::string> keys = options.ticket_keys;
+  SecureContextOptions o = options;
+  o.ticket_keys.clear();
+  o.ticket_key_set = keys_;
+  absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(o);  // checks nothing of `keys`
+  if (!ctx.ok()) return ctx.status();
+  if (!keys.empty()) {
+    if (absl::Status s = keys_->Set(std::move(keys)); !s.ok()) return s;  // nothing changed yet
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  context_ = *std::move(def);
-  ticket_keys_ = absl::StrJoin(keys, "");
-  sni_ = std::move(table);
-  return absl::OkStatus();
+  return SetSecureContext(*std::move(ctx));
 }
 
-absl::Status Server::SetSecureContext(const SecureContextOptions& options) {
-  std::lock_guard<std::mutex> config(config_mu_);
-  SecureContextOptions o = options;
-  if (o.ticket_keys.empty()) o.ticket_keys = SplitKeys(ticket_keys_);
-  absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = SecureContext::Create(o);
-  if (!ctx.ok()) return ctx.status();
-  return Rekey(o.ticket_keys, *std::move(ctx));  // SNI contexts change only if the keys did
+absl::Status Server::SetSecureContext(std::shared_ptr<const SecureContext> context) {
+  if (context == nullptr) return InvalidArg("context is null");
+  absl::StatusOr<std::shared_ptr<const SecureContext>> served = WithTicketKeySet(context, keys_);  // no lock held
+  if (!served.ok()) return served.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  context_ = *std::move(served);
+  return absl::OkStatus();
 }
 
 std::shared_ptr<const SecureContext> Server::secure_context() const {
@@ -672,14 +653,10 @@ absl::Status Server::SetTicketKeys(absl::string_view keys) {
   if (keys.empty() || keys.size() % kTicketKeyBytes != 0) {
     return InvalidArg(absl::StrCat("Session ticket keys must be a multiple of 48 bytes, not ", keys.size()));
   }
-  std::lock_guard<std::mutex> config(config_mu_);
-  return Rekey(SplitKeys(keys), context_);
+  return keys_->Set(SplitKeys(keys));
 }
 
-std::string Server::GetTicketKeys() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return ticket_keys_;
-}
+std::string Server::GetTicketKeys() const { return absl::StrJoin(*keys_->Get(), ""); }
 
 // ---- LoopGroup ----
 

@@ -51,7 +51,9 @@ namespace epoll {
 
 struct ServerOptions {
   // The default context, built at Create() (tls.createServer's context
-  // options). Ignored when `secure_context` is set.
+  // options). Ignored when `secure_context` is set, which is served as it
+  // is: its key set becomes the server's (SetTicketKeys changes that
+  // context's keys, as Node's server.setTicketKeys does).
   SecureContextOptions context;
   std::shared_ptr<const SecureContext> secure_context;
   // Per-connection options: request_cert, reject_unauthorized, ALPN/NPN,
@@ -148,6 +150,14 @@ struct ServedContext {
   std::shared_ptr<const SecureContext> context;
 };
 
+// `context` as a Server whose key set is `keys` serves it: itself when it
+// reads `keys` already, else a copy built from its options with them (one
+// SecureContext::Create, on the calling thread: build here, off the loops,
+// what a live change will hand to Server::AddContext / SetSecureContext).
+// SecureContext::Create's errors.
+absl::StatusOr<std::shared_ptr<const SecureContext>> WithTicketKeySet(const std::shared_ptr<const SecureContext>& context,
+                                                                      const std::shared_ptr<TicketKeys>& keys);
+
 class Server {
  public:
   // tls.createServer(options). `loops` (at least one, not owned, must
@@ -205,13 +215,16 @@ class Server {
   absl::Status set_max_connections(int max);
 
   // Contexts and ticket keys. Every context the server serves, the default
-  // and each SNI one, issues and decrypts tickets with the server's keys
-  // (GetTicketKeys), as a Node server does for all of its names: a context
-  // given with other keys is served as a copy rebuilt from its options with
-  // the server's (one SecureContext::Create; Contexts() shows the copy).
-  // Contexts an sni_callback hands over are used as they are, keys
-  // included. Each change applies to connections accepted after it; open
-  // ones carry on with what they started with. All thread-safe.
+  // and each SNI one, issues and decrypts tickets with the server's key set
+  // (ticket_key_set(), GetTicketKeys), as a Node server does for all of its
+  // names: a context that reads another set is served as a copy rebuilt
+  // from its options with the server's (one SecureContext::Create, on the
+  // calling thread, before any lock is taken; Contexts() shows the copy).
+  // Build contexts with `ticket_key_set = server->ticket_key_set()` to have
+  // them served as they are. Contexts an sni_callback hands over are used
+  // as they are, keys included. Each change applies to connections accepted
+  // after it; open ones carry on with what they started with. All
+  // thread-safe.
   //
   // server.addContext(hostname, context): SNI names (exact or
   // "*.example.com") served by another context; a name given again
@@ -231,17 +244,24 @@ class Server {
   // server.setSecureContext(options): new connections get a context made
   // from `options`. Without ticket keys in `options` the server's are
   // kept; with them, they become the server's keys (for the SNI contexts
-  // too, as SetTicketKeys).
+  // too, as SetTicketKeys). The second form serves `context` (see above).
   absl::Status SetSecureContext(const SecureContextOptions& options);
+  absl::Status SetSecureContext(std::shared_ptr<const SecureContext> context);
   std::shared_ptr<const SecureContext> secure_context() const;
   // server.setTicketKeys(keys) / getTicketKeys(): 48 bytes per key, Node's
   // layout, several concatenated (the first encrypts, all decrypt), for
-  // every context the server serves: the default and SNI ones are rebuilt
-  // with them. A ticket issued before resumes after it only while its key
-  // is among `keys` (rotation: new key first, old after). kInvalidArgument
-  // when the length is not a positive multiple of 48; a rebuild's error
-  // (nothing changes then).
+  // every context the server serves: the key set they all read changes in
+  // place (TicketKeys::Set), so the next ticket on any of them uses the new
+  // keys and no context is rebuilt. A ticket issued before resumes after
+  // it only while its key is among `keys` (rotation: new key first, old
+  // after). kInvalidArgument when the length is not a positive multiple of
+  // 48 (nothing changes then).
   absl::Status SetTicketKeys(absl::string_view keys);
+  // The server's key set: a given secure_context's own (so SetTicketKeys
+  // changes that context's keys, as in Node), the options' ticket_key_set,
+  // or one made at Create() from the options' ticket_keys (random when
+  // none). Never null; the same object for the Server's life.
+  const std::shared_ptr<TicketKeys>& ticket_key_set() const { return keys_; }
   std::string GetTicketKeys() const;
 
   // The session store in use (null when session_cache is off or the
@@ -258,8 +278,6 @@ class Server {
   Server(std::vector<Loop*> loops, ServerOptions options, ServerHandlers handlers);
 
   absl::Status StartListening(int fd);
-  absl::Status Rekey(const std::vector<std::string>& keys,
-                     std::shared_ptr<const SecureContext> default_context);
   void PublishSni(std::shared_ptr<SniContexts> table);  // config_mu_ held
   void OnAcceptReady();
   void OnAcceptError(int listen_fd, int err);
@@ -274,17 +292,18 @@ class Server {
   std::shared_ptr<Shared> shared_;
   std::shared_ptr<SessionStore> store_;
 
-  // Configuration changes take config_mu_ for their whole length (context
-  // builds included), then mu_ to publish; readers take either. Order:
-  // config_mu_ before mu_.
+  // config_mu_ orders the read-copy-publish of the addContext table; no
+  // context is built while it or mu_ is held, so a loop that reads the
+  // configuration (ServeOn) never waits for a build. Order: config_mu_
+  // before mu_.
   mutable std::mutex config_mu_;
   mutable std::mutex mu_;
-  std::shared_ptr<const SecureContext> context_;  // guarded by mu_ + config_mu_
-  std::string ticket_keys_;                       // guarded by mu_ + config_mu_
+  std::shared_ptr<TicketKeys> keys_;              // set at Create, never changed (its keys do)
+  std::shared_ptr<const SecureContext> context_;  // guarded by mu_
   // The addContext table new connections get: never changed once
   // published (a change publishes a new one), so open connections keep
   // the one they started with.
-  std::shared_ptr<SniContexts> sni_;              // guarded by mu_ + config_mu_
+  std::shared_ptr<SniContexts> sni_;              // guarded by mu_ (+ config_mu_ to change)
   int listen_fd_ = -1;                            // guarded by mu_
   int reserve_fd_ = -1;                           // first loop; libuv's spare descriptor
   TimerId accept_pause_ = kNoTimer;               // first loop

@@ -267,7 +267,7 @@ TEST_F(SocketTest, SetTicketKeysReachesSniContextsAndDecidesWhichOfTheirTicketsR
   ASSERT_TRUE(server_->SetTicketKeys(k2 + k1).ok());
   EXPECT_EQ(server_->GetTicketKeys(), k2 + k1);
   for (const ServedContext& c : server_->Contexts()) {
-    EXPECT_EQ(c.context->options().ticket_keys, (std::vector<std::string>{k2, k1})) << "'" << c.servername << "'";
+    EXPECT_EQ(*c.context->ticket_key_set()->Get(), (std::vector<std::string>{k2, k1})) << "'" << c.servername << "'";
   }
   TicketSession(port_, name, before, &reused);
   EXPECT_TRUE(reused) << "a ticket from a key still kept resumes on its SNI name";
@@ -294,6 +294,117 @@ TEST_F(SocketTest, SetTicketKeysReachesSniContextsAndDecidesWhichOfTheirTicketsR
   bool fleet_closed = false;
   ASSERT_TRUE(fleet->Close([&] { fleet_closed = true; }).ok());
   ASSERT_TRUE(RunUntil(*loop_, [&] { return fleet_closed; }));
+}
+
+// One `openssl s_client` (TLS 1.2, so the ticket is a session ticket in
+// the handshake) to port_ as `servername` with `sess_flag` ("-sess_out" /
+// "-sess_in") `sess_file`: it says "ping", and once the echo server has
+// seen it (*pinged grew), its stdin closes and it exits. Returns its stdout.
+std::string SClientRound(Loop& loop, Server& server, int port, const int* pinged, const std::string& servername,
+                         const std::string& sess_flag, const std::string& sess_file) {
+  tlsengine::testing::Subprocess client;
+  absl::Status started = client.Start({"openssl", "s_client", "-connect", absl::StrCat("127.0.0.1:", port),
+                                       "-servername", servername, "-tls1_2", sess_flag, sess_file});
+  EXPECT_TRUE(started.ok()) << started;
+  if (!started.ok()) return "";
+  EXPECT_TRUE(client.WriteStdin("ping\n").ok());
+  const int before = *pinged;
+  EXPECT_TRUE(RunUntil(loop, [&] { return *pinged > before; }, absl::Seconds(10)));
+  client.CloseStdin();
+  EXPECT_TRUE(RunUntil(loop, [&] { return server.connections() == 0; }, absl::Seconds(10)));
+  EXPECT_EQ(client.Wait(absl::Seconds(10)), 0) << client.err();
+  return client.out();
+}
+
+TEST_F(SocketTest, SetTicketKeysRekeysEveryContextInPlaceAndOpenSslResumesByTheKeysKept) {
+  ServerOptions o = ServerFor("server-rsa", "TLSv1.2");
+  o.session_cache = false;  // tickets only: resumption depends on the keys alone
+  const std::string k1(48, '1'), k2(48, '2');
+  o.context.ticket_keys = {k1};
+  int pinged = 0;
+  handlers_.on_secure_connection = [&pinged](std::shared_ptr<TlsSocket> s) {
+    EchoOn(s);
+    auto echo = s->handlers().on_data;
+    s->handlers().on_data = [&pinged, echo](absl::string_view d) {
+      echo(d);
+      ++pinged;
+    };
+  };
+  server_ = *Server::Create({loop_.get()}, o, handlers_);
+  ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+  const std::string name = "other.example.com";
+  ASSERT_TRUE(server_->AddContext(name, tlsengine::testing::IdentityOptions("other-name", "TLSv1.2")).ok());
+  for (const char* more : {"a.example.net", "b.example.net"}) {
+    ASSERT_TRUE(server_->AddContext(more, tlsengine::testing::IdentityOptions("other-name", "TLSv1.2")).ok());
+  }
+  auto handles = [&] {
+    std::vector<std::pair<const SecureContext*, SSL_CTX*>> out;
+    for (const ServedContext& c : server_->Contexts()) out.emplace_back(c.context.get(), c.context->native_handle());
+    return out;
+  };
+  const auto served = handles();
+  ASSERT_EQ(served.size(), 4u);
+  const int port = server_->address()->port;
+  char dir_template[] = "/tmp/tlsengine-tickets-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string old_sess = absl::StrCat(dir_template, "/old"), new_sess = absl::StrCat(dir_template, "/new");
+  auto round = [&](const std::string& flag, const std::string& file) {
+    return SClientRound(*loop_, *server_, port, &pinged, name, flag, file);
+  };
+  EXPECT_TRUE(absl::StrContains(round("-sess_out", old_sess), "New, TLSv1.2"));
+
+  // Rotation, k1 kept: no context is rebuilt, and k1's ticket resumes.
+  ASSERT_TRUE(server_->SetTicketKeys(k2 + k1).ok());
+  EXPECT_EQ(handles(), served) << "the same contexts and SSL_CTXs serve after a rotation";
+  std::string resumed = round("-sess_in", old_sess);
+  EXPECT_TRUE(absl::StrContains(resumed, "Reused, TLSv1.2")) << resumed;
+  EXPECT_TRUE(absl::StrContains(round("-sess_out", new_sess), "New, TLSv1.2"));
+
+  // k1 retired: its ticket gets a full handshake; the one issued after the
+  // rotation (so under k2) resumes.
+  ASSERT_TRUE(server_->SetTicketKeys(k2).ok());
+  EXPECT_EQ(handles(), served);
+  std::string refused = round("-sess_in", old_sess);
+  EXPECT_TRUE(absl::StrContains(refused, "New, TLSv1.2")) << refused;
+  std::string by_k2 = round("-sess_in", new_sess);
+  EXPECT_TRUE(absl::StrContains(by_k2, "Reused, TLSv1.2")) << by_k2;
+  ::unlink(old_sess.c_str());
+  ::unlink(new_sess.c_str());
+  ::rmdir(dir_template);
+}
+
+// What a live change builds off the loops (WithTicketKeySet, on the
+// server's key set) is served as it is: AddContext / SetSecureContext only
+// swap it in. A context on another set is served as a copy on the server's.
+TEST_F(SocketTest, ContextsOnTheServersKeySetAreServedAsTheyAre) {
+  std::shared_ptr<const SecureContext> given = *SecureContext::Create(tlsengine::testing::IdentityOptions("server-rsa"));
+  ServerOptions o = ServerFor("server-rsa");
+  o.secure_context = given;
+  StartEcho(o);
+  EXPECT_EQ(server_->secure_context(), given) << "a given context is served as it is";
+  EXPECT_EQ(server_->ticket_key_set(), given->ticket_key_set()) << "and its keys are the server's";
+  std::shared_ptr<const SecureContext> other =
+      *SecureContext::Create(tlsengine::testing::IdentityOptions("other-name"));
+  absl::StatusOr<std::shared_ptr<const SecureContext>> on_set = WithTicketKeySet(other, server_->ticket_key_set());
+  ASSERT_TRUE(on_set.ok()) << on_set.status();
+  EXPECT_NE(*on_set, other) << "a copy on the server's set";
+  EXPECT_EQ((*on_set)->ticket_key_set(), server_->ticket_key_set());
+  EXPECT_EQ(*WithTicketKeySet(*on_set, server_->ticket_key_set()), *on_set) << "already on it: itself";
+  ASSERT_TRUE(server_->AddContext("other.example.com", *on_set).ok());
+  EXPECT_EQ(server_->Contexts()[1].context, *on_set);
+  ASSERT_TRUE(server_->AddContext("second.example.com", other).ok());
+  EXPECT_NE(server_->Contexts()[2].context, other) << "another set: served as a copy";
+  EXPECT_EQ(server_->Contexts()[2].context->ticket_key_set(), server_->ticket_key_set());
+  ASSERT_TRUE(server_->SetSecureContext(*on_set).ok());
+  EXPECT_EQ(server_->secure_context(), *on_set);
+  absl::Status null_context = server_->SetSecureContext(std::shared_ptr<const SecureContext>());
+  EXPECT_EQ(null_context.code(), absl::StatusCode::kInvalidArgument) << null_context;
+  EXPECT_EQ(NodeCode(null_context), kErrInvalidArgValue);
+  TlsSocketOptions co = ClientTo(port_);
+  co.tls.servername = "other.example.com";
+  std::shared_ptr<TlsSocket> c = ConnectSecure(co);
+  EXPECT_EQ(c->GetPeerCertificate()->fingerprint256, Fingerprint("other-name"));
+  EndAndWait(c);
 }
 
 TEST_F(SocketTest, AddContextAndRemoveContextChangeWhatNewConnectionsGetAndContextsListsIt) {
@@ -347,7 +458,7 @@ TEST_F(SocketTest, SetSecureContextWithItsOwnTicketKeysMakesThemTheKeysOfEveryCo
   std::vector<ServedContext> served = server_->Contexts();
   ASSERT_EQ(served.size(), 2u);
   for (const ServedContext& c : served) {
-    EXPECT_EQ(c.context->options().ticket_keys, std::vector<std::string>{k3}) << "'" << c.servername << "'";
+    EXPECT_EQ(*c.context->ticket_key_set()->Get(), std::vector<std::string>{k3}) << "'" << c.servername << "'";
   }
   std::shared_ptr<TlsSocket> c = ConnectSecure(ClientTo(port_));
   EXPECT_EQ(c->GetPeerCertificate()->fingerprint256, Fingerprint("server-ecdsa"));
@@ -364,8 +475,8 @@ TEST_F(SocketTest, SniContextsGivenAtCreateAreServedWithTheServersTicketKeys) {
   std::vector<ServedContext> served = server_->Contexts();
   ASSERT_EQ(served.size(), 2u);
   EXPECT_EQ(served[1].servername, "other.example.com");
-  EXPECT_EQ(served[1].context->options().ticket_keys.size(), 1u);
-  EXPECT_EQ(served[1].context->options().ticket_keys, served[0].context->options().ticket_keys);
+  EXPECT_EQ(served[1].context->ticket_key_set()->Get()->size(), 1u);
+  EXPECT_EQ(served[1].context->ticket_key_set(), served[0].context->ticket_key_set()) << "one key set for both";
   TlsSocketOptions co = ClientTo(port_);
   co.tls.servername = "other.example.com";
   std::shared_ptr<TlsSocket> c = ConnectSecure(co);

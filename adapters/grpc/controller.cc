@@ -854,13 +854,14 @@ class Controller::State {
       size_t held;
       {
         std::lock_guard<std::mutex> l(c->inbox->mu);
+        if (c->inbox->bytes == 0 && !d.empty()) holders_.fetch_add(1);
         c->inbox->chunks.emplace_back(d);
         c->inbox->bytes += d.size();
         held = c->inbox->bytes;
         c->inbox->cv.notify_all();
       }
-      size_t total = buffered_.fetch_add(d.size()) + d.size();
-      if ((held >= limits_.max_connection_buffer || total >= limits_.max_buffered_bytes) && !c->paused) {
+      buffered_.fetch_add(d.size());
+      if (!c->paused && MustPause(held, 1)) {
         c->paused = true;
         sock->Pause();
       }
@@ -967,9 +968,30 @@ class Controller::State {
     }
   }
 
+  // Whether a hold connection holding `held` bytes for Read stops reading
+  // from its peer. Past max_connection_buffer it does. Past the service's
+  // max_buffered_bytes, only one holding at least its fair share (the
+  // budget divided among the connections holding data) does, so the
+  // peers nobody Reads cannot starve the others; past twice the budget,
+  // any holding max_buffered_bytes / max_connections (16 KiB) or more
+  // does, which bounds the total at three budgets plus one read per
+  // connection. `slack` 2 asks whether a paused one may resume: under half
+  // of each bound, so that it does not stop again at the next chunk.
+  bool MustPause(size_t held, size_t slack) const {
+    const size_t budget = limits_.max_buffered_bytes;
+    const size_t total = buffered_.load();
+    if (held * slack >= limits_.max_connection_buffer) return true;
+    if (total * slack < budget) return false;
+    const size_t share = budget / std::max<size_t>(holders_.load(), 1);
+    if (held * slack >= share) return true;
+    const size_t floor = budget / static_cast<size_t>(std::max(limits_.max_connections, 1));
+    return total >= 2 * budget && held * slack >= floor;
+  }
+
   // Gives back what a connection's inbox counted against the controller.
   void ReleaseInbox(Conn& c) {
     std::lock_guard<std::mutex> l(c.inbox->mu);
+    if (c.inbox->bytes > 0) holders_.fetch_sub(1);
     buffered_.fetch_sub(c.inbox->bytes);
     c.inbox->bytes = 0;
     c.inbox->chunks.clear();
@@ -1060,17 +1082,51 @@ class Controller::State {
     for (const std::string& f : Fingerprints(context_id)) change.add_fingerprint256(f);
   }
 
+  // Context `context_id` as listener `listener_id` serves it, with the
+  // listener's ticket key set: found on the loop, built (when it is not on
+  // that set yet) here on the calling thread, so that the loop and its
+  // connections never wait for a context build. The live change then only
+  // swaps the pointer in, on the loop.
+  absl::StatusOr<std::shared_ptr<const SecureContext>> BuildServed(const std::string& listener_id,
+                                                                  const std::string& context_id) {
+    if (absl::Status s = CheckId("listenerId", listener_id); !s.ok()) return s;
+    std::shared_ptr<const SecureContext> ctx;
+    std::shared_ptr<TicketKeys> keys;
+    absl::Status lookup;
+    absl::Status ran = Run([&] {
+      absl::StatusOr<Listener*> l = FindListener(listener_id);
+      if (!l.ok()) {
+        lookup = l.status();
+        return;
+      }
+      absl::StatusOr<std::shared_ptr<const SecureContext>> c = FindServingContext(context_id);
+      if (!c.ok()) {
+        lookup = c.status();
+        return;
+      }
+      ctx = *c;
+      keys = (*l)->server->ticket_key_set();
+    });
+    if (!ran.ok()) return ran;
+    if (!lookup.ok()) return lookup;
+    absl::StatusOr<std::shared_ptr<const SecureContext>> built = epoll::WithTicketKeySet(ctx, keys);
+    if (!built.ok()) return Prefixed("contextId", built.status());
+    return built;
+  }
+
   absl::StatusOr<v1::ChangeResponse> AddContext(const v1::AddContextRequest& r) {
     if (absl::Status s = CheckId("contextId", r.context_id()); !s.ok()) return s;
+    absl::StatusOr<std::shared_ptr<const SecureContext>> served = BuildServed(r.listener_id(), r.context_id());
+    if (!served.ok()) return served.status();
     return ChangeListener(r.listener_id(), "addContext", [&](Listener& l, v1::ChangeResponse& change) {
       absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = FindServingContext(r.context_id());
-      if (!ctx.ok()) return ctx.status();
+      if (!ctx.ok()) return ctx.status();  // deleted meanwhile
       if (absl::Status s = CheckServername("servername", r.servername(), *ctx); !s.ok()) return s;
       if (l.sni.size() >= 1000) return Limit("too many SNI names on one listener", 1000);
       std::string key = Lower(r.servername());
-      // The server serves it with the listener's ticket keys, so that
-      // RotateTicketKeys reaches this name too.
-      if (absl::Status s = l.server->AddContext(key, *ctx); !s.ok()) return Prefixed("servername", s);
+      // Served with the listener's ticket keys (BuildServed), so that
+      // RotateTicketKeys reaches this name too; nothing is built here.
+      if (absl::Status s = l.server->AddContext(key, *served); !s.ok()) return Prefixed("servername", s);
       auto old = l.sni.find(key);
       if (old != l.sni.end()) change.set_previous_context_id(old->second);
       l.sni[key] = r.context_id();
@@ -1101,14 +1157,14 @@ class Controller::State {
 
   absl::StatusOr<v1::ChangeResponse> ReplaceContext(const v1::ReplaceContextRequest& r) {
     if (absl::Status s = CheckId("contextId", r.context_id()); !s.ok()) return s;
+    // The listener keeps its ticket keys, so sessions issued before the
+    // replacement still resume.
+    absl::StatusOr<std::shared_ptr<const SecureContext>> served = BuildServed(r.listener_id(), r.context_id());
+    if (!served.ok()) return served.status();
     return ChangeListener(r.listener_id(), "replaceContext", [&](Listener& l, v1::ChangeResponse& change) {
       absl::StatusOr<std::shared_ptr<const SecureContext>> ctx = FindServingContext(r.context_id());
-      if (!ctx.ok()) return ctx.status();
-      // The listener keeps its ticket keys, so sessions issued before the
-      // replacement still resume.
-      SecureContextOptions o = (*ctx)->options();
-      o.ticket_keys.clear();
-      if (absl::Status s = l.server->SetSecureContext(o); !s.ok()) return Prefixed("contextId", s);
+      if (!ctx.ok()) return ctx.status();  // deleted meanwhile
+      if (absl::Status s = l.server->SetSecureContext(*served); !s.ok()) return Prefixed("contextId", s);
       change.set_previous_context_id(l.context_id);
       l.context_id = r.context_id();
       l.ocsp.erase("");  // the stapled response was for the old certificate
@@ -1509,6 +1565,7 @@ class Controller::State {
           front.erase(0, take);
         }
         inbox->bytes -= take;
+        if (take > 0 && inbox->bytes == 0) holders_.fetch_sub(1);
         buffered_.fetch_sub(take);
         got += take;
         l.unlock();
@@ -1542,7 +1599,7 @@ class Controller::State {
         std::lock_guard<std::mutex> l(it->second->inbox->mu);
         held = it->second->inbox->bytes;
       }
-      if (held < limits_.max_connection_buffer / 2 && buffered_.load() < limits_.max_buffered_bytes / 2) {
+      if (!MustPause(held, 2)) {
         it->second->paused = false;
         it->second->socket->Resume();
       }
@@ -1684,6 +1741,7 @@ class Controller::State {
   std::deque<std::string> closed_order_;
   uint64_t next_context_ = 0, next_listener_ = 0, next_conn_ = 0;
   std::atomic<size_t> buffered_{0};
+  std::atomic<size_t> holders_{0};  // hold connections with bytes in their inbox
 
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;

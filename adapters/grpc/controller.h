@@ -42,8 +42,13 @@ struct ControllerLimits {
   // Plaintext held for Read (all connections together); a connection whose
   // unread data passes max_connection_buffer stops reading from its socket
   // until Read drains it (backpressure, not loss; GetConnection says
-  // `paused`). max_connection_buffer also bounds what Write queues for a
-  // peer that does not read: past it, Write is refused until it drains.
+  // `paused`). Past max_buffered_bytes, so does one holding its fair share
+  // (max_buffered_bytes / connections holding data) or more, and past twice
+  // that, one holding max_buffered_bytes / max_connections or more: the
+  // total stays under 3 * max_buffered_bytes plus one read per connection,
+  // and no connection starves because others are not read.
+  // max_connection_buffer also bounds what Write queues for a peer that
+  // does not read: past it, Write is refused until it drains.
   size_t max_buffered_bytes = 16 << 20;
   size_t max_connection_buffer = 1 << 20;
   // One Write's data.

@@ -4,8 +4,11 @@
 // No gRPC here: Debian's gRPC and Abseil are not built for TSan, which
 // cannot see their locking (see scripts/test), so the service's threads are
 // tested where they are ours: the loop and the mailboxes of controller.cc.
+#include <openssl/crypto.h>
+
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +28,33 @@ template <typename T>
 T Ok(absl::StatusOr<T> r) {
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? *std::move(r) : T();
+}
+
+// The thread of every SSL_CTX made in this process from the first
+// CountContextBuilds() on: an ex_data callback OpenSSL runs in SSL_CTX_new
+// (the test's own; the library registers none).
+struct ContextBuilds {
+  std::mutex mu;
+  std::vector<std::thread::id> threads;  // guarded by mu
+};
+ContextBuilds& Builds() {
+  static ContextBuilds* builds = new ContextBuilds();
+  return *builds;
+}
+void OnNewContext(void*, void*, CRYPTO_EX_DATA*, int, long, void*) {
+  std::lock_guard<std::mutex> l(Builds().mu);
+  Builds().threads.push_back(std::this_thread::get_id());
+}
+void CountContextBuilds() {
+  static const int index = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, nullptr, &OnNewContext, nullptr, nullptr);
+  ASSERT_GE(index, 0);
+}
+// The threads of the builds since the last call.
+std::vector<std::thread::id> TakeBuilds() {
+  std::lock_guard<std::mutex> l(Builds().mu);
+  std::vector<std::thread::id> out;
+  out.swap(Builds().threads);
+  return out;
 }
 
 class ControllerThreadsTest : public ::testing::Test {
@@ -87,6 +117,72 @@ class ControllerThreadsTest : public ::testing::Test {
   std::unique_ptr<Controller> c_;
   std::string server_ctx_, client_ctx_;
 };
+
+// Issue 17: live changes must not build contexts on the loop that carries
+// the connections. AddContext and ReplaceContext build on the caller's
+// thread; RotateTicketKeys, and the timer that retires the previous keys,
+// build nothing at all, however many SNI contexts the listener has.
+TEST_F(ControllerThreadsTest, LiveChangesBuildOnTheCallersThreadAndRotationsBuildNothing) {
+  ASSERT_NO_FATAL_FAILURE(CountContextBuilds());
+  v1::ListenResponse echo = Listen("echo");
+  std::atomic<bool> stop{false};
+  std::atomic<int> retired{0};
+  std::atomic<bool> watching{false};
+  std::thread watcher([&] {
+    v1::WatchEventsRequest req;
+    req.set_listener_id(echo.listener_id());
+    absl::Status s = c_->WatchEvents(
+        req,
+        [&](const v1::ControlEvent& ev) {
+          if (ev.type() == "change" && ev.change().change() == "retireTicketKeys") ++retired;
+          return true;
+        },
+        [&] { return stop.load(); }, [&] { watching = true; });
+    EXPECT_TRUE(s.ok()) << s;
+  });
+  for (int i = 0; i < 500 && !watching; ++i) absl::SleepFor(absl::Milliseconds(2));
+  ASSERT_TRUE(watching);
+
+  TakeBuilds();
+  constexpr int kNames = 20;
+  for (int i = 0; i < kNames; ++i) {
+    v1::AddContextRequest add;
+    add.set_listener_id(echo.listener_id());
+    add.set_servername(absl::StrCat("n", i, ".example.com"));
+    add.set_context_id(server_ctx_);
+    ASSERT_TRUE(c_->AddContext(add).ok());
+  }
+  v1::ReplaceContextRequest replace;
+  replace.set_listener_id(echo.listener_id());
+  replace.set_context_id(server_ctx_);
+  ASSERT_TRUE(c_->ReplaceContext(replace).ok());
+  std::vector<std::thread::id> built = TakeBuilds();
+  EXPECT_EQ(built.size(), kNames + 1u) << "one build per change";
+  size_t elsewhere = 0;
+  for (const std::thread::id& t : built) elsewhere += t == std::this_thread::get_id() ? 0 : 1;
+  EXPECT_EQ(elsewhere, 0u) << "builds on another thread (the loop's)";
+
+  // An open connection, echoing across the rotations.
+  std::string client = Connect(echo.address().port());
+  ASSERT_FALSE(client.empty());
+  WriteAll(client, "before");
+  EXPECT_EQ(Read(client, 6), "before");
+  TakeBuilds();  // from here on, only what the rotations and the retire timer build
+  for (int i = 0; i < 2; ++i) {
+    v1::RotateTicketKeysRequest rot;
+    rot.set_listener_id(echo.listener_id());
+    rot.set_keep_previous(1);  // the previous key retires at once, through the timer
+    absl::StatusOr<v1::ChangeResponse> rotated = c_->RotateTicketKeys(rot);
+    ASSERT_TRUE(rotated.ok()) << rotated.status();
+    for (int w = 0; w < 1000 && retired.load() <= i; ++w) absl::SleepFor(absl::Milliseconds(2));
+    ASSERT_GT(retired.load(), i) << "the retire timer ran";
+  }
+  EXPECT_EQ(TakeBuilds().size(), 0u) << "a rotation or a retirement rebuilt contexts";
+  WriteAll(client, "after");
+  EXPECT_EQ(Read(client, 5), "after");
+  stop = true;
+  watcher.join();
+}
 
 TEST_F(ControllerThreadsTest, CallersOnManyThreadsShareOneController) {
   v1::ListenResponse echo = Listen("echo");

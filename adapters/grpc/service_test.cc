@@ -1120,6 +1120,65 @@ TEST_F(ControlTest, HoldModeBoundsWhatAPeerThatIsNotReadCanBuffer) {
   EXPECT_EQ(Read(a_server, 4), "more");
 }
 
+// Issue 17: 16 peers that nobody Reads fill the service's budget; a 17th
+// still gets every byte it sends through Read (it holds less than its fair
+// share), and the total held stays bounded. Scaled down: 64 KiB per
+// connection, 1 MiB for the service (the defaults' ratio, 1 MiB / 16 MiB).
+TEST_F(ControlTest, HoldModePeersNobodyReadsDoNotStarveAnotherConnection) {
+  DaemonOptions o;
+  constexpr size_t kPerConnection = 64 << 10, kBudget = 16 * kPerConnection;
+  o.controller.limits.max_connection_buffer = kPerConnection;
+  o.controller.limits.max_buffered_bytes = kBudget;
+  ASSERT_NO_FATAL_FAILURE(Start(o));
+  v1::ListenResponse l = Listen(ServerContext("server-rsa"), "hold");
+  std::string client_ctx = ClientContext();
+  auto stats = [&] {
+    v1::GetStatsResponse out;
+    grpc::Status s = Do(&v1::TlsControl::Stub::GetStats, v1::GetStatsRequest(), &out);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out;
+  };
+  std::vector<std::string> idle_servers;
+  for (int i = 0; i < 16; ++i) {
+    v1::ConnectResponse c = Connect(l.address().port(), client_ctx);
+    idle_servers.push_back(ServerSide(l.listener_id(), i));
+    ASSERT_TRUE(Write(c.connection_id(), std::string(kPerConnection + (16 << 10), 'i')).ok());
+  }
+  // Wait (bounded) until all 16 hold their share and stopped reading.
+  bool all_paused = false;
+  for (int i = 0; i < 500 && !all_paused; ++i) {
+    all_paused = stats().buffered() >= kBudget;
+    for (const std::string& id : idle_servers) all_paused = all_paused && Get(id).paused();
+    if (!all_paused) absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(all_paused) << "buffered " << stats().buffered();
+
+  // A 17th connection: all that it sends arrives through Read, chunk after
+  // chunk, although the service's budget is spent.
+  v1::ConnectResponse late = Connect(l.address().port(), client_ctx);
+  std::string late_server = ServerSide(l.listener_id(), 16);
+  ASSERT_FALSE(late_server.empty());
+  std::string sent;
+  for (int i = 0; i < 4; ++i) sent += std::string(kPerConnection, static_cast<char>('a' + i));
+  ASSERT_TRUE(Write(late.connection_id(), sent).ok());
+  std::string got = Read(late_server, sent.size());
+  EXPECT_EQ(got.size(), sent.size()) << "the 17th stalls after its first chunks";
+  EXPECT_TRUE(got == sent) << "every byte, in order";
+  ASSERT_TRUE(Write(late.connection_id(), "more").ok());
+  EXPECT_EQ(Read(late_server, 4), "more");
+
+  // The 16 still hold theirs, each within its bound plus one read, and
+  // still do not read.
+  v1::GetStatsResponse after = stats();
+  EXPECT_GE(after.buffered(), kBudget);
+  EXPECT_LE(after.buffered(), 2 * kBudget);
+  for (const std::string& id : idle_servers) {
+    v1::ConnectionInfo held = Get(id);
+    EXPECT_TRUE(held.paused()) << id;
+    EXPECT_LE(held.buffered(), 2 * kPerConnection) << id;
+  }
+}
+
 // An echo listener stops reading from a peer that does not read its echo
 // (backpressure) instead of queueing the echo until the connection is
 // destroyed; other connections carry on.

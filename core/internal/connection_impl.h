@@ -132,7 +132,7 @@ OpenSslPtr<BIO_METHOD> NewEngineBioMethod();
 // What a context's callbacks read that belongs to the context (immutable).
 struct ContextData {
   std::string npn_wire;                  // NPN list, wire form
-  std::vector<std::string> ticket_keys;  // 48 bytes each, Node's layout; never empty
+  std::shared_ptr<TicketKeys> ticket_keys;  // read at each ticket; never null
   int64_t session_timeout = 300;         // seconds, for the sessions this context issues
   bool no_tickets = false;               // SSL_OP_NO_TICKET in secure_options
 };

@@ -417,8 +417,10 @@ void KeylogCallback(const SSL* ssl, const char* line) {
 int TicketKeyCallback(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                       EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc) {
   const internal::ContextData* data = ServingData(ssl);
-  if (data == nullptr || data->ticket_keys.empty()) return -1;
+  if (data == nullptr || data->ticket_keys == nullptr) return -1;
   if (data->no_tickets) return 0;
+  // The keys now: TicketKeys::Set changes them without a new SSL_CTX.
+  std::shared_ptr<const std::vector<std::string>> keys = data->ticket_keys->Get();
   auto use = [&](const std::string& key) {
     const auto* k = reinterpret_cast<const unsigned char*>(key.data());
     OSSL_PARAM params[] = {
@@ -431,13 +433,13 @@ int TicketKeyCallback(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP
                 : EVP_DecryptInit_ex(cipher, EVP_aes_128_cbc(), nullptr, k + 32, iv)) == 1;
   };
   if (enc) {
-    const std::string& key = data->ticket_keys.front();
+    const std::string& key = keys->front();
     std::memcpy(key_name, key.data(), 16);
     if (RAND_bytes(iv, 16) != 1 || !use(key)) return -1;
     return 1;
   }
-  for (size_t i = 0; i < data->ticket_keys.size(); ++i) {
-    const std::string& key = data->ticket_keys[i];
+  for (size_t i = 0; i < keys->size(); ++i) {
+    const std::string& key = (*keys)[i];
     if (std::memcmp(key_name, key.data(), 16) != 0) continue;
     if (!use(key)) return -1;
     return i == 0 && SSL_version(ssl) < TLS1_3_VERSION ? 1 : 2;
