@@ -13,7 +13,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/errors.h"
-#include "core/internal/connection_impl.h"
+#include "core/openssl_interop.h"
+#include "core/internal/context_data.h"
 #include "core/internal/openssl_util.h"
 #include "core/internal/status_macros.h"
 
@@ -23,11 +24,41 @@ using internal::DrainErrors;
 using internal::MemoryBio;
 using internal::OpenSslPtr;
 
-void SecureContext::CtxDeleter::operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
-void SecureContext::BioMethodDeleter::operator()(BIO_METHOD* method) const { BIO_meth_free(method); }
+struct SecureContext::Native {
+  // Declared first, destroyed last: ctx's callbacks read it.
+  std::unique_ptr<internal::ContextData> data = std::make_unique<internal::ContextData>();
+  OpenSslPtr<SSL_CTX> ctx;
+  OpenSslPtr<BIO_METHOD> bio_method;
+  // The key-log twin (KeylogNativeHandle), built once at the first call.
+  std::once_flag keylog_once;
+  std::shared_ptr<const SecureContext> keylog_twin;  // set once, under keylog_once
+  absl::Status keylog_status;                        // likewise
+};
+
+// Reaches a SecureContext's native state for openssl_interop.h and the
+// engine (internal/context_data.h).
+struct internal::ContextAccess {
+  static const SecureContext::Native& Of(const SecureContext& context) { return *context.native_; }
+  static absl::StatusOr<SSL_CTX*> KeylogTwin(const SecureContext& context) {
+    // Built on first use, once, whichever thread asks first; read-only after.
+    SecureContext::Native& native = *context.native_;
+    std::call_once(native.keylog_once, [&] {
+      absl::StatusOr<std::shared_ptr<const SecureContext>> twin = SecureContext::Build(context.options_, &native);
+      if (twin.ok()) {
+        native.keylog_twin = *std::move(twin);
+      } else {
+        native.keylog_status = twin.status();
+      }
+    });
+    if (!native.keylog_status.ok()) return native.keylog_status;
+    return native.keylog_twin->native_->ctx.get();
+  }
+};
+
+SecureContext::SecureContext() : native_(std::make_unique<Native>()) {}
 
 SecureContext::~SecureContext() {
-  ctx_.reset();  // before data_, which its callbacks read
+  native_->ctx.reset();  // before data, which its callbacks read
 }
 
 namespace {
@@ -347,36 +378,32 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Create(
   return Build(options, nullptr);
 }
 
-absl::StatusOr<SSL_CTX*> SecureContext::KeylogNativeHandle() const {
-  // Built on first use, once, whichever thread asks first; read-only after.
-  std::call_once(keylog_once_, [this] {
-    absl::StatusOr<std::shared_ptr<const SecureContext>> twin = Build(options_, data_.get());
-    if (twin.ok()) {
-      keylog_twin_ = *std::move(twin);
-    } else {
-      keylog_status_ = twin.status();
-    }
-  });
-  if (!keylog_status_.ok()) return keylog_status_;
-  return keylog_twin_->native_handle();
+SSL_CTX* NativeHandle(const SecureContext& context) { return internal::ContextAccess::Of(context).ctx.get(); }
+
+const BIO_METHOD* internal::EngineBioMethod(const SecureContext& context) {
+  return ContextAccess::Of(context).bio_method.get();
+}
+
+absl::StatusOr<SSL_CTX*> KeylogNativeHandle(const SecureContext& context) {
+  return internal::ContextAccess::KeylogTwin(context);
 }
 
 absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Build(const SecureContextOptions& options,
-                                                                          const internal::ContextData* keylog_of) {
+                                                                          const Native* keylog_of) {
   ERR_clear_error();
   // Some failure paths report without draining the queue (their message
   // says more than OpenSSL's): whatever is left goes when Create returns.
   internal::ErrorQueueCleaner clean_errors_on_exit;
   std::shared_ptr<SecureContext> result(new SecureContext());
   result->options_ = options;
-  result->ctx_.reset(SSL_CTX_new(TLS_method()));
-  result->bio_method_.reset(internal::NewEngineBioMethod().release());
-  result->data_ = std::make_unique<internal::ContextData>();
-  if (!result->ctx_ || !result->bio_method_) {
+  Native& native = *result->native_;
+  native.ctx.reset(SSL_CTX_new(TLS_method()));
+  native.bio_method = internal::NewEngineBioMethod();
+  if (!native.ctx || !native.bio_method) {
     return MakeError(absl::StatusCode::kInternal, kErrInternal,
                      absl::StrCat("SSL_CTX_new failed: ", DrainErrors()));
   }
-  SSL_CTX* ctx = result->ctx_.get();
+  SSL_CTX* ctx = native.ctx.get();
   std::vector<std::string>& warnings = result->warnings_;
 
   int min = 0, max = 0;
@@ -423,25 +450,25 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Build(const 
   TLSENGINE_RETURN_IF_ERROR(ApplyIdentities(ctx, options, warnings));
 
   if (keylog_of != nullptr) {
-    result->data_->ticket_keys = keylog_of->ticket_keys;  // the twin shares its original's keys
+    native.data->ticket_keys = keylog_of->data->ticket_keys;  // the twin shares its original's keys
   } else if (options.ticket_key_set != nullptr) {
     if (!options.ticket_keys.empty()) {
       return BadOption("ticket_keys", "must be empty when ticket_key_set is given");
     }
-    result->data_->ticket_keys = options.ticket_key_set;
+    native.data->ticket_keys = options.ticket_key_set;
   } else {
     // As OpenSSL does in SSL_CTX_new, random keys when none are given,
     // private to this context: every context has keys of its own, because
     // the one that serves a handshake (SNI may switch) issues and decrypts
     // its tickets.
-    TLSENGINE_ASSIGN_OR_RETURN(result->data_->ticket_keys, TicketKeys::Create(options.ticket_keys));
+    TLSENGINE_ASSIGN_OR_RETURN(native.data->ticket_keys, TicketKeys::Create(options.ticket_keys));
   }
-  result->data_->session_timeout = options.session_timeout;
-  result->data_->no_tickets = (options.secure_options & SSL_OP_NO_TICKET) != 0;
-  TLSENGINE_ASSIGN_OR_RETURN(result->data_->npn_wire,
+  native.data->session_timeout = options.session_timeout;
+  native.data->no_tickets = (options.secure_options & SSL_OP_NO_TICKET) != 0;
+  TLSENGINE_ASSIGN_OR_RETURN(native.data->npn_wire,
                              internal::ProtocolListWire("npn_protocols", options.npn_protocols));
   if (options.secure_options != 0) SSL_CTX_set_options(ctx, options.secure_options);
-  internal::InstallEngineCallbacks(ctx, result->data_.get());
+  internal::InstallEngineCallbacks(ctx, native.data.get());
   // OpenSSL formats key log lines (hundreds of sprintf per handshake) for
   // any context with a callback, so only the twin that connections with
   // `keylog` use has one (KeylogNativeHandle).
@@ -461,7 +488,7 @@ absl::StatusOr<std::shared_ptr<const SecureContext>> SecureContext::Build(const 
   return std::shared_ptr<const SecureContext>(std::move(result));
 }
 
-const std::shared_ptr<TicketKeys>& SecureContext::ticket_key_set() const { return data_->ticket_keys; }
+const std::shared_ptr<TicketKeys>& SecureContext::ticket_key_set() const { return native_->data->ticket_keys; }
 
 // Every key is 48 bytes.
 static absl::Status CheckTicketKeys(const std::vector<std::string>& keys) {

@@ -22,12 +22,9 @@
 
 #include "absl/status/statusor.h"
 
-typedef struct ssl_ctx_st SSL_CTX;
-typedef struct bio_method_st BIO_METHOD;
-
 namespace tlsengine {
 namespace internal {
-struct ContextData;
+struct ContextAccess;  // secure_context.cc: what core/openssl_interop.h and the engine reach
 }  // namespace internal
 
 // Our default TLS 1.2 cipher list: AEAD and forward secret only. Node's
@@ -182,40 +179,21 @@ class SecureContext {
   // from options().ticket_keys (random when empty). Set() on it rekeys the
   // context in place; options().ticket_keys keeps what Create() was given.
   const std::shared_ptr<TicketKeys>& ticket_key_set() const;
-  // The underlying SSL_CTX, borrowed; valid while this object lives. For
-  // use by core; reconfiguring it breaks the thread-safety promise.
-  SSL_CTX* native_handle() const { return ctx_.get(); }
-  // The BIO method engines on this context read and write through; borrowed.
-  const BIO_METHOD* bio_method() const { return bio_method_.get(); }
-  // For core: the SSL_CTX for connections with ConnectionOptions::keylog,
-  // borrowed, valid while this object lives. The same configuration and
-  // ticket keys as native_handle() plus OpenSSL's key-log callback, which
-  // costs every handshake on its context even when nobody listens; so it
-  // is a twin built at the first call (thread-safe; never changed after),
-  // and native_handle() has none. kInvalidArgument / kInternal as Create().
-  absl::StatusOr<SSL_CTX*> KeylogNativeHandle() const;
+  // The OpenSSL objects behind it: core/openssl_interop.h (NativeHandle,
+  // KeylogNativeHandle), the one header that names OpenSSL types.
 
  private:
-  struct CtxDeleter {
-    void operator()(SSL_CTX* ctx) const;
-  };
-  struct BioMethodDeleter {
-    void operator()(BIO_METHOD* method) const;
-  };
-  SecureContext() = default;
-  // Create(); with `keylog_of`, the key-log twin of the context whose data
-  // that is (same ticket keys).
+  friend struct internal::ContextAccess;
+  struct Native;  // the SSL_CTX, its BIO method, callback data, key-log twin
+  SecureContext();
+  // Create(); with `keylog_of`, the key-log twin of the context whose
+  // native state that is (same ticket keys).
   static absl::StatusOr<std::shared_ptr<const SecureContext>> Build(const SecureContextOptions& options,
-                                                                    const internal::ContextData* keylog_of);
+                                                                    const Native* keylog_of);
 
   SecureContextOptions options_;
-  std::unique_ptr<SSL_CTX, CtxDeleter> ctx_;
-  std::unique_ptr<BIO_METHOD, BioMethodDeleter> bio_method_;
-  std::unique_ptr<internal::ContextData> data_;  // read by the callbacks
+  std::unique_ptr<Native> native_;
   std::vector<std::string> warnings_;
-  mutable std::once_flag keylog_once_;
-  mutable std::shared_ptr<const SecureContext> keylog_twin_;  // set once, under keylog_once_
-  mutable absl::Status keylog_status_;                       // likewise
 };
 
 // Node's tls.getCiphers(): the supported cipher names, lower case, sorted.

@@ -91,10 +91,10 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
 
   ERR_clear_error();
   active_context_ = options_.secure_context;
-  native_context_ = active_context_->native_handle();
+  native_context_ = NativeHandle(*active_context_);
   if (options_.keylog) {
     // The twin with OpenSSL's key-log callback (see KeylogNativeHandle).
-    absl::StatusOr<SSL_CTX*> keylog = active_context_->KeylogNativeHandle();
+    absl::StatusOr<SSL_CTX*> keylog = KeylogNativeHandle(*active_context_);
     if (!keylog.ok()) return keylog.status();
     native_context_ = *keylog;
   }
@@ -133,7 +133,7 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
   }
   if (session) {
     // Its own copy: the SSL changes the session it uses.
-    OpenSslPtr<SSL_SESSION> copy(SSL_SESSION_dup(session->native_handle()));
+    OpenSslPtr<SSL_SESSION> copy(SSL_SESSION_dup(NativeHandle(*session)));
     if (!copy) return MakeError(absl::StatusCode::kInternal, kErrInternal, "session: cannot copy");
     SSL_set_session(ssl_.get(), copy.get());  // takes its own reference
     // Offered unless the client rejects and would reject its server. The
@@ -150,7 +150,7 @@ absl::Status TlsConnection::Impl::Init(absl::Time now) {
 
 absl::Status TlsConnection::Impl::NewSsl() {
   ssl_.reset(SSL_new(native_context_));
-  BIO* bio = ssl_ ? BIO_new(active_context_->bio_method()) : nullptr;
+  BIO* bio = ssl_ ? BIO_new(internal::EngineBioMethod(*active_context_)) : nullptr;
   if (bio == nullptr) {
     return MakeError(absl::StatusCode::kInternal, kErrInternal,
                      absl::StrCat("SSL_new failed: ", internal::DrainErrors()));
@@ -923,7 +923,7 @@ std::shared_ptr<const TlsSession> TlsConnection::GetSessionHandle() const {
   if (!impl_->ssl_) return nullptr;
   SSL_SESSION* session = SSL_get_session(impl_->ssl_.get());  // borrowed
   if (session == nullptr || SSL_SESSION_is_resumable(session) != 1) return nullptr;
-  return TlsSession::FromCopyOf(session);
+  return TlsSessionFromCopyOf(session);
 }
 
 std::string TlsConnection::GetTlsTicket() const {

@@ -3,8 +3,27 @@
 #include "absl/strings/str_cat.h"
 #include "core/errors.h"
 #include "core/internal/openssl_util.h"
+#include "core/openssl_interop.h"
 
 namespace tlsengine {
+
+struct TlsSession::Native {
+  internal::OpenSslPtr<SSL_SESSION> session;  // one reference
+};
+
+// Makes and reaches TlsSessions for openssl_interop.h.
+struct internal::SessionAccess {
+  // Takes `owned`'s reference.
+  static std::shared_ptr<const TlsSession> Adopt(OpenSslPtr<SSL_SESSION> owned) {
+    std::shared_ptr<TlsSession> session(new TlsSession());
+    session->native_->session = std::move(owned);
+    return session;
+  }
+  static SSL_SESSION* Of(const TlsSession& session) { return session.native_->session.get(); }
+};
+
+TlsSession::TlsSession() : native_(std::make_unique<Native>()) {}
+TlsSession::~TlsSession() = default;
 
 absl::StatusOr<std::shared_ptr<const TlsSession>> TlsSession::FromDer(absl::string_view der) {
   internal::ErrorQueueCleaner clean_errors_on_exit;
@@ -13,19 +32,19 @@ absl::StatusOr<std::shared_ptr<const TlsSession>> TlsSession::FromDer(absl::stri
   if (!session) {
     return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue, "session: not a serialized TLS session");
   }
-  return std::shared_ptr<const TlsSession>(new TlsSession(session.release()));
+  return internal::SessionAccess::Adopt(std::move(session));
 }
 
-std::shared_ptr<const TlsSession> TlsSession::FromCopyOf(SSL_SESSION* session) {
+std::shared_ptr<const TlsSession> TlsSessionFromCopyOf(SSL_SESSION* session) {
   // A copy: OpenSSL changes the session an SSL uses (an SSL freed without
   // close_notify marks its session not resumable), never one it does not.
   internal::OpenSslPtr<SSL_SESSION> copy(session != nullptr ? SSL_SESSION_dup(session) : nullptr);
   if (!copy) return nullptr;
-  return std::shared_ptr<const TlsSession>(new TlsSession(copy.release()));
+  return internal::SessionAccess::Adopt(std::move(copy));
 }
 
-void TlsSession::SessionDeleter::operator()(SSL_SESSION* session) const { SSL_SESSION_free(session); }
+SSL_SESSION* NativeHandle(const TlsSession& session) { return internal::SessionAccess::Of(session); }
 
-std::string TlsSession::Serialize() const { return internal::ToDer(i2d_SSL_SESSION, session_.get()); }
+std::string TlsSession::Serialize() const { return internal::ToDer(i2d_SSL_SESSION, native_->session.get()); }
 
 }  // namespace tlsengine

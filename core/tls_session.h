@@ -16,9 +16,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-typedef struct ssl_session_st SSL_SESSION;
-
 namespace tlsengine {
+namespace internal {
+struct SessionAccess;  // tls_session.cc: what core/openssl_interop.h reaches
+}  // namespace internal
+
 // Immutable once made; shared read-only by any number of connections on any
 // number of threads (each connection resumes from a copy of its own, which
 // costs a small allocation, not a decoding).
@@ -27,26 +29,22 @@ class TlsSession {
   // Decodes a serialized (DER) session, as in Event::session.
   // kInvalidArgument (ERR_INVALID_ARG_VALUE) when it is not one.
   static absl::StatusOr<std::shared_ptr<const TlsSession>> FromDer(absl::string_view der);
-  // A copy of `session` (borrowed); nullptr when it cannot be made. For core.
-  static std::shared_ptr<const TlsSession> FromCopyOf(SSL_SESSION* session);
 
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
 
   // The serialized (DER) form, what Event::session holds.
   std::string Serialize() const;
-  // The OpenSSL session, borrowed; valid while this object lives. For use
-  // by core; changing it, or giving it to an SSL, breaks the sharing
-  // promise (an SSL changes its session: give it an SSL_SESSION_dup, which
-  // shares the peer certificate by reference and decodes nothing).
-  SSL_SESSION* native_handle() const { return session_.get(); }
+  // The OpenSSL session behind it, and making one from an SSL_SESSION:
+  // core/openssl_interop.h (NativeHandle, TlsSessionFromCopyOf).
+
+  ~TlsSession();
 
  private:
-  struct SessionDeleter {
-    void operator()(SSL_SESSION* session) const;
-  };
-  explicit TlsSession(SSL_SESSION* owned) : session_(owned) {}
-  std::unique_ptr<SSL_SESSION, SessionDeleter> session_;  // one reference
+  friend struct internal::SessionAccess;
+  struct Native;  // the SSL_SESSION, one reference
+  TlsSession();
+  std::unique_ptr<Native> native_;
 };
 
 }  // namespace tlsengine

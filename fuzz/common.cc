@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "core/internal/openssl_util.h"
+#include "core/openssl_interop.h"
 
 namespace tlsengine {
 namespace fuzz {
@@ -53,9 +54,9 @@ void FreshKeys() {
     if (!cached.pristine_rsa_key) continue;
     // The context and its key-log twin, which connections with `keylog`
     // use (each takes its own reference; fuzzing is single-threaded).
-    absl::StatusOr<SSL_CTX*> twin = cached.context->KeylogNativeHandle();
+    absl::StatusOr<SSL_CTX*> twin = KeylogNativeHandle(*cached.context);
     if (!twin.ok()) std::abort();
-    for (SSL_CTX* ctx : {cached.context->native_handle(), *twin}) {
+    for (SSL_CTX* ctx : {NativeHandle(*cached.context), *twin}) {
       std::unique_ptr<EVP_PKEY, KeyFree> copy(EVP_PKEY_dup(cached.pristine_rsa_key.get()));
       if (!copy || SSL_CTX_use_PrivateKey(ctx, copy.get()) != 1) std::abort();
     }
@@ -191,7 +192,7 @@ std::shared_ptr<const SecureContext> Context(Fixture fixture) {
   auto ctx = SecureContext::Create(o);
   // Its key-log twin is built on first use: here, from the same seed, so
   // that it does not depend on which input asks first.
-  if (ctx.ok() && !(*ctx)->KeylogNativeHandle().ok()) std::abort();
+  if (ctx.ok() && !KeylogNativeHandle(**ctx).ok()) std::abort();
   g_state[0] = saved_setup;
   g_stream = saved_stream;
   if (!ctx.ok()) {
@@ -200,7 +201,7 @@ std::shared_ptr<const SecureContext> Context(Fixture fixture) {
   }
   CachedContext& cached = g_contexts[fixture];
   cached.context = *ctx;
-  EVP_PKEY* key = SSL_CTX_get0_privatekey((*ctx)->native_handle());  // borrowed
+  EVP_PKEY* key = SSL_CTX_get0_privatekey(NativeHandle(**ctx));  // borrowed
   if (key != nullptr && EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) {
     cached.pristine_rsa_key.reset(EVP_PKEY_dup(key));
     // The first input must not sign with the original either: it has not

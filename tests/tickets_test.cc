@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "core/errors.h"
+#include "core/openssl_interop.h"
 #include "core/tls_connection.h"
 #include "gtest/gtest.h"
 #include "tests/testlib/testlib.h"
@@ -144,15 +145,15 @@ TEST_P(TicketTest, SharedTicketKeySetRekeysItsContextsInPlace) {
   auto default_context = with_set("server-rsa");
   auto sni_context = with_set("other-name");
   ASSERT_EQ(sni_context->ticket_key_set(), keys);
-  SSL_CTX* const default_handle = default_context->native_handle();
-  SSL_CTX* const sni_handle = sni_context->native_handle();
+  SSL_CTX* const default_handle = NativeHandle(*default_context);
+  SSL_CTX* const sni_handle = NativeHandle(*sni_context);
   std::string under_a = Connect(SniServer(default_context, sni_context), SniClient(), false);
   ASSERT_FALSE(under_a.empty());
 
   // New key first, the old kept: the same SSL_CTXs resume the old ticket.
   ASSERT_TRUE(keys->Set({TicketKey('b'), TicketKey('a')}).ok());
-  EXPECT_EQ(default_context->native_handle(), default_handle);
-  EXPECT_EQ(sni_context->native_handle(), sni_handle);
+  EXPECT_EQ(NativeHandle(*default_context), default_handle);
+  EXPECT_EQ(NativeHandle(*sni_context), sni_handle);
   Connect(SniServer(default_context, sni_context), SniClient(kSniName, under_a), true);
   std::string under_b = Connect(SniServer(default_context, sni_context), SniClient(), false);
   ASSERT_FALSE(under_b.empty());

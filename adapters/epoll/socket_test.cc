@@ -26,6 +26,7 @@
 #include "adapters/epoll/epoll_testlib.h"
 #include "adapters/epoll/server.h"
 #include "core/errors.h"
+#include "core/openssl_interop.h"
 #include "gtest/gtest.h"
 #include "tests/testlib/keylog.h"
 #include "tests/testlib/peers.h"
@@ -339,7 +340,7 @@ TEST_F(SocketTest, SetTicketKeysRekeysEveryContextInPlaceAndOpenSslResumesByTheK
   }
   auto handles = [&] {
     std::vector<std::pair<const SecureContext*, SSL_CTX*>> out;
-    for (const ServedContext& c : server_->Contexts()) out.emplace_back(c.context.get(), c.context->native_handle());
+    for (const ServedContext& c : server_->Contexts()) out.emplace_back(c.context.get(), NativeHandle(*c.context));
     return out;
   };
   const auto served = handles();

@@ -13,7 +13,9 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "core/internal/context_data.h"
 #include "core/internal/openssl_util.h"
+#include "core/openssl_interop.h"
 #include "core/tls_connection.h"
 
 namespace tlsengine {
@@ -124,28 +126,6 @@ inline Event MakeEvent(EventType type) {
   event.type = type;
   return event;
 }
-
-// Makes the BIO method engines use over their own buffers (one per
-// SecureContext, never per connection: BIO types are a process-wide count).
-OpenSslPtr<BIO_METHOD> NewEngineBioMethod();
-
-// What a context's callbacks read that belongs to the context (immutable).
-struct ContextData {
-  std::string npn_wire;                  // NPN list, wire form
-  std::shared_ptr<TicketKeys> ticket_keys;  // read at each ticket; never null
-  int64_t session_timeout = 300;         // seconds, for the sessions this context issues
-  bool no_tickets = false;               // SSL_OP_NO_TICKET in secure_options
-};
-
-// Installs the context-wide OpenSSL callbacks (SNI and session lookup at
-// ClientHello, OCSP, ALPN, NPN when `data` has a list, new sessions, ticket
-// keys, session lifetimes; not the key log). Each finds its connection
-// through SSL_get_app_data and does nothing for other SSLs. `data` must
-// outlive ctx.
-void InstallEngineCallbacks(SSL_CTX* ctx, const ContextData* data);
-// The key-log callback (raising kKeylog), for the twin contexts that
-// connections with ConnectionOptions::keylog use (KeylogNativeHandle).
-void InstallKeylogCallback(SSL_CTX* ctx);
 
 }  // namespace internal
 

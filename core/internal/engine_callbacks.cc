@@ -134,9 +134,9 @@ int ClientHelloCallback(SSL* ssl, int* alert, void* /*arg*/) {
       chosen = self->options_.sni_contexts->Find(servername);
     }
     if (chosen && chosen != self->active_context_) {
-      SSL_CTX* native = chosen->native_handle();
+      SSL_CTX* native = NativeHandle(*chosen);
       if (self->options_.keylog) {
-        absl::StatusOr<SSL_CTX*> keylog = chosen->KeylogNativeHandle();
+        absl::StatusOr<SSL_CTX*> keylog = KeylogNativeHandle(*chosen);
         if (!keylog.ok()) {
           if (self->pending_failure_.ok()) self->pending_failure_ = keylog.status();
           *alert = SSL_AD_INTERNAL_ERROR;
@@ -178,7 +178,7 @@ int ClientHelloCallback(SSL* ssl, int* alert, void* /*arg*/) {
 // the SSL's current context.
 const internal::ContextData* ServingData(const SSL* ssl) {
   Impl* self = Impl::From(ssl);
-  SSL_CTX* ctx = self != nullptr && self->active_context_ ? self->active_context_->native_handle()
+  SSL_CTX* ctx = self != nullptr && self->active_context_ ? NativeHandle(*self->active_context_)
                                                           : SSL_get_SSL_CTX(ssl);
   return static_cast<const internal::ContextData*>(SSL_CTX_get_app_data(ctx));
 }
@@ -272,7 +272,7 @@ int NewSessionCallback(SSL* ssl, SSL_SESSION* session) {
     if (++self->session_events_ > self->options_.max_session_events) return 0;
     Event event = internal::MakeEvent(EventType::kSession);
     event.session = internal::ToDer(i2d_SSL_SESSION, session);
-    event.session_handle = TlsSession::FromCopyOf(session);
+    event.session_handle = TlsSessionFromCopyOf(session);
     self->Push(std::move(event));
   }
   return 0;  // we keep no reference
