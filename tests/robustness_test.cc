@@ -258,8 +258,8 @@ TEST(FirstFlightTest, AServerStartsOpenSslOnlyOnceAWholeClientHelloHasArrived) {
   EXPECT_FALSE(server.is_session_reused());
   EXPECT_TRUE(server.SetMaxSendFragment(1024));
   // It holds no OpenSSL state and no buffer.
-  EXPECT_EQ(Impl::Of(server).ssl_, nullptr);
-  EXPECT_EQ(Impl::Of(server).input_.capacity(), 0u);
+  EXPECT_EQ(Impl::Of(server).ssl(), nullptr);
+  EXPECT_EQ(Impl::Of(server).input().capacity(), 0u);
 
   // The client's ClientHello, all but its last byte, in pieces.
   pair.Poll();
@@ -270,15 +270,15 @@ TEST(FirstFlightTest, AServerStartsOpenSslOnlyOnceAWholeClientHelloHasArrived) {
   }
   ASSERT_GT(hello.size(), 100u);
   ASSERT_TRUE(FeedInPieces(server, hello.substr(0, hello.size() - 1), 60).ok());
-  EXPECT_EQ(Impl::Of(server).ssl_, nullptr) << "no SSL for a partial ClientHello";
-  EXPECT_EQ(Impl::Of(server).input_.capacity(), hello.size() - 1) << "a small partial ClientHello, at its size";
+  EXPECT_EQ(Impl::Of(server).ssl(), nullptr) << "no SSL for a partial ClientHello";
+  EXPECT_EQ(Impl::Of(server).input().capacity(), hello.size() - 1) << "a small partial ClientHello, at its size";
   EXPECT_EQ(server.OutputSize(), 0u);
 
   // The last byte: OpenSSL starts and answers with the server's flight.
   ASSERT_TRUE(FeedAndPoll(server, hello.substr(hello.size() - 1)).ok());
-  EXPECT_NE(Impl::Of(server).ssl_, nullptr);
+  EXPECT_NE(Impl::Of(server).ssl(), nullptr);
   EXPECT_GT(server.OutputSize(), 0u);
-  EXPECT_EQ(Impl::Of(server).input_.capacity(), 0u) << "OpenSSL took it all";
+  EXPECT_EQ(Impl::Of(server).input().capacity(), 0u) << "OpenSSL took it all";
   ASSERT_TRUE(pair.Handshake().ok());
   EXPECT_TRUE(server.secure());
   pair.SendAll(pair.client_side(), "hello");
@@ -307,8 +307,8 @@ TEST(FirstFlightTest, AStalledLargeClientHelloIsHeldWithinTheInputBoundWithoutOp
   std::optional<size_t> before = HeapInUse();
   std::unique_ptr<TlsConnection> server = NewConnection(options);
   ASSERT_TRUE(FeedInPieces(*server, stalled, 16 * 1024).ok());
-  EXPECT_EQ(Impl::Of(*server).ssl_, nullptr);
-  EXPECT_LE(Impl::Of(*server).input_.capacity(), options.max_input_buffer);
+  EXPECT_EQ(Impl::Of(*server).ssl(), nullptr);
+  EXPECT_LE(Impl::Of(*server).input().capacity(), options.max_input_buffer);
   EXPECT_TRUE(server->interest().read);
   if (before) {
     std::optional<size_t> after = HeapInUse();
@@ -321,7 +321,7 @@ TEST(FirstFlightTest, AStalledLargeClientHelloIsHeldWithinTheInputBoundWithoutOp
   // The last byte starts OpenSSL, which judges the ClientHello (it offers
   // TLS 1.2 with a TLS 1.3 suite only: no shared cipher).
   absl::Status s = FeedAndPoll(*server, wire.substr(wire.size() - 1));
-  EXPECT_NE(Impl::Of(*server).ssl_, nullptr);
+  EXPECT_NE(Impl::Of(*server).ssl(), nullptr);
   EXPECT_EQ(NodeCode(s), "ERR_SSL_NO_SHARED_CIPHER") << s;
 }
 
@@ -334,7 +334,7 @@ TEST(FirstFlightTest, AClientHelloLargerThanTheInputBufferIsRefusedWithAnAlert) 
   EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
   EXPECT_EQ(NodeCode(s), "ERR_SSL_EXCESSIVE_MESSAGE_SIZE") << s;
   EXPECT_EQ(AlertOf(s), SSL_AD_ILLEGAL_PARAMETER);
-  EXPECT_EQ(Impl::Of(*server).ssl_, nullptr);
+  EXPECT_EQ(Impl::Of(*server).ssl(), nullptr);
   // The fatal alert goes to the peer, in a plaintext record.
   auto out = server->Output();
   ASSERT_EQ(out.size(), 1u);
@@ -348,7 +348,7 @@ TEST(FirstFlightTest, AClientHelloLargerThanTheInputBufferIsRefusedWithAnAlert) 
   std::unique_ptr<TlsConnection> patient = NewConnection(roomy);
   EXPECT_TRUE(FeedInPieces(*patient, absl::string_view(wire).substr(0, wire.size() - 1), 16 * 1024).ok());
   EXPECT_FALSE(patient->finished());
-  EXPECT_EQ(Impl::Of(*patient).input_.size(), wire.size() - 1);
+  EXPECT_EQ(Impl::Of(*patient).input().size(), wire.size() - 1);
 }
 
 TEST(FirstFlightTest, OpenSslsRecordBuffersAreFreedWhileTheHandshakeWaitsForThePeer) {
@@ -358,7 +358,7 @@ TEST(FirstFlightTest, OpenSslsRecordBuffersAreFreedWhileTheHandshakeWaitsForTheP
   // when the engine freed OpenSSL's record buffers (about 34 KB) itself.
   auto still_held = [](TlsConnection& conn) {
     size_t before = *HeapInUse();
-    EXPECT_EQ(SSL_free_buffers(Impl::Of(conn).ssl_.get()), 1);
+    EXPECT_EQ(SSL_free_buffers(Impl::Of(conn).ssl()), 1);
     return before - *HeapInUse();
   };
   pair.Poll();  // the client's ClientHello is out; it waits for the server

@@ -1,18 +1,38 @@
-// The engine's state, shared by the state machine (tls_connection.cc) and
-// the OpenSSL callbacks (engine_callbacks.cc). Internal to core.
+// The engine's state and its operations, internal to core. The state is
+// private: the public entry points (core/tls_connection.cc) and OpenSSL's
+// callbacks reach it only through the operations below. The callbacks are
+// static members that find their connection with From(ssl) and call one
+// named operation; each lives in the file of its topic, as BoringSSL splits
+// ssl/:
+//
+//   core/tls_connection.cc         public entry points, the state machine (SetState, Step)
+//   core/internal/handshake.cc     set-up (Init, NewSsl), the handshake, failures
+//   core/internal/records.cc       application data: decrypt, encrypt, close_notify
+//   core/internal/bio.cc           the BIO over the engine's buffers
+//   core/internal/client_hello.cc  the first flight, ClientHello: SNI, context swap, resumeSession
+//   core/internal/sessions.cc      sessions, tickets and their lifetimes, newSession
+//   core/internal/ocsp_stapling.cc OCSP request and stapling
+//   core/internal/alpn.cc          ALPN and NPN
+//   core/internal/verify.cc        chain verification, identity, authorization
+//   core/internal/observe.cc       key log, alerts and handshake messages seen
+//   core/internal/renegotiation.cc renegotiation, key update and their limits
+//   core/internal/introspection.cc what the connection tells about itself
+//   core/internal/context_callbacks.cc  installs the context-wide callbacks
+//
+// OpenSSL re-invokes a callback that suspended (returned "retry") from its
+// start, so each one is idempotent: it raises its event once and otherwise
+// reads the answer prepared by the application.
 #ifndef TLSENGINE_CORE_INTERNAL_CONNECTION_IMPL_H_
 #define TLSENGINE_CORE_INTERNAL_CONNECTION_IMPL_H_
 
-#include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <deque>
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "core/internal/byte_buffer.h"
 #include "core/internal/context_data.h"
 #include "core/internal/openssl_util.h"
 #include "core/openssl_interop.h"
@@ -20,105 +40,6 @@
 
 namespace tlsengine {
 namespace internal {
-
-// The largest record a peer may send: 2^14 plaintext + 2048 expansion + 5
-// header (RFC 5246 §6.2.3; TLS 1.3 allows less).
-inline constexpr size_t kMaxRecord = 16384 + 2048 + 5;
-inline constexpr size_t kMaxPlaintextRecord = 16384;
-
-// A byte queue: append at the back, consume at the front. The readable part
-// is one contiguous span. Memory is allocated on first use (not zero-filled)
-// and can be released when empty, so idle connections cost little.
-//
-// A reservation (Reserve) is space handed out to be filled later; until it
-// is committed or cancelled the buffer never moves or frees its memory, so
-// the span stays valid while the front is consumed.
-class ByteBuffer {
- public:
-  size_t size() const { return end_ - start_; }
-  bool empty() const { return end_ == start_; }
-  const uint8_t* data() const { return data_.get() + start_; }
-  size_t capacity() const { return capacity_; }
-  bool reserved() const { return reserved_ > 0; }
-  size_t reservation() const { return reserved_; }
-  absl::Span<uint8_t> reserved_span() { return absl::MakeSpan(data_.get() + end_, reserved_); }
-
-  // Space for `n` more bytes at the end, made contiguous (moving what is
-  // buffered to the front, growing the allocation, to at most `limit`
-  // bytes unless more are needed). Not while reserved.
-  absl::Span<uint8_t> Reserve(size_t n, size_t limit = SIZE_MAX) {
-    if (start_ != 0) {
-      if (!empty()) std::memmove(data_.get(), data_.get() + start_, size());
-      end_ -= start_;
-      start_ = 0;
-    }
-    if (capacity_ < end_ + n) {
-      size_t grown = std::max(end_ + n, std::min({2 * capacity_, end_ + n + kGrowLimit, limit}));
-      std::unique_ptr<uint8_t[]> bigger(new uint8_t[grown]);  // uninitialised
-      if (end_ > 0) std::memcpy(bigger.get(), data_.get(), end_);
-      data_ = std::move(bigger);
-      capacity_ = grown;
-    }
-    return absl::MakeSpan(data_.get() + end_, n);
-  }
-  // Reserve() that stays valid until Commit(): see the class comment.
-  absl::Span<uint8_t> Hold(size_t n, size_t limit = SIZE_MAX) {
-    absl::Span<uint8_t> span = Reserve(n, limit);
-    reserved_ = n;
-    return span;
-  }
-  // `n` bytes after the end were filled (n <= what was reserved); ends a
-  // Hold().
-  void Commit(size_t n) {
-    end_ += n;
-    reserved_ = 0;
-    if (release_pending_) Release();
-  }
-  void Append(const uint8_t* p, size_t n) {
-    if (n == 0) return;
-    std::memcpy(Reserve(n).data(), p, n);
-    end_ += n;
-  }
-  void Consume(size_t n) { start_ += std::min(n, size()); }
-  // When less than half of the allocation is used, moves the content into
-  // one of its size (none when empty), so a buffer that waits for more costs
-  // little more than it holds. Only sparse ones: a buffer filled a little
-  // at a time is copied so only while it holds less than a Reserve adds,
-  // since growing it later doubles it. Not while reserved.
-  void ShrinkIfSparse() {
-    if (reserved_ > 0 || capacity_ <= 2 * size()) return;
-    if (empty()) {
-      Release();
-      return;
-    }
-    std::unique_ptr<uint8_t[]> exact(new uint8_t[size()]);
-    std::memcpy(exact.get(), data(), size());
-    data_ = std::move(exact);
-    capacity_ = end_ = size();
-    start_ = 0;
-  }
-  // Frees the memory (idle or finished connections), dropping the content;
-  // while a reservation is held, only once it is committed.
-  void Release() {
-    if (reserved_ > 0) {
-      release_pending_ = true;
-      return;
-    }
-    start_ = end_ = 0;
-    release_pending_ = false;
-    data_.reset();
-    capacity_ = 0;
-  }
-
- private:
-  static constexpr size_t kGrowLimit = 64 * 1024;
-  std::unique_ptr<uint8_t[]> data_;
-  size_t capacity_ = 0;
-  size_t start_ = 0;
-  size_t end_ = 0;
-  size_t reserved_ = 0;
-  bool release_pending_ = false;
-};
 
 // An event of `type` with nothing else set.
 inline Event MakeEvent(EventType type) {
@@ -135,45 +56,76 @@ class TlsConnection::Impl {
   template <typename T>
   using OpenSslPtr = internal::OpenSslPtr<T>;
 
-  // kOpen: secure; kClosing: our close_notify is out, waiting for the
-  // peer's (End with wait_for_peer); kDone: kClosed or kError was queued.
-  enum class State { kStart, kHandshaking, kOpen, kClosing, kDone };
-  // What a suspended handshake waits for.
-  enum class Waiting { kNothing, kSni, kResumeSession, kOcsp };
-
   explicit Impl(ConnectionOptions options) : options_(std::move(options)) {}
   static Impl* From(const SSL* ssl) { return static_cast<Impl*>(SSL_get_app_data(ssl)); }
   // The state behind `conn`, for core's own tests (what it holds, not what
-  // it promises).
+  // it promises): read through the accessors below.
   static const Impl& Of(const TlsConnection& conn) { return *conn.impl_; }
+  SSL* ssl() const { return ssl_.get(); }  // null on a server before its ClientHello
+  const ByteBuffer& input() const { return input_; }
+  // Our NPN list, wire form; empty: the context's (alpn.cc).
+  const std::string& npn_wire() const { return npn_wire_; }
 
+  // ---- Set-up (handshake.cc) ----
   absl::Status Init(absl::Time now);
-  // Makes ssl_ with its BIO and the per-SSL settings both roles share, and
-  // a server's (a client's own are in Init).
-  absl::Status NewSsl();
+
+  // ---- OpenSSL's callbacks, by topic; each calls one operation below ----
+  // bio.cc (the BIO method's functions)
+  static int BioRead(BIO* bio, char* out, int len);
+  static int BioWrite(BIO* bio, const char* in, int len);
+  static long BioCtrl(BIO* bio, int cmd, long num, void* ptr);
+  // client_hello.cc
+  static int ClientHelloCallback(SSL* ssl, int* alert, void* arg);
+  // sessions.cc
+  static int GenerateTicketCallback(SSL* ssl, void* arg);
+  static SSL_TICKET_RETURN DecryptTicketCallback(SSL* ssl, SSL_SESSION* session, const unsigned char* key_name,
+                                                 size_t key_name_len, SSL_TICKET_STATUS status, void* arg);
+  static SSL_SESSION* GetSessionCallback(SSL* ssl, const unsigned char* id, int id_len, int* copy);
+  static int NewSessionCallback(SSL* ssl, SSL_SESSION* session);
+  static int TicketKeyCallback(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
+                               EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc);
+  // ocsp_stapling.cc
+  static int CertCallback(SSL* ssl, void* arg);
+  static int StatusCallback(SSL* ssl, void* arg);
+  // alpn.cc
+  static int AlpnSelectCallback(SSL* ssl, const unsigned char** out, unsigned char* out_len,
+                                const unsigned char* in, unsigned int in_len, void* arg);
+  static int NpnAdvertiseCallback(SSL* ssl, const unsigned char** out, unsigned int* out_len, void* arg);
+  static int NpnSelectCallback(SSL* ssl, unsigned char** out, unsigned char* out_len, const unsigned char* in,
+                               unsigned int in_len, void* arg);
+  // verify.cc
+  static int VerifyCallback(int preverify_ok, X509_STORE_CTX* store);
+  // observe.cc
+  static void KeylogCallback(const SSL* ssl, const char* line);
+  static void InfoCallback(const SSL* ssl, int where, int ret);
+  static void MessageCallback(int write_p, int version, int content_type, const void* buf, size_t len,
+                              SSL* ssl, void* arg);
+
+ private:
+  friend class TlsConnection;  // the public entry points
+
+  // kOpen: secure; kClosing: our close_notify is out, waiting for the
+  // peer's (End with wait_for_peer); kDone: kClosed or kError was queued.
+  // Transitions: SetState (tls_connection.cc), the only place state_ changes.
+  enum class State { kStart, kHandshaking, kOpen, kClosing, kDone };
+  // What a suspended handshake waits for.
+  enum class Waiting { kNothing, kSni, kResumeSession, kOcsp };
   // Server, before ssl_ exists: what input_ holds of the first flight.
   // kReady: what OpenSSL should start on: a whole ClientHello, bytes that
   // cannot begin one (OpenSSL then reports them), or the transport's end.
   // kTooLarge: a ClientHello that max_input_buffer cannot hold whole.
   enum class FirstFlight { kIncomplete, kReady, kTooLarge };
-  FirstFlight CheckFirstFlight() const;
 
-  // ---- The state machine ----
+  // ---- The state machine (tls_connection.cc) ----
+  // Moves to `next`; the allowed transitions are listed there.
+  void SetState(State next);
+  bool secure() const { return state_ == State::kOpen || state_ == State::kClosing; }
   void Step();
-  void DoHandshake();
-  void OnHandshakeDone();
-  void ReadPlaintext();
-  // Encrypts buffered plaintext while the output buffer has room, then sends
-  // the close_notify End() asked for once everything before it is out.
-  void EncryptPending();
-  // Write(): encrypts whole records of `data` (borrowed) directly while
-  // EncryptPending could and the write buffer is empty; returns how many
-  // bytes it took.
-  size_t EncryptDirect(absl::Span<const uint8_t> data);
-  void MaybeSendCloseNotify();
-  void Fail(absl::Status status);
   void Push(Event event);
   void Push(EventType type) { Push(internal::MakeEvent(type)); }
+  // Ends the connection with `status` (kError); once.
+  void Fail(absl::Status status);
+  // Ends it cleanly (kClosed).
   void FinishClose();
   // Whether BioRead may hand OpenSSL more input now: not while events wait
   // to be polled, while the output buffer is full, or once a callback asked
@@ -186,13 +138,22 @@ class TlsConnection::Impl {
   // SSL_free_buffers when the connection is secure, no handshake is under
   // way and no input waits; whether it freed them.
   bool FreeSslBuffers();
-  // Counts a renegotiation attempt by the peer (accepted or refused)
-  // against Node's CLIENT_RENEG_LIMIT per CLIENT_RENEG_WINDOW; false (and
-  // pending_failure_ set) when it is one too many.
-  bool CountPeerRenegotiation();
-  // Node's authorized/authorizationError from the verification results;
-  // false when the connection had to fail because of them.
-  bool UpdateAuthorization();
+  // Takes the application's answer to the suspension `what`; an error will
+  // be sent to the peer as `alert`.
+  template <typename T>
+  absl::Status Answer(Waiting what, absl::string_view call, absl::StatusOr<T> answer, bool& answered, T& slot,
+                      int alert);
+  // Sets a failure a callback found (a limit, a refused answer), reported
+  // instead of OpenSSL's generic error, after `alert` went to the peer;
+  // the first one set stays.
+  void SetPendingFailure(absl::Status failure, int alert);
+
+  // ---- The handshake (handshake.cc) ----
+  // Makes ssl_ with its BIO and the per-SSL settings both roles share, and
+  // a server's (a client's own are in Init).
+  absl::Status NewSsl();
+  void DoHandshake();
+  void OnHandshakeDone();
   // The status for a failed handshake or record operation, from OpenSSL's
   // error queue (drained), the verification results and pending_failure_;
   // `if_empty` when OpenSSL queued nothing.
@@ -201,27 +162,87 @@ class TlsConnection::Impl {
   // so with SSL_R_UNEXPECTED_EOF_WHILE_READING; the BIO's EOF is ours).
   bool IsTransportEof(int err) const;
   void SetVerifyTime() { X509_VERIFY_PARAM_set_time(SSL_get0_param(ssl_.get()), absl::ToTimeT(now_)); }
-  // A renegotiation or post-handshake authentication completed.
-  void OnRenegotiationDone();
-  // Takes the application's answer to the suspension `what`; an error will
-  // be sent to the peer as `alert`.
-  template <typename T>
-  absl::Status Answer(Waiting what, absl::string_view call, absl::StatusOr<T> answer, bool& answered, T& slot,
-                      int alert);
 
-  // ---- Per-SSL callbacks (engine_callbacks.cc) ----
-  static int VerifyCallback(int preverify_ok, X509_STORE_CTX* store);
-  // Client identity (engine_callbacks.cc): checks `leaf` (borrowed) for
-  // identity_host_ and stores the verdict in identity_status_; again after
-  // a resumed handshake; and whether a session (with the chain verdict
-  // stored in it, `verify_result`) may be offered at all.
+  // ---- Application data (records.cc) ----
+  void ReadPlaintext();
+  // Encrypts buffered plaintext while the output buffer has room, then sends
+  // the close_notify End() asked for once everything before it is out.
+  void EncryptPending();
+  // Write(): encrypts whole records of `data` (borrowed) directly while
+  // EncryptPending could and the write buffer is empty; returns how many
+  // bytes it took.
+  size_t EncryptDirect(absl::Span<const uint8_t> data);
+  void MaybeSendCloseNotify();
+
+  // ---- The BIO (bio.cc) ----
+  int ReadInput(char* out, int len);
+  void WriteOutput(const char* in, int len);
+  long BioControl(int cmd) const;
+
+  // ---- ClientHello (client_hello.cc) ----
+  FirstFlight CheckFirstFlight() const;
+  // The ClientHello callback's work: SSL_CLIENT_HELLO_SUCCESS, _RETRY
+  // (suspended for kSniRequest or kResumeSession) or _ERROR with *alert.
+  int OnClientHello(SSL* ssl, int* alert);
+  // Serves the rest of the handshake from `chosen` (SNI's choice).
+  absl::Status SwitchContext(SSL* ssl, std::shared_ptr<const SecureContext> chosen);
+
+  // ---- Sessions (sessions.cc) ----
+  // Client: offers the session of ConnectionOptions (at Init).
+  absl::Status OfferSession();
+  // The data of the context that serves this handshake.
+  const internal::ContextData* ServingData(const SSL* ssl) const;
+  void StampSession(SSL* ssl, SSL_SESSION* session) const;
+  bool AliveOnEngineClock(SSL_SESSION* session) const;
+  // The application's answer to kResumeSession, for session id `id`; null
+  // for a full handshake.
+  SSL_SESSION* TakeResumedSession(SSL* ssl, const unsigned char* id, int id_len);
+  // OpenSSL made a session: kNewSession (server) or kSession (client).
+  void RecordNewSession(SSL* ssl, SSL_SESSION* session);
+
+  // ---- OCSP (ocsp_stapling.cc) ----
+  // The certificate callback's work: 1 go on, -1 suspended (kOcspRequest),
+  // 0 fail.
+  int OnCertificateNeeded(SSL* ssl);
+  int OnStatus(SSL* ssl);
+
+  // ---- ALPN, NPN (alpn.cc) ----
+  int SelectAlpn(const unsigned char** out, unsigned char* out_len, const unsigned char* in,
+                 unsigned int in_len) const;
+  void RecordNpnSelected(std::string protocol) { npn_selected_ = std::move(protocol); }
+
+  // ---- Verification and identity (verify.cc) ----
+  // The verify callback's verdict for the certificate at the top of `store`.
+  int OnVerify(int preverify_ok, X509_STORE_CTX* store);
+  // Client identity: checks `leaf` (borrowed) for identity_host_ and
+  // stores the verdict in identity_status_; again after a resumed
+  // handshake; and whether a session (with the chain verdict stored in it,
+  // `verify_result`) may be offered at all.
   absl::Status CheckPeerIdentity(X509* leaf);
   void CheckResumedIdentity();
   bool MayOfferSession(SSL_SESSION* session, long verify_result) const;
-  static void InfoCallback(const SSL* ssl, int where, int ret);
-  static void MessageCallback(int write_p, int version, int content_type, const void* buf, size_t len,
-                              SSL* ssl, void* arg);
+  // Node's authorized/authorizationError from the verification results;
+  // false when the connection had to fail because of them.
+  bool UpdateAuthorization();
+  // Before a renegotiation: verification starts again.
+  void ResetVerification();
 
+  // ---- Observation (observe.cc) ----
+  void OnKeylogLine(const char* line);
+  void OnAlert(int where, int ret);
+  void OnHandshakeMessage(bool sent, int type, const unsigned char* message, size_t len);
+
+  // ---- Renegotiation, key update (renegotiation.cc) ----
+  // Counts a renegotiation attempt by the peer (accepted or refused)
+  // against Node's CLIENT_RENEG_LIMIT per CLIENT_RENEG_WINDOW; false (and
+  // the pending failure set) when it is one too many.
+  bool CountPeerRenegotiation();
+  // A renegotiation or post-handshake authentication completed.
+  void OnRenegotiationDone();
+  absl::Status Renegotiate(const RenegotiateOptions& options);
+  absl::Status KeyUpdate(bool request_peer);
+
+  // ---- The state ----
   ConnectionOptions options_;
   // Null on a server until its ClientHello has arrived (CheckFirstFlight).
   OpenSslPtr<SSL> ssl_;
