@@ -18,6 +18,9 @@
 
 namespace tlsengine {
 
+using internal::InvalidOption;
+using internal::InvalidState;
+
 absl::string_view EventTypeName(EventType type) {
   switch (type) {
     case EventType::kHandshakeStart: return "handshake-start";
@@ -39,18 +42,6 @@ absl::string_view EventTypeName(EventType type) {
   }
   return "unknown";
 }
-
-namespace {
-
-absl::Status InvalidOption(absl::string_view message) {
-  return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue, message);
-}
-
-absl::Status InvalidState(absl::string_view message) {
-  return MakeError(absl::StatusCode::kFailedPrecondition, kErrInvalidState, message);
-}
-
-}  // namespace
 
 // ---- The state machine ----
 

@@ -6,6 +6,8 @@
 
 namespace tlsengine {
 
+using internal::ToString;
+
 using Impl = TlsConnection::Impl;
 
 namespace {
@@ -18,10 +20,6 @@ const std::string* NpnWire(SSL* ssl) {
   const internal::ContextData* data = internal::DataOf(SSL_get_SSL_CTX(ssl));
   if (data == nullptr || data->npn_wire.empty()) return nullptr;
   return &data->npn_wire;
-}
-
-std::string ToString(const unsigned char* data, size_t len) {
-  return std::string(reinterpret_cast<const char*>(data), len);
 }
 
 }  // namespace

@@ -30,8 +30,10 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "core/errors.h"
 #include "core/internal/byte_buffer.h"
 #include "core/internal/context_data.h"
 #include "core/internal/openssl_util.h"
@@ -40,6 +42,20 @@
 
 namespace tlsengine {
 namespace internal {
+
+// kInvalidArgument (ERR_INVALID_ARG_VALUE): a bad option or argument.
+inline absl::Status InvalidOption(absl::string_view message) {
+  return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue, message);
+}
+// kFailedPrecondition (ERR_INVALID_STATE): a call the connection's state
+// does not allow.
+inline absl::Status InvalidState(absl::string_view message) {
+  return MakeError(absl::StatusCode::kFailedPrecondition, kErrInvalidState, message);
+}
+// OpenSSL's (data, len) as bytes.
+inline std::string ToString(const unsigned char* data, size_t len) {
+  return std::string(reinterpret_cast<const char*>(data), len);
+}
 
 // An event of `type` with nothing else set.
 inline Event MakeEvent(EventType type) {

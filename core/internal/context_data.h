@@ -40,7 +40,7 @@ inline const ContextData* DataOf(const SSL_CTX* ctx) {
 // ClientHello, OCSP, ALPN, NPN when `data` has a list, new sessions, ticket
 // keys, session lifetimes; not the key log). Each finds its connection
 // through SSL_get_app_data and does nothing for other SSLs. `data` must
-// outlive ctx. In engine_callbacks.cc.
+// outlive ctx. In context_callbacks.cc.
 void InstallEngineCallbacks(SSL_CTX* ctx, const ContextData* data);
 // The key-log callback (raising kKeylog), for the twin contexts that
 // connections with ConnectionOptions::keylog use (KeylogNativeHandle).

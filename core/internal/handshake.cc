@@ -9,15 +9,9 @@
 
 namespace tlsengine {
 
+using internal::InvalidOption;
+
 using internal::OpenSslPtr;
-
-namespace {
-
-absl::Status InvalidOption(absl::string_view message) {
-  return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue, message);
-}
-
-}  // namespace
 
 absl::Status TlsConnection::Impl::Init(absl::Time now) {
   now_ = now;

@@ -11,23 +11,11 @@
 
 namespace tlsengine {
 
+using internal::InvalidOption;
+using internal::InvalidState;
+using internal::ToString;
+
 using internal::OpenSslPtr;
-
-namespace {
-
-absl::Status InvalidOption(absl::string_view message) {
-  return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue, message);
-}
-
-absl::Status InvalidState(absl::string_view message) {
-  return MakeError(absl::StatusCode::kFailedPrecondition, kErrInvalidState, message);
-}
-
-std::string ToString(const unsigned char* data, size_t len) {
-  return std::string(reinterpret_cast<const char*>(data), len);
-}
-
-}  // namespace
 
 std::optional<CertificateInfo> TlsConnection::GetPeerCertificate(bool detailed) const {
   SSL* ssl = impl_->ssl_.get();

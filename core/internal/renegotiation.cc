@@ -72,8 +72,7 @@ absl::Status Impl::Renegotiate(const RenegotiateOptions& options) {
 
 absl::Status Impl::KeyUpdate(bool request_peer) {
   if (state_ != State::kOpen || SSL_version(ssl_.get()) < TLS1_3_VERSION) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, kErrInvalidState,
-                     "KeyUpdate: needs a secure TLS 1.3 connection");
+    return internal::InvalidState("KeyUpdate: needs a secure TLS 1.3 connection");
   }
   ERR_clear_error();
   if (SSL_key_update(ssl_.get(), request_peer ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED) != 1) {

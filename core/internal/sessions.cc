@@ -28,16 +28,12 @@ constexpr long kBeyondOpenSslClock = 0x7fffffff;
 
 absl::Status Impl::OfferSession() {
   if (options_.session_handle && !options_.session.empty()) {
-    return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
-                     "session, session_handle: give one or the other");
+    return internal::InvalidOption("session, session_handle: give one or the other");
   }
   std::shared_ptr<const TlsSession> session = options_.session_handle;
   if (!options_.session.empty()) {
     absl::StatusOr<std::shared_ptr<const TlsSession>> decoded = TlsSession::FromDer(options_.session);
-    if (!decoded.ok()) {
-      return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
-                       "session: not a serialized TLS session");
-    }
+    if (!decoded.ok()) return internal::InvalidOption("session: not a serialized TLS session");
     session = *std::move(decoded);
   }
   if (!session) return absl::OkStatus();
@@ -223,7 +219,7 @@ std::string TlsConnection::GetTlsTicket() const {
   const unsigned char* ticket = nullptr;
   size_t len = 0;
   SSL_SESSION_get0_ticket(session, &ticket, &len);
-  return std::string(reinterpret_cast<const char*>(ticket), len);
+  return internal::ToString(ticket, len);
 }
 
 bool TlsConnection::is_session_reused() const { return impl_->ssl_ && SSL_session_reused(impl_->ssl_.get()) == 1; }
