@@ -188,6 +188,19 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ClientOptions& 
     return absl::InvalidArgumentError("--control: abstract unix sockets have no owner to check; give a path");
   }
   bool tls = !o.cert_file.empty() || !o.key_file.empty() || !o.ca_file.empty();
+  if (!tls && !absl::StartsWith(target, "unix:")) {
+    // Plain TCP: nothing says who listens but the address. The daemon holds
+    // its numeric loopback address alone, but a name ("localhost") may
+    // resolve to another address too (::1 as well as 127.0.0.1), where
+    // another user may listen and take the token and the request.
+    absl::StatusOr<bool> loopback = IsLoopbackTcp(target);
+    if (!loopback.ok() || !*loopback || absl::StartsWith(target, "localhost:")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--control: ", target,
+          ": without TLS, TCP goes only to a numeric loopback address (127.0.0.1:PORT or [::1]:PORT), where no "
+          "other user can listen in the service's place; nothing was sent"));
+    }
+  }
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);

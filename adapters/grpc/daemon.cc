@@ -299,6 +299,14 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(const std::s
                                   "it listens beyond loopback only with TLS and client certificates "
                                   "(--control-cert, --control-key, --control-ca)"));
     }
+    if (!tls && absl::StartsWith(address, "localhost:")) {
+      // A name may resolve, for the client, to an address not bound here
+      // (::1 as well as 127.0.0.1), where another user could listen and
+      // collect the token: the client sends it only to a numeric address.
+      return Invalid(absl::StrCat("--control: ", address,
+                                  ": without TLS give a numeric loopback address (127.0.0.1:PORT or [::1]:PORT), "
+                                  "which no other user can also listen on"));
+    }
     if (!tls && options.control_token_file.empty()) {
       return Invalid(absl::StrCat("--control: ", address,
                                   " is TCP, which every local user can reach (loopback too), and the service acts with "
