@@ -188,7 +188,12 @@ void Connection::Read() {
   if (left == 0) return;  // level-triggered: the readiness comes back next iteration
   fdio::ReadResult r = driver_.ReadInput(static_cast<size_t>(left));
   if (r.bytes > 0) {
+    // A Pump() from the handler here (TlsSocket flushes its writes on
+    // activity) joins the Run that OnReady does next: one Run per readiness.
+    const bool was_in_run = in_run_;
+    in_run_ = true;
     handler_->OnActivity();
+    in_run_ = was_in_run;
     if (phase_ != Phase::kOpen) return;
   }
   if (r.stop == fdio::ReadStop::kError) TransportError(r.error);

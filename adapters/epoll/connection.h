@@ -14,7 +14,9 @@
 //     until EAGAIN, within what is left of the fairness budget below,
 //   * writes with writev straight from every one of the engine's Output()
 //     spans (both through adapters/fd's FdDriver, the one fd driver),
-//   * polls NextEvent() until nullopt, handing each event to the handler,
+//   * polls NextEvent() until nullopt, handing each event to the handler
+//     (one Run per readiness: a Pump() from OnActivity during the read
+//     joins it),
 //   * arms EPOLLIN/EPOLLOUT (Loop::Modify) and one loop timer from
 //     interest(), after every call that can change them.
 // Fairness: a connection moves at most 256 KB per loop iteration (plus
