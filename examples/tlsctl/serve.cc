@@ -2,7 +2,6 @@
 // on each handshaked socket, Node's events as JSON lines. Listening,
 // accepting, the careful close, the session store, SNI contexts and the key
 // log are the adapter's; this file only says what to answer and prints.
-#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -24,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "adapters/epoll/server.h"
 #include "adapters/epoll/socket.h"
+#include "adapters/fd/resolve.h"
 #include "adapters/grpc/daemon.h"
 #include "core/errors.h"
 #include "examples/tlsctl/commands.h"
@@ -316,26 +316,14 @@ absl::StatusOr<GeneratedIdentity> CachedLocalhost() {
 }
 
 // Server::Listen takes a numeric address; --host may be a name, resolved
-// once here, before serving. kUnavailable ENOTFOUND when it does not resolve.
+// once here, before serving (adapters/fd's resolver). kUnavailable
+// ENOTFOUND (or EAI_AGAIN) when it does not resolve.
 absl::StatusOr<std::string> NumericHost(const std::string& host) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* list = nullptr;
-  int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), "0", &hints, &list);
-  if (rc != 0 || list == nullptr) {
-    return MakeError(absl::StatusCode::kUnavailable, "ENOTFOUND",
-                     absl::StrCat("getaddrinfo ENOTFOUND ", host, ": ", gai_strerror(rc)));
-  }
-  char text[NI_MAXHOST] = {0};
-  rc = getnameinfo(list->ai_addr, list->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST);
-  freeaddrinfo(list);
-  if (rc != 0) {
-    return MakeError(absl::StatusCode::kUnavailable, "ENOTFOUND",
-                     absl::StrCat("getnameinfo ", host, ": ", gai_strerror(rc)));
-  }
-  return std::string(text);
+  fdio::ResolveOptions options;
+  options.passive = true;
+  absl::StatusOr<std::vector<fdio::Address>> found = fdio::Resolve(host, 0, options);
+  if (!found.ok()) return found.status();
+  return found->front().text;
 }
 
 control::DaemonOptions DaemonOptionsOf(const ControlFlags& c) {
