@@ -5,10 +5,6 @@
 // caller, so there is no lock-order cycle.
 #include "adapters/grpc/controller.h"
 
-#include <openssl/ocsp.h>
-#include <openssl/pkcs12.h>
-#include <openssl/rand.h>
-#include <openssl/x509.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,6 +34,8 @@
 #include "adapters/epoll/socket.h"
 #include "core/certificate.h"
 #include "core/errors.h"
+#include "core/ocsp.h"
+#include "core/pkcs12.h"
 #include "core/secure_context.h"
 #include "core/tls_connection.h"
 
@@ -206,45 +204,16 @@ absl::Status CheckServername(absl::string_view field, const std::string& name,
   return absl::OkStatus();
 }
 
-std::string TimeText(const ASN1_TIME* t) {
-  struct tm tm {};
-  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return "";
-  char buf[64];
-  strftime(buf, sizeof buf, "%b %e %H:%M:%S %Y GMT", &tm);
-  return buf;
-}
-
 struct OcspInfo {
   std::string der;
   std::string next_update;  // "" when absent
 };
 
-// A DER OCSPResponse that OpenSSL parses, with status "successful".
+// A DER OCSPResponse core accepts for stapling (status "successful").
 absl::StatusOr<OcspInfo> ParseOcsp(absl::string_view field, const std::string& der) {
-  const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
-  std::unique_ptr<OCSP_RESPONSE, decltype(&OCSP_RESPONSE_free)> resp(
-      d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(der.size())), OCSP_RESPONSE_free);
-  if (resp == nullptr || p != reinterpret_cast<const unsigned char*>(der.data()) + der.size()) {
-    return Invalid(field, "not a DER OCSPResponse");
-  }
-  if (OCSP_response_status(resp.get()) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-    return Invalid(field, absl::StrCat("OCSP response status is ",
-                                       OCSP_response_status_str(OCSP_response_status(resp.get()))));
-  }
-  std::unique_ptr<OCSP_BASICRESP, decltype(&OCSP_BASICRESP_free)> basic(OCSP_response_get1_basic(resp.get()),
-                                                                        OCSP_BASICRESP_free);
-  if (basic == nullptr) return Invalid(field, "OCSP response has no basic response");
-  OcspInfo info;
-  info.der = der;
-  if (OCSP_SINGLERESP* single = OCSP_resp_get0(basic.get(), 0)) {
-    int reason = 0;
-    ASN1_GENERALIZEDTIME *rev = nullptr, *thisupd = nullptr, *nextupd = nullptr;
-    OCSP_single_get0_status(single, &reason, &rev, &thisupd, &nextupd);
-    info.next_update = TimeText(nextupd);
-  } else {
-    return Invalid(field, "OCSP response has no single response");
-  }
-  return info;
+  absl::StatusOr<OcspResponseInfo> parsed = ParseOcspResponse(der);
+  if (!parsed.ok()) return Prefixed(field, parsed.status());
+  return OcspInfo{der, parsed->next_update};
 }
 
 // The certificates a context serves: each `cert` string's leaf, or the
@@ -256,25 +225,8 @@ std::vector<CertificateInfo> ServedCertificates(const SecureContextOptions& o) {
     if (info.ok()) out.push_back(*std::move(info));
   }
   if (!o.pfx.empty()) {
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(o.pfx.data());
-    std::unique_ptr<PKCS12, decltype(&PKCS12_free)> p12(d2i_PKCS12(nullptr, &p, static_cast<long>(o.pfx.size())),
-                                                        PKCS12_free);
-    EVP_PKEY* key = nullptr;
-    X509* cert = nullptr;
-    STACK_OF(X509)* ca = nullptr;
-    // PKCS12_parse hands us ownership of all three.
-    if (p12 != nullptr && PKCS12_parse(p12.get(), o.passphrase.c_str(), &key, &cert, &ca) == 1 && cert != nullptr) {
-      unsigned char* der = nullptr;
-      int n = i2d_X509(cert, &der);
-      if (n > 0) {
-        absl::StatusOr<CertificateInfo> info = CertificateInfo::FromDer(absl::MakeConstSpan(der, n));
-        if (info.ok()) out.push_back(*std::move(info));
-        OPENSSL_free(der);
-      }
-    }
-    EVP_PKEY_free(key);
-    X509_free(cert);
-    sk_X509_pop_free(ca, X509_free);
+    absl::StatusOr<Pkcs12Contents> pfx = ReadPkcs12(o.pfx, o.passphrase);
+    if (pfx.ok()) out.push_back(std::move(pfx->certificate));
   }
   return out;
 }
@@ -1213,10 +1165,10 @@ class Controller::State {
     }
     std::string key = r.key();
     if (key.empty()) {
-      key.resize(kTicketKeyBytes);
-      if (RAND_bytes(reinterpret_cast<unsigned char*>(&key[0]), kTicketKeyBytes) != 1) {
-        return MakeError(absl::StatusCode::kInternal, kErrInternal, "RAND_bytes failed");
-      }
+      // A fresh set of one random key (kInternal when RAND_bytes fails).
+      absl::StatusOr<std::shared_ptr<TicketKeys>> fresh = TicketKeys::Create({});
+      if (!fresh.ok()) return fresh.status();
+      key = (*fresh)->Get()->front();
     }
     return ChangeListener(r.listener_id(), "rotateTicketKeys", [&](Listener& l, v1::ChangeResponse& change) {
       // Key lifetimes run on the loop's (real) clock, like the timer that
