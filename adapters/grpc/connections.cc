@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/epoll/echo.h"
 #include "adapters/grpc/stats.h"
 #include "adapters/grpc/summaries.h"
 #include "adapters/grpc/validate.h"
@@ -38,29 +39,14 @@ Conn* Connections::Add(const std::shared_ptr<TlsSocket>& s, const std::string& l
   r_.conns[c->id] = std::move(c);
   TlsSocket* sock = s.get();
   std::string cid = raw->id;
-  sock->handlers().on_data = [this, cid, sock](absl::string_view d) {
-    Conn* c = r_.ConnOrNull(cid);
-    if (c == nullptr) return;
-    if (c->mode == "echo") {
-      // Backpressure, as a pipe: stop reading while the peer is not
-      // reading what we echo; on_drain resumes.
-      if (!sock->Write(d) && !c->paused) {
-        c->paused = true;
-        sock->Pause();
-      }
-      return;
-    }
-    if (inbox_.Hold(*c, d)) {
-      c->paused = true;
-      sock->Pause();
-    }
-  };
-  sock->handlers().on_drain = [this, cid, sock] {
-    Conn* c = r_.ConnOrNull(cid);
-    if (c == nullptr || c->mode != "echo" || !c->paused) return;
-    c->paused = false;
-    sock->Resume();
-  };
+  if (mode == "echo") {
+    EchoWithBackpressure(*sock);
+  } else {
+    sock->handlers().on_data = [this, cid, sock](absl::string_view d) {
+      Conn* c = r_.ConnOrNull(cid);
+      if (c != nullptr && inbox_.Hold(*c, d)) sock->Pause();
+    };
+  }
   sock->handlers().on_end = [this, cid] {
     Conn* c = r_.ConnOrNull(cid);
     if (c == nullptr) return;
@@ -156,7 +142,7 @@ void Connections::Describe(const Conn& c, v1::ConnectionInfo* out) {
     std::lock_guard<std::mutex> l(c.inbox->mu);
     out->set_buffered(c.inbox->bytes);
   }
-  out->set_paused(c.paused);
+  out->set_paused(s.paused());
   out->set_error(NodeCode(c.close_status));
   out->set_error_message(std::string(c.close_status.message()));
 }

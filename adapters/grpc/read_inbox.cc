@@ -23,7 +23,7 @@ bool ReadInbox::Hold(Conn& c, absl::string_view d) {
     c.inbox->cv.notify_all();
   }
   buffered_.fetch_add(d.size());
-  return !c.paused && MustPause(held, 1);
+  return !c.socket->paused() && MustPause(held, 1);
 }
 
 void ReadInbox::Release(Conn& c) {
@@ -49,16 +49,13 @@ bool ReadInbox::MustPause(size_t held, size_t slack) const {
 void ReadInbox::ResumeIfDrained(const std::string& cid) {
   r_.loop()->Post([this, cid] {
     Conn* c = r_.ConnOrNull(cid);
-    if (c == nullptr || !c->paused || c->closed) return;
+    if (c == nullptr || !c->socket->paused() || c->closed) return;
     size_t held;
     {
       std::lock_guard<std::mutex> l(c->inbox->mu);
       held = c->inbox->bytes;
     }
-    if (!MustPause(held, 2)) {
-      c->paused = false;
-      c->socket->Resume();
-    }
+    if (!MustPause(held, 2)) c->socket->Resume();
   });
 }
 

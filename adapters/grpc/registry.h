@@ -111,7 +111,6 @@ struct Conn {
   std::shared_ptr<Inbox> inbox = std::make_shared<Inbox>();
   absl::Time created;
   bool closed = false;
-  bool paused = false;
   std::string session;  // client: the latest
   absl::Status close_status;
 };
