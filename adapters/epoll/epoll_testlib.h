@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "adapters/epoll/echo.h"
 #include "adapters/epoll/loop.h"
 #include "adapters/epoll/server.h"
 #include "adapters/epoll/socket.h"
@@ -118,18 +119,9 @@ inline TlsSocketOptions ClientTo(int port, const std::string& version = "") {
   return o;
 }
 
-// Echo: every server socket writes back what it reads and ends when the
-// peer ends. Like Node's pipe(), it pauses reading while its writes wait
-// (Write() returned false) and resumes on 'drain', so a peer that sends
-// faster than it reads is held back instead of growing the queue up to
-// max_buffered_writes.
-inline void EchoOn(const std::shared_ptr<TlsSocket>& s) {
-  TlsSocket* raw = s.get();
-  s->handlers().on_data = [raw](absl::string_view d) {
-    if (!raw->Write(d)) raw->Pause();
-  };
-  s->handlers().on_drain = [raw] { raw->Resume(); };
-}
+// Echo: every server socket writes back what it reads (with backpressure,
+// echo.h) and ends when the peer ends.
+inline void EchoOn(const std::shared_ptr<TlsSocket>& s) { EchoWithBackpressure(*s); }
 
 inline int CountOpenFds() {
   int n = 0;

@@ -71,7 +71,7 @@ class Service final : public v1::TlsControl::Service {
   // `token` empty: every caller that reaches the address may call.
   Service(Controller* c, std::string token) : c_(c), token_(std::move(token)) {}
 
-#define TLSCTL_UNARY(Method, Req, Resp)                                                        \
+#define TLSCTL_UNARY(Method, Req, Resp, Part)                                                  \
   grpc::Status Method(grpc::ServerContext* ctx, const v1::Req* req, v1::Resp* resp) override { \
     if (grpc::Status a = Authorized(ctx); !a.ok()) return a;                                   \
     return Reply(ctx, c_->Method(*req), resp);                                                 \
