@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "adapters/epoll/addresses.h"
 #include "adapters/epoll/sys_status.h"
+#include "core/default_answers.h"
 #include "core/errors.h"
 
 namespace tlsengine {
@@ -598,7 +599,9 @@ void TlsSocket::HandleEvent(const Event& event) {
     case EventType::kResumeSession:
     case EventType::kNewSession:
     case EventType::kOcspRequest:
-      if (hooks_.on_suspension) hooks_.on_suspension(*this, event);
+      if ((!hooks_.on_suspension || !hooks_.on_suspension(*this, event)) && conn_ != nullptr) {
+        AnswerByDefault(*conn_->engine(), event).IgnoreError();  // it waits: cannot fail
+      }
       return;
     case EventType::kSession:
       if (handlers_.on_session) handlers_.on_session(event.session);
