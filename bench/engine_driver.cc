@@ -38,34 +38,34 @@ absl::Status Unfinished(const char* what) { return absl::InternalError(absl::Str
 class EnginePair : public Pair {
  public:
   EnginePair(std::unique_ptr<TlsConnection> client, std::unique_ptr<TlsConnection> server)
-      : pair_(std::move(server), std::move(client), absl::Now()) {
+      : pair_(std::make_unique<MemoryPair>(std::move(server), std::move(client), absl::Now())) {
     for (Side side : {MemoryPair::kServer, MemoryPair::kClient}) {
-      pair_.hooks(side).on_event = [this, side](TlsConnection&, const Event& ev) { OnEvent(side, ev); };
+      pair_->hooks(side).on_event = [this, side](TlsConnection&, const Event& ev) { OnEvent(side, ev); };
     }
   }
   EnginePair(const EnginePair&) = delete;  // the hooks point at this
   EnginePair& operator=(const EnginePair&) = delete;
 
   absl::Status Handshake() override {
-    pair_.set_now(absl::Now());
-    pair_.PollBoth();
-    while ((pair_.Transfer(MemoryPair::kClient) | pair_.Transfer(MemoryPair::kServer)) != 0) {
+    pair_->set_now(absl::Now());
+    pair_->PollBoth();
+    while ((pair_->Transfer(MemoryPair::kClient) | pair_->Transfer(MemoryPair::kServer)) != 0) {
     }
     // As an adapter does after ConsumeOutput: poll until nothing happens
     // (the engine releases idle buffers there).
-    pair_.PollBoth();
+    pair_->PollBoth();
     if (!error_.ok()) return error_;
-    if (!pair_.breach().ok()) return pair_.breach();
-    if (!pair_.client().secure() || !pair_.server().secure()) return Unfinished("handshake did not complete");
+    if (!pair_->breach().ok()) return pair_->breach();
+    if (!pair_->client().secure() || !pair_->server().secure()) return Unfinished("handshake did not complete");
     return absl::OkStatus();
   }
 
   absl::Status Send(bool from_client, absl::Span<const uint8_t> data) override {
     const Side from_side = from_client ? MemoryPair::kClient : MemoryPair::kServer;
     const Side to_side = from_client ? MemoryPair::kServer : MemoryPair::kClient;
-    TlsConnection& from = pair_.conn(from_side);
+    TlsConnection& from = pair_->conn(from_side);
     const uint64_t goal = received_[to_side] + data.size();
-    pair_.set_now(absl::Now());
+    pair_->set_now(absl::Now());
     size_t sent = 0;
     for (int stalls = 0; received_[to_side] < goal && stalls < 3;) {
       size_t n = 0;
@@ -75,29 +75,32 @@ class EnginePair : public Pair {
         n = *w;
         sent += n;
       }
-      bool moved = pair_.Transfer(from_side) > 0;
-      moved |= pair_.Transfer(to_side) > 0;
+      bool moved = pair_->Transfer(from_side) > 0;
+      moved |= pair_->Transfer(to_side) > 0;
       if (!error_.ok()) return error_;
-      if (!pair_.breach().ok()) return pair_.breach();
+      if (!pair_->breach().ok()) return pair_->breach();
       stalls = moved || n > 0 ? 0 : stalls + 1;
     }
-    pair_.Poll(from_side);  // its output was consumed (see Handshake)
+    pair_->Poll(from_side);  // its output was consumed (see Handshake)
     if (received_[to_side] < goal) return Unfinished("data did not arrive");
     return absl::OkStatus();
   }
 
   std::string Negotiated() const override {
-    const TlsConnection& client = pair_.client();
+    const TlsConnection& client = pair_->client();
     std::optional<CipherInfo> cipher = client.GetCipher();
     return absl::StrCat(client.protocol(), " ", cipher ? cipher->standard_name : "?", " ",
                         client.is_session_reused() ? "resumed" : "full");
   }
 
+  // The memory figures count what is held per server connection: the
+  // server alone, not the pair and its hooks.
   void DropClient() override {
-    pair_.Release(MemoryPair::kClient);
+    server_alone_ = pair_->Take(MemoryPair::kServer);
+    pair_.reset();
     session_.reset();  // the client's, not what a server holds
   }
-  bool ReleaseServerBuffers() override { return pair_.server().ReleaseBuffers(); }
+  bool ReleaseServerBuffers() override { return server_alone_->ReleaseBuffers(); }
 
   const std::shared_ptr<const TlsSession>& session() const { return session_; }
 
@@ -115,7 +118,8 @@ class EnginePair : public Pair {
     }
   }
 
-  MemoryPair pair_;
+  std::unique_ptr<MemoryPair> pair_;            // until DropClient()
+  std::unique_ptr<TlsConnection> server_alone_;  // after it
   uint64_t received_[2] = {0, 0};
   // The client's latest kSession, decoded: resumptions reuse it as it is,
   // as a client keeping sessions in memory would (no DER to decode).

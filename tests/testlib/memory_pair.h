@@ -62,9 +62,9 @@ class MemoryPair {
   const TlsConnection& conn(Side side) const { return *ends_[side].conn; }
   const TlsConnection& server() const { return conn(kServer); }
   const TlsConnection& client() const { return conn(kClient); }
-  // Frees one side (the benchmark keeps the server alone). Nothing moves
-  // to or from a released side.
-  void Release(Side side) { ends_[side].conn.reset(); }
+  // Gives up one side's connection (the benchmark keeps a server alone,
+  // without the pair). Nothing moves to or from that side afterwards.
+  std::unique_ptr<TlsConnection> Take(Side side) { return std::move(ends_[side].conn); }
   bool has(Side side) const { return ends_[side].conn != nullptr; }
   Hooks& hooks(Side side) { return ends_[side].hooks; }
 
