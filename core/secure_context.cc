@@ -15,6 +15,7 @@
 #include "core/errors.h"
 #include "core/internal/connection_impl.h"
 #include "core/internal/openssl_util.h"
+#include "core/internal/pkcs12.h"
 #include "core/internal/status_macros.h"
 
 namespace tlsengine {
@@ -291,42 +292,11 @@ absl::Status ApplyIdentities(SSL_CTX* ctx, const SecureContextOptions& o, std::v
   return absl::OkStatus();
 }
 
-// A PFX that does not load, in Node's words: the reason text of OpenSSL's
-// first error ("mac verify failure", "not enough data", "wrong tag"), or
-// ERR_CRYPTO_UNSUPPORTED_OPERATION "Unsupported PKCS12 PFX data" for an
-// algorithm OpenSSL 3 no longer loads (RC2); then what it means.
-absl::Status BadPfx(absl::string_view meaning) {
-  const unsigned long first = ERR_peek_error();
-  if (ERR_GET_LIB(first) == ERR_LIB_EVP && ERR_GET_REASON(first) == ERR_R_UNSUPPORTED) {
-    return MakeError(absl::StatusCode::kInvalidArgument, "ERR_CRYPTO_UNSUPPORTED_OPERATION",
-                     absl::StrCat("pfx: Unsupported PKCS12 PFX data (a legacy algorithm such as RC2, which "
-                                  "OpenSSL 3 does not load: ",
-                                  DrainErrors(), ")"));
-  }
-  const char* reason = ERR_reason_error_string(first);
-  std::string text = reason != nullptr ? reason : "Unknown error";
-  ERR_clear_error();
-  return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue,
-                   absl::StrCat("pfx: ", text, " (", meaning, ")"));
-}
-
 absl::Status ApplyPfx(SSL_CTX* ctx, const SecureContextOptions& o) {
-  // Read from a BIO, as Node does: a short file is "not enough data".
-  OpenSslPtr<BIO> bio = MemoryBio(o.pfx);
-  OpenSslPtr<PKCS12> p12(d2i_PKCS12_bio(bio.get(), nullptr));
-  if (!p12) return BadPfx("not a PKCS#12 (PFX) file");
-  EVP_PKEY* raw_key = nullptr;
-  X509* raw_cert = nullptr;
-  STACK_OF(X509)* raw_ca = nullptr;
-  int ok = PKCS12_parse(p12.get(), o.passphrase.c_str(), &raw_key, &raw_cert, &raw_ca);
-  // PKCS12_parse hands us ownership of all three.
-  OpenSslPtr<EVP_PKEY> key(raw_key);
-  OpenSslPtr<X509> cert(raw_cert);
-  OpenSslPtr<STACK_OF(X509)> ca(raw_ca);
-  if (ok != 1) {
-    return BadPfx(internal::PeekErrorReason() == PKCS12_R_MAC_VERIFY_FAILURE ? "wrong passphrase?"
-                                                                              : "unreadable PKCS#12");
-  }
+  TLSENGINE_ASSIGN_OR_RETURN(internal::ParsedPkcs12 pfx, internal::ParsePkcs12(o.pfx, o.passphrase));
+  const OpenSslPtr<EVP_PKEY>& key = pfx.key;
+  const OpenSslPtr<X509>& cert = pfx.cert;
+  const OpenSslPtr<STACK_OF(X509)>& ca = pfx.ca;
   if (!key || !cert) return BadOption("pfx", "PKCS#12 holds no key and certificate");
   if (SSL_CTX_use_cert_and_key(ctx, cert.get(), key.get(), ca.get(), 1) != 1) {
     return BadOption("pfx", "key does not match the certificate");

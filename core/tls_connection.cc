@@ -275,8 +275,17 @@ TlsConnection::Impl::FirstFlight TlsConnection::Impl::CheckFirstFlight() const {
     if (p[at] != SSL3_RT_HANDSHAKE || (at + 1 < n && p[at + 1] != SSL3_VERSION_MAJOR)) return FirstFlight::kReady;
     if (at + 5 > n) break;
     const size_t len = (size_t{p[at + 3]} << 8) | p[at + 4];
-    if (len == 0 || len > internal::kMaxPlaintextRecord) return FirstFlight::kReady;
+    // OpenSSL refuses a record this long on its header (record_overflow).
+    if (len > internal::kMaxPlaintextRecord + 2048) return FirstFlight::kReady;
     if (at + 5 + len > n) break;
+    // Only whole: an empty record or one over 2^14 that OpenSSL would take
+    // and then wait after, with its SSL and buffers made (40-50 KB for
+    // five bytes). An empty one is judged with the rest.
+    if (len == 0) {
+      at += 5;
+      continue;
+    }
+    if (len > internal::kMaxPlaintextRecord) return FirstFlight::kReady;
     for (size_t i = 0; i < len && handshake_bytes + i < sizeof(header); ++i) {
       header[handshake_bytes + i] = p[at + 5 + i];
     }

@@ -445,6 +445,68 @@ for name, headers in cases:
   EXPECT_EQ(Value(out, "same"), "HTTP/1.1 200 OK") << out;
 }
 
+// A line ending another parser may split on (bare LF or CR) must not hide
+// a Content-Length: otherwise the body ("hello" + a second request) is
+// read as requests, a smuggling desync with any front end that splits
+// there. Nor is "5\v" (VT and FF are not optional whitespace) a length.
+TEST_F(TlsctlAbuseTest, BareLineEndsAndControlsInTheHeadGet400) {
+  std::string out = Attack({"--mode", "http"}, R"py(
+cases = [
+    ("barelf", "X-A: a\nContent-Length: 29"),
+    ("barecr", "X-A: a\rContent-Length: 29"),
+    ("barelfrequestline", ""),
+    ("vt", "Content-Length: 29\x0b"),
+    ("ff", "Content-Length: \x0c29"),
+]
+for name, headers in cases:
+    s = conn()
+    line = "POST / HTTP/1.1\nContent-Length: 29" if name == "barelfrequestline" else "POST / HTTP/1.1\r\n" + headers
+    s.sendall((line + "\r\nHost: x\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n").encode())
+    print("%s: %s" % (name, head(s)))
+    s.close()
+)py");
+  for (const char* name : {"barelf", "barecr", "barelfrequestline", "vt", "ff"}) {
+    EXPECT_EQ(Value(out, name), "HTTP/1.1 400 Bad Request") << name << "\n" << out;
+  }
+}
+
+// Slowloris: a head sent one byte per half idle period keeps the idle
+// timer from ever firing; the head must be whole within --idle-timeout of
+// its first byte (408), while a slow but whole request is still served.
+TEST_F(TlsctlAbuseTest, HeadTrickledPastTheIdleTimeoutGets408) {
+  std::string out = Attack({"--mode", "http", "--idle-timeout", "1000"}, R"py(
+s = conn()
+start, sent, status = time.monotonic(), 0, "still open"
+req = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+try:
+    while time.monotonic() - start < 8:
+        s.sendall(req[sent:sent + 1])
+        sent += 1
+        time.sleep(0.4)
+        s.settimeout(0.01)
+        try:
+            got = s.recv(65536)
+            status = got.split(b"\r\n", 1)[0].decode() if got else "closed"
+            break
+        except socket.timeout:
+            pass
+except (OSError, ssl.SSLError) as e:
+    status = "closed"
+print("trickle:", status)
+print("after_s: %d" % (time.monotonic() - start))
+print("closed:", closed_within(s, 5))
+ok = conn()
+ok.sendall(b"GET / HTTP/1.1\r\n")
+time.sleep(0.6)
+ok.sendall(b"Host: x\r\n\r\n")
+print("slow_but_whole:", head(ok))
+)py");
+  EXPECT_EQ(Value(out, "trickle"), "HTTP/1.1 408 Request Timeout") << out;
+  EXPECT_LT(IntValue(out, "after_s"), 4) << out;
+  EXPECT_EQ(Value(out, "closed"), "closed") << out;
+  EXPECT_EQ(Value(out, "slow_but_whole"), "HTTP/1.1 200 OK") << out;
+}
+
 TEST_F(TlsctlAbuseTest, PipelinerThatNeverReadsIsNotReadAndOthersAreServed) {
   std::string out = Attack({"--mode", "http"}, R"py(
 start_measuring()

@@ -17,6 +17,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "adapters/fd/resolve.h"
+#include "adapters/fd/status_macros.h"
+#include "adapters/fd/sys_status.h"
 #include "core/default_answers.h"
 #include "core/errors.h"
 
@@ -24,44 +27,11 @@ namespace tlsengine {
 namespace blocking {
 namespace {
 
-// core/internal's macros are core's own; adapters keep a copy.
-#define BLOCKING_RETURN_IF_ERROR(expr)      \
-  do {                                      \
-    ::absl::Status blocking_status_ = (expr); \
-    if (!blocking_status_.ok()) return blocking_status_; \
-  } while (0)
-
 constexpr absl::string_view kErrStreamDestroyed = "ERR_STREAM_DESTROYED";
 constexpr absl::string_view kErrWriteAfterEnd = "ERR_STREAM_WRITE_AFTER_END";
 
-// Node reports system errors by their errno name ("connect ECONNREFUSED
-// 127.0.0.1:443"); glibc 2.32+ knows the names.
-std::string ErrnoName(int err) {
-  const char* name = strerrorname_np(err);
-  return name != nullptr ? name : absl::StrCat("E", err);
-}
-
-absl::Status SystemError(absl::StatusCode code, int err, absl::string_view what) {
-  std::string name = ErrnoName(err);
-  return MakeError(code, name, absl::StrCat(what, " ", name, " (", strerror(err), ")"));
-}
-
-absl::Status TransportError(int err, absl::string_view what) {
-  return SystemError(err == ETIMEDOUT ? absl::StatusCode::kDeadlineExceeded : absl::StatusCode::kUnavailable, err,
-                     what);
-}
-
 absl::Status Timeout(absl::string_view what) {
   return MakeError(absl::StatusCode::kDeadlineExceeded, "ETIMEDOUT", absl::StrCat(what, " timed out"));
-}
-
-// Milliseconds for poll() until `t`, rounded up so that a wait never ends
-// just before the deadline and spins; capped (poll takes an int).
-int MillisUntil(absl::Time t) {
-  if (t == absl::InfiniteFuture()) return -1;
-  absl::Duration d = t - absl::Now();
-  if (d <= absl::ZeroDuration()) return 0;
-  return static_cast<int>(std::min<int64_t>(INT_MAX, absl::ToInt64Milliseconds(absl::Ceil(d, absl::Milliseconds(1)))));
 }
 
 std::string AddressText(const sockaddr* sa) {
@@ -71,26 +41,13 @@ std::string AddressText(const sockaddr* sa) {
   return sa->sa_family == AF_INET6 ? absl::StrCat("[", host, "]:", serv) : absl::StrCat(host, ":", serv);
 }
 
-struct AddrInfoDeleter {
-  void operator()(addrinfo* ai) const { freeaddrinfo(ai); }
-};
-using AddrInfoPtr = std::unique_ptr<addrinfo, AddrInfoDeleter>;
-
-absl::StatusOr<AddrInfoPtr> Resolve(const std::string& host, int port, bool passive) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : AI_ADDRCONFIG);
-  addrinfo* result = nullptr;
-  std::string service = std::to_string(port);
+absl::StatusOr<std::vector<fdio::Address>> Resolve(const std::string& host, int port, bool passive) {
+  fdio::ResolveOptions options;
+  options.passive = passive;
+  options.addrconfig = !passive;
   // getaddrinfo takes no deadline: the resolver's own timeouts apply (none
   // for literals and /etc/hosts names).
-  int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &result);
-  if (rc != 0) {
-    return MakeError(absl::StatusCode::kUnavailable, rc == EAI_AGAIN ? "EAI_AGAIN" : "ENOTFOUND",
-                     absl::StrCat("getaddrinfo ", host, ": ", gai_strerror(rc)));
-  }
-  return AddrInfoPtr(result);
+  return fdio::Resolve(host, port, options);
 }
 
 // Non-blocking connect to one address, waiting until `deadline`. Returns
@@ -99,15 +56,15 @@ absl::StatusOr<int> ConnectOne(const sockaddr* addr, socklen_t len, absl::Time d
   const std::string where = addr->sa_family == AF_UNIX ? reinterpret_cast<const sockaddr_un*>(addr)->sun_path
                                                       : AddressText(addr);
   int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return TransportError(errno, "socket");
+  if (fd < 0) return fdio::SysError("socket", errno);
   if (connect(fd, addr, len) != 0 && errno != EINPROGRESS) {
     int err = errno;
     close(fd);
-    return TransportError(err, absl::StrCat("connect ", where));
+    return fdio::SysError(absl::StrCat("connect ", where), err);
   }
   for (;;) {
     pollfd p{fd, POLLOUT, 0};
-    int ready = poll(&p, 1, MillisUntil(deadline));
+    int ready = poll(&p, 1, fdio::MillisUntil(deadline));
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) {
       close(fd);
@@ -120,7 +77,7 @@ absl::StatusOr<int> ConnectOne(const sockaddr* addr, socklen_t len, absl::Time d
   getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len);
   if (err != 0) {
     close(fd);
-    return TransportError(err, absl::StrCat("connect ", where));
+    return fdio::SysError(absl::StrCat("connect ", where), err);
   }
   return fd;
 }
@@ -130,7 +87,7 @@ absl::StatusOr<int> ConnectOne(const sockaddr* addr, socklen_t len, absl::Time d
 // ---------------------------------------------------------------- TlsStream
 
 TlsStream::TlsStream(int fd, StreamOptions options, std::unique_ptr<TlsConnection> conn)
-    : fd_(fd), options_(std::move(options)), conn_(std::move(conn)) {}
+    : fd_(fd), options_(std::move(options)), conn_(std::move(conn)), driver_(fd, conn_.get()) {}
 
 TlsStream::~TlsStream() { Close(); }
 
@@ -139,13 +96,13 @@ absl::StatusOr<std::unique_ptr<TlsStream>> TlsStream::Connect(const std::string&
   if (port <= 0 || port > 65535) {
     return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue, absl::StrCat("bad port ", port));
   }
-  absl::StatusOr<AddrInfoPtr> addrs = Resolve(host, port, /*passive=*/false);
+  absl::StatusOr<std::vector<fdio::Address>> addrs = Resolve(host, port, /*passive=*/false);
   if (!addrs.ok()) return addrs.status();
   // Every address in the resolver's order (RFC 6724); the first refusal
   // does not stop us, the deadline does.
   absl::Status last = MakeError(absl::StatusCode::kUnavailable, "ENOTFOUND", "no address for " + host);
-  for (addrinfo* ai = addrs->get(); ai != nullptr; ai = ai->ai_next) {
-    absl::StatusOr<int> fd = ConnectOne(ai->ai_addr, ai->ai_addrlen, deadline);
+  for (const fdio::Address& address : *addrs) {
+    absl::StatusOr<int> fd = ConnectOne(address.addr(), address.len, deadline);
     if (!fd.ok()) {
       last = fd.status();
       if (absl::IsDeadlineExceeded(last)) break;
@@ -282,56 +239,24 @@ void TlsStream::HandleEvent(const Event& ev) {
   if (!answered.ok()) Fail(answered).IgnoreError();
 }
 
-absl::Status TlsStream::Flush() {
-  for (;;) {
-    absl::InlinedVector<absl::Span<const uint8_t>, 2> out = conn_->Output();
-    if (out.empty()) return absl::OkStatus();
-    iovec iov[4];
-    size_t count = 0, total = 0;
-    for (absl::Span<const uint8_t> span : out) {
-      if (count == 4) break;
-      iov[count].iov_base = const_cast<uint8_t*>(span.data());
-      iov[count].iov_len = span.size();
-      total += span.size();
-      ++count;
-    }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = count;
-    ssize_t n = sendmsg(fd_, &msg, MSG_NOSIGNAL);  // one writev per flight
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return absl::OkStatus();
-      return TransportError(errno, "write");
-    }
-    BLOCKING_RETURN_IF_ERROR(conn_->ConsumeOutput(static_cast<size_t>(n)));
-    if (static_cast<size_t>(n) < total) return absl::OkStatus();
-  }
-}
+absl::Status TlsStream::Flush() { return driver_.WriteOutput().error; }
 
 void TlsStream::ReadSocket() {
-  absl::Span<uint8_t> space = conn_->InputSpace();
-  if (space.empty()) return;  // backpressure: the engine's buffers are full
   if (!already_read_.empty()) {
+    absl::Span<uint8_t> space = conn_->InputSpace();
+    if (space.empty()) return;  // backpressure: the engine's buffers are full
     size_t n = std::min(space.size(), already_read_.size());
     memcpy(space.data(), already_read_.data(), n);
     already_read_.erase(0, n);
     conn_->CommitInput(n).IgnoreError();  // a failure is the sticky error, polled next
     return;
   }
-  ssize_t n;
-  do {
-    n = recv(fd_, space.data(), space.size(), 0);
-  } while (n < 0 && errno == EINTR);
-  if (n > 0) {
-    conn_->CommitInput(static_cast<size_t>(n)).IgnoreError();  // as above
-    return;
+  fdio::ReadResult r = driver_.ReadInput();
+  if (r.stop == fdio::ReadStop::kError) {
+    transport_error_ = r.error;
+    conn_->OnTransportEof();
   }
-  conn_->CommitInput(0).IgnoreError();  // cancels the reservation
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-  if (n < 0) transport_error_ = TransportError(errno, "read");
-  transport_eof_ = true;
-  conn_->OnTransportEof();
+  if (r.stop == fdio::ReadStop::kError || r.stop == fdio::ReadStop::kEof) transport_eof_ = true;
 }
 
 absl::Status TlsStream::Drive(absl::Time deadline, const std::function<bool()>& done) {
@@ -363,21 +288,19 @@ absl::Status TlsStream::Drive(absl::Time deadline, const std::function<bool()>& 
       continue;
     }
     pollfd p{fd_, static_cast<short>((can_read ? POLLIN : 0) | (want.write ? POLLOUT : 0)), 0};
-    int ready = poll(&p, 1, MillisUntil(std::min(deadline, want.deadline)));
-    if (ready < 0 && errno != EINTR) return Fail(TransportError(errno, "poll"));
+    int ready = poll(&p, 1, fdio::MillisUntil(std::min(deadline, want.deadline)));
+    if (ready < 0 && errno != EINTR) return Fail(fdio::SysError("poll", errno));
     if (absl::Now() >= conn_->NextDeadline()) conn_->OnTimer(absl::Now());
     if (can_read && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) ReadSocket();
     if (!can_read && (p.revents & POLLERR) != 0) {
-      int err = 0;
-      socklen_t len = sizeof(err);
-      getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
-      return Fail(TransportError(err != 0 ? err : ECONNRESET, "socket"));
+      absl::Status error = driver_.SocketError("socket");
+      return Fail(!error.ok() ? error : fdio::SysError("socket", ECONNRESET));
     }
   }
 }
 
 absl::Status TlsStream::Handshake(absl::Time deadline) {
-  BLOCKING_RETURN_IF_ERROR(Usable());
+  ADAPTERS_RETURN_IF_ERROR(Usable());
   if (secure_) return absl::OkStatus();
   return Drive(deadline, [this] { return secure_; });
 }
@@ -396,7 +319,7 @@ size_t TlsStream::TakeReadable(absl::Span<uint8_t> buf) {
 absl::StatusOr<size_t> TlsStream::Read(absl::Span<uint8_t> buf, absl::Time deadline) {
   if (closed_) return Usable();
   if (readable_size() > 0 && !buf.empty()) return TakeReadable(buf);  // what arrived before an error too
-  BLOCKING_RETURN_IF_ERROR(Usable());
+  ADAPTERS_RETURN_IF_ERROR(Usable());
   if (buf.empty()) return 0;
   absl::Status s = Drive(deadline, [this] { return readable_size() > 0 || peer_closed_ || truncated_; });
   if (readable_size() > 0) return TakeReadable(buf);
@@ -425,7 +348,7 @@ absl::Status TlsStream::ReadFull(absl::Span<uint8_t> buf, absl::Time deadline) {
 }
 
 absl::StatusOr<std::string> TlsStream::ReadUntil(absl::string_view delimiter, size_t max_size, absl::Time deadline) {
-  BLOCKING_RETURN_IF_ERROR(Usable());
+  ADAPTERS_RETURN_IF_ERROR(Usable());
   auto found = [&]() -> size_t {
     absl::string_view have(readable_.data() + readable_start_, readable_size());
     size_t at = delimiter.empty() ? absl::string_view::npos : have.find(delimiter);
@@ -451,7 +374,7 @@ absl::Status TlsStream::Write(absl::Span<const uint8_t> data, absl::Time deadlin
 }
 
 absl::Status TlsStream::Write(absl::string_view data, absl::Time deadline) {
-  BLOCKING_RETURN_IF_ERROR(Usable());
+  ADAPTERS_RETURN_IF_ERROR(Usable());
   if (ended_) {
     return MakeError(absl::StatusCode::kFailedPrecondition, kErrWriteAfterEnd, "write after Shutdown()");
   }
@@ -477,7 +400,7 @@ absl::Status TlsStream::Write(absl::string_view data, absl::Time deadline) {
 }
 
 absl::Status TlsStream::Shutdown(absl::Time deadline, bool wait_for_peer) {
-  BLOCKING_RETURN_IF_ERROR(Usable());
+  ADAPTERS_RETURN_IF_ERROR(Usable());
   if (!ended_) {
     ended_ = true;
     conn_->End(absl::Now(), wait_for_peer);
@@ -491,15 +414,15 @@ absl::Status TlsStream::Shutdown(absl::Time deadline, bool wait_for_peer) {
 }
 
 absl::Status TlsStream::Renegotiate(const RenegotiateOptions& options, absl::Time deadline) {
-  BLOCKING_RETURN_IF_ERROR(Usable());
-  BLOCKING_RETURN_IF_ERROR(conn_->Renegotiate(options));
+  ADAPTERS_RETURN_IF_ERROR(Usable());
+  ADAPTERS_RETURN_IF_ERROR(conn_->Renegotiate(options));
   const uint64_t before = renegotiations_;
   return Drive(deadline, [&] { return renegotiations_ > before; });
 }
 
 absl::Status TlsStream::KeyUpdate(bool request_peer, absl::Time deadline) {
-  BLOCKING_RETURN_IF_ERROR(Usable());
-  BLOCKING_RETURN_IF_ERROR(conn_->KeyUpdate(request_peer));
+  ADAPTERS_RETURN_IF_ERROR(Usable());
+  ADAPTERS_RETURN_IF_ERROR(conn_->KeyUpdate(request_peer));
   return Drive(deadline, [this] { return conn_->OutputSize() == 0 && !conn_->interest().write; });
 }
 
@@ -516,28 +439,15 @@ void TlsStream::CloseWithin(absl::Time limit) {
     ended_ = true;
     conn_->End(absl::Now());
   }
-  const absl::Time send_deadline = std::min(limit, absl::Now() + options_.close_drain_time);
-  for (;;) {
-    PollEvents();
-    if (!Flush().ok() || conn_->OutputSize() == 0) break;
-    pollfd p{fd_, POLLOUT, 0};
-    if (poll(&p, 1, MillisUntil(send_deadline)) <= 0) break;
-  }
   // 2. Shut down writing, then read and discard briefly: closing with
   //    unread input makes the kernel send a reset, which can overtake the
-  //    alert just sent.
-  shutdown(fd_, SHUT_WR);
-  const absl::Time drain_deadline = std::min(limit, absl::Now() + options_.close_drain_time);
-  char sink[16384];
-  size_t drained = 0;
-  while (drained < options_.close_drain_bytes) {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, MillisUntil(drain_deadline)) <= 0) break;
-    ssize_t n = recv(fd_, sink, sizeof(sink), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    drained += static_cast<size_t>(n);
-  }
+  //    alert just sent. Every wait ends at `limit`.
+  fdio::CloseLimits limits;
+  limits.flush_time = options_.close_drain_time;
+  limits.linger_time = options_.close_drain_time;
+  limits.linger_bytes = options_.close_drain_bytes;
+  limits.limit = limit;
+  driver_.CloseBlocking(limits, [this] { PollEvents(); });
   // 3. Close.
   close(fd_);
   fd_ = -1;
@@ -560,19 +470,20 @@ absl::StatusOr<std::unique_ptr<TlsListener>> TlsListener::Listen(const std::stri
   if (port < 0 || port > 65535) {
     return MakeError(absl::StatusCode::kInvalidArgument, kErrInvalidArgValue, absl::StrCat("bad port ", port));
   }
-  absl::StatusOr<AddrInfoPtr> addrs = Resolve(host, port, /*passive=*/true);
+  absl::StatusOr<std::vector<fdio::Address>> addrs = Resolve(host, port, /*passive=*/true);
   if (!addrs.ok()) return addrs.status();
   absl::Status last = MakeError(absl::StatusCode::kUnavailable, "ENOTFOUND", "no address for " + host);
-  for (addrinfo* ai = addrs->get(); ai != nullptr; ai = ai->ai_next) {
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  for (const fdio::Address& address : *addrs) {
+    int fd = socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-      last = TransportError(errno, "socket");
+      last = fdio::SysError("socket", errno);
       continue;
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, backlog) != 0) {
-      last = TransportError(errno, absl::StrCat("listen ", AddressText(ai->ai_addr)));
+    if (bind(fd, address.addr(), address.len) != 0 || listen(fd, backlog) != 0) {
+      const int err = errno;  // before AddressText's getnameinfo
+      last = fdio::SysError(absl::StrCat("listen ", AddressText(address.addr())), err);
       close(fd);
       continue;
     }
@@ -595,10 +506,10 @@ absl::StatusOr<std::unique_ptr<TlsListener>> TlsListener::ListenUnix(const std::
   }
   memcpy(addr.sun_path, path.data(), path.size());
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return TransportError(errno, "socket");
+  if (fd < 0) return fdio::SysError("socket", errno);
   unlink(path.c_str());  // a stale socket file from an earlier run
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, backlog) != 0) {
-    absl::Status s = TransportError(errno, "listen " + path);
+    absl::Status s = fdio::SysError("listen " + path, errno);
     close(fd);
     return s;
   }
@@ -612,15 +523,15 @@ absl::StatusOr<std::unique_ptr<TlsStream>> TlsListener::Accept(absl::Time deadli
     }
     // Short slices so that Shutdown() from another thread is seen soon.
     pollfd p{fd_, POLLIN, 0};
-    int ready = poll(&p, 1, std::min(MillisUntil(deadline), 100));
-    if (ready < 0 && errno != EINTR) return TransportError(errno, "poll");
+    int ready = poll(&p, 1, std::min(fdio::MillisUntil(deadline), 100));
+    if (ready < 0 && errno != EINTR) return fdio::SysError("poll", errno);
     if (ready > 0 && !shut_down_.load()) {
       int fd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) return TlsStream::Wrap(fd, options_);
       // EAGAIN: another thread took it; ECONNABORTED: the client gave up.
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR &&
           errno != EINVAL) {
-        return TransportError(errno, "accept");
+        return fdio::SysError("accept", errno);
       }
     }
     if (absl::Now() >= deadline) return Timeout("accept");

@@ -46,6 +46,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "adapters/fd/fd_driver.h"
 #include "core/certificate.h"
 #include "core/secure_context.h"
 #include "core/tls_connection.h"
@@ -198,7 +199,7 @@ class TlsStream {
   void PollEvents();
   void HandleEvent(const Event& ev);
   absl::Status Flush();  // sends what the socket takes now, without waiting
-  void ReadSocket();     // one recv (or the Wrap() bytes) into InputSpace()
+  void ReadSocket();     // until EAGAIN into InputSpace() (or the Wrap() bytes first)
   absl::Status Fail(absl::Status status);  // makes `status` sticky, returns it
   // Close(), with every wait also ending at `limit`: past it, the alert is
   // sent and the peer drained only as far as the socket allows at once.
@@ -214,6 +215,7 @@ class TlsStream {
   int fd_ = -1;
   StreamOptions options_;
   std::unique_ptr<TlsConnection> conn_;
+  fdio::FdDriver driver_;       // fd_ and conn_, borrowed: reads, writes, the careful close
   std::string readable_;        // plaintext received, not yet Read()
   size_t readable_start_ = 0;   // readable_[0, start) was already Read()
   std::string already_read_;    // Wrap()'s bytes, fed before the socket's

@@ -3,20 +3,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <utility>
 
-#include "adapters/epoll/sys_status.h"
+#include "adapters/fd/sys_status.h"
 #include "core/errors.h"
 
 namespace tlsengine {
 namespace epoll {
 namespace {
 
-// One writev carries at most this many spans (the engine offers one or two).
-constexpr size_t kMaxIov = 8;
 // Writes per Flush before yielding to other connections on the loop.
 constexpr int kMaxWritesPerFlush = 16;
 // Bytes a connection may move (written and read) in one loop iteration
@@ -25,8 +22,6 @@ constexpr int kMaxWritesPerFlush = 16;
 // every 'drain', or writing in a loop, to a fast reader) would otherwise
 // never hit EAGAIN and keep the loop to itself. 16 full records.
 constexpr uint64_t kMaxBytesPerIteration = 256 * 1024;
-// The discard buffer of the careful close lives on the stack.
-constexpr size_t kDiscardChunk = 4096;
 
 }  // namespace
 
@@ -48,7 +43,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Create(Loop* loop, int f
   if (flags < 0 || ((flags & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)) {
     int err = errno;
     ::close(fd);
-    return internal::SysError("fcntl", err, absl::StatusCode::kInvalidArgument);
+    return fdio::SysError("fcntl", err, absl::StatusCode::kInvalidArgument);
   }
   return std::unique_ptr<Connection>(
       new Connection(loop, fd, std::move(engine), handler, std::move(owner), options));
@@ -59,6 +54,7 @@ Connection::Connection(Loop* loop, int fd, std::unique_ptr<TlsConnection> engine
     : loop_(loop),
       fd_(fd),
       engine_(std::move(engine)),
+      driver_(fd, engine_.get()),
       handler_(handler),
       owner_(std::move(owner)),
       options_(options) {}
@@ -96,17 +92,10 @@ void Connection::SetReading(bool reading) {
 void Connection::Run() {
   std::shared_ptr<void> hold = owner_.lock();
   if (hold == nullptr || phase_ != Phase::kOpen) return;
-  // The budget counts what this connection moved in the loop's current
-  // iteration, whoever called (a readiness, a timer, a Write from any
-  // callback), so that neither one long Run nor many short ones exceed it.
-  if (loop_->iterations() != budget_iteration_) {
-    budget_iteration_ = loop_->iterations();
-    budget_start_ = raw_written_ + raw_read_;
-  }
   in_run_ = true;
   bool yield = false;
   do {
-    if (raw_written_ + raw_read_ - budget_start_ >= kMaxBytesPerIteration) {
+    if (BudgetLeft() == 0) {
       yield = true;  // what is left (events, output) waits for a later iteration
       break;
     }
@@ -115,14 +104,27 @@ void Connection::Run() {
     if (phase_ != Phase::kOpen) break;
     // Write now rather than wait for EPOLLOUT: a writable socket is the
     // usual case, and the records just made are one flight (one writev).
-    size_t before = raw_written_;
+    uint64_t before = driver_.bytes_written();
     if (!Flush()) break;
-    if (raw_written_ != before) run_again_ = true;  // ConsumeOutput may raise kDrain
+    if (driver_.bytes_written() != before) run_again_ = true;  // ConsumeOutput may raise kDrain
   } while (run_again_ && phase_ == Phase::kOpen);
   in_run_ = false;
   if (phase_ != Phase::kOpen) return;
   Rearm();
   if (yield) ResumeLater();
+}
+
+uint64_t Connection::BudgetLeft() {
+  // The budget counts what this connection moved in the loop's current
+  // iteration, whoever called (a readiness, a timer, a Write from any
+  // callback), so that neither one long Run nor many short ones exceed it.
+  const uint64_t moved = driver_.bytes_written() + driver_.bytes_read();
+  if (loop_->iterations() != budget_iteration_) {
+    budget_iteration_ = loop_->iterations();
+    budget_start_ = moved;
+  }
+  uint64_t used = moved - budget_start_;
+  return used >= kMaxBytesPerIteration ? 0 : kMaxBytesPerIteration - used;
 }
 
 void Connection::ResumeLater() {
@@ -160,90 +162,46 @@ void Connection::PollEvents() {
 }
 
 bool Connection::Flush() {
-  write_blocked_ = false;
-  for (int i = 0; i < kMaxWritesPerFlush; ++i) {
-    absl::InlinedVector<absl::Span<const uint8_t>, 2> spans = engine_->Output();
-    if (spans.empty()) return true;
-    iovec iov[kMaxIov];
-    size_t count = 0, total = 0;
-    for (absl::Span<const uint8_t> span : spans) {
-      if (count == kMaxIov) break;
-      iov[count].iov_base = const_cast<uint8_t*>(span.data());
-      iov[count].iov_len = span.size();
-      total += span.size();
-      ++count;
-    }
-    msghdr msg = {};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = count;
-    // sendmsg is writev with flags: MSG_NOSIGNAL turns SIGPIPE into EPIPE.
-    ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        write_blocked_ = true;
-        return true;
-      }
-      if (eof_ && (errno == EPIPE || errno == ECONNRESET)) {
-        // The peer closed both ways after its EOF: what is left to send
-        // (our close_notify) has nobody to go to. Not an error of its own:
-        // the engine already reported how the peer ended.
-        engine_->Destroy();
-        FinishClose();
-        return false;
-      }
-      TransportError(internal::SysError("write", errno));
-      return false;
-    }
-    raw_written_ += static_cast<uint64_t>(n);
-    // n never exceeds what Output() offered, so this cannot fail.
-    engine_->ConsumeOutput(static_cast<size_t>(n)).IgnoreError();
+  fdio::WriteResult w = driver_.WriteOutput(SIZE_MAX, kMaxWritesPerFlush);
+  write_blocked_ = w.blocked;
+  if (w.bytes > 0) {
     handler_->OnActivity();
-    if (phase_ != Phase::kOpen && phase_ != Phase::kFlushing) return false;
-    if (static_cast<size_t>(n) < total) {
-      write_blocked_ = true;
-      return true;
-    }
+    if (phase_ != Phase::kOpen) return false;
   }
-  return true;
-}
-
-bool Connection::ReadOnce() {
-  absl::Span<uint8_t> space = engine_->InputSpace();
-  if (space.empty()) return false;  // backpressure: the engine's buffer is full
-  for (;;) {
-    ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
-    if (n > 0) {
-      raw_read_ += static_cast<uint64_t>(n);
-      // A failure here is the engine's sticky error, raised as kError by
-      // the NextEvent poll that follows.
-      engine_->CommitInput(static_cast<size_t>(n)).IgnoreError();
-      handler_->OnActivity();
-      return true;
-    }
-    // Cancelling the reservation cannot fail: it exists.
-    engine_->CommitInput(0).IgnoreError();
-    if (n == 0) {
-      eof_ = true;
-      engine_->OnTransportEof();
-      return false;
-    }
-    if (errno == EINTR) {
-      space = engine_->InputSpace();
-      continue;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-    TransportError(internal::SysError("read", errno));
+  if (w.error.ok()) return true;
+  if (driver_.eof() && (w.err == EPIPE || w.err == ECONNRESET)) {
+    // The peer closed both ways after its EOF: what is left to send (our
+    // close_notify) has nobody to go to. Not an error of its own: the
+    // engine already reported how the peer ended.
+    engine_->Destroy();
+    FinishClose();
     return false;
   }
+  TransportError(w.error);
+  return false;
+}
+
+void Connection::Read() {
+  // Until EAGAIN (or the engine's buffer is full), within what is left of
+  // this iteration's budget; the engine decodes it all at the next poll.
+  uint64_t left = BudgetLeft();
+  if (left == 0) return;  // level-triggered: the readiness comes back next iteration
+  fdio::ReadResult r = driver_.ReadInput(static_cast<size_t>(left));
+  if (r.bytes > 0) {
+    // A Pump() from the handler here (TlsSocket flushes its writes on
+    // activity) joins the Run that OnReady does next: one Run per readiness.
+    const bool was_in_run = in_run_;
+    in_run_ = true;
+    handler_->OnActivity();
+    in_run_ = was_in_run;
+    if (phase_ != Phase::kOpen) return;
+  }
+  if (r.stop == fdio::ReadStop::kError) TransportError(r.error);
 }
 
 void Connection::CheckSocketError() {
-  int err = 0;
-  socklen_t len = sizeof(err);
-  if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
-    TransportError(internal::SysError("read", err));
-  }
+  absl::Status error = driver_.SocketError("read");
+  if (!error.ok()) TransportError(error);
 }
 
 void Connection::OnReady(Ready ready) {
@@ -252,28 +210,25 @@ void Connection::OnReady(Ready ready) {
   switch (phase_) {
     case Phase::kOpen:
       if (ready.read) {
-        ReadOnce();
+        Read();
       } else if (ready.error || ready.hangup) {
         // Reported without read interest (we are not reading, e.g. paused
         // or backpressured): find out what happened.
         CheckSocketError();
-        if (phase_ == Phase::kOpen && ready.hangup && !eof_) {
-          eof_ = true;
-          engine_->OnTransportEof();
+        if (phase_ == Phase::kOpen && ready.hangup && !driver_.eof()) {
+          driver_.MarkEof();  // the EOF a read would have returned
         }
       }
       if (phase_ == Phase::kOpen) Pump();
       return;
     case Phase::kFlushing:
-      if (!Flush()) return;
-      if (phase_ == Phase::kFlushing && engine_->OutputSize() == 0) {
-        StartLinger();
-      } else if (ready.error || ready.hangup) {
+      ContinueClose();
+      if (phase_ == Phase::kFlushing && (ready.error || ready.hangup)) {
         FinishClose();  // the peer is gone: the alert cannot be delivered
       }
       return;
     case Phase::kLingering:
-      Linger();
+      ContinueClose();
       return;
     case Phase::kClosed:
       return;
@@ -332,12 +287,10 @@ void Connection::Rearm() {
       break;
     }
     case Phase::kFlushing:
-      want.write = true;
-      deadline = linger_deadline_;
-      break;
     case Phase::kLingering:
-      want.read = true;
-      deadline = linger_deadline_;
+      want.read = close_step_.want_read;
+      want.write = close_step_.want_write;
+      deadline = close_step_.deadline;
       break;
     case Phase::kClosed:
       return;
@@ -353,51 +306,35 @@ void Connection::Rearm() {
   SetTimer(deadline);
 }
 
+fdio::CloseLimits Connection::Limits() const {
+  fdio::CloseLimits limits;
+  limits.flush_time = options_.flush_time;
+  limits.linger_time = options_.linger_time;
+  limits.linger_bytes = options_.linger_bytes;
+  return limits;
+}
+
 void Connection::BeginClose(absl::Status status) {
   if (phase_ != Phase::kOpen) return;
   final_status_ = std::move(status);
   phase_ = Phase::kFlushing;
-  linger_deadline_ = loop_->Now() + options_.flush_time;
-  if (!Flush()) return;
-  if (phase_ != Phase::kFlushing) return;
-  if (engine_->OutputSize() == 0) {
-    StartLinger();
-  } else {
-    Rearm();
-  }
+  driver_.BeginClose(loop_->Now(), Limits());
+  ContinueClose();
 }
 
-void Connection::StartLinger() {
-  phase_ = Phase::kLingering;
-  // The alert or close_notify is in the kernel: FIN after it, then read
-  // what the peer still sends so that close() does not turn into a reset.
-  ::shutdown(fd_, SHUT_WR);
-  linger_deadline_ = loop_->Now() + options_.linger_time;
-  if (eof_) {
+void Connection::ContinueClose() {
+  // The careful close (adapters/fd): send the alert or close_notify the
+  // engine holds, FIN after it, read and discard briefly, then close.
+  close_step_ = driver_.ContinueClose(loop_->Now());
+  if (close_step_.done) {
+    // A transport error while sending: the peer is gone (EPIPE after its
+    // EOF); the connection's result stays what the engine reported.
+    if (!driver_.close_error().ok()) engine_->Destroy();
     FinishClose();
     return;
   }
-  Linger();
-  if (phase_ == Phase::kLingering) Rearm();
-}
-
-void Connection::Linger() {
-  uint8_t buf[kDiscardChunk];
-  for (;;) {
-    ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-    if (n > 0) {
-      linger_read_ += static_cast<size_t>(n);
-      raw_read_ += static_cast<uint64_t>(n);
-      if (linger_read_ >= options_.linger_bytes) break;
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (loop_->Now() < linger_deadline_) return;  // wait for more, or the timer
-    }
-    break;  // EOF, an error, or the bound
-  }
-  FinishClose();
+  phase_ = close_step_.want_write ? Phase::kFlushing : Phase::kLingering;
+  Rearm();
 }
 
 void Connection::TransportError(absl::Status status) {
@@ -413,15 +350,13 @@ void Connection::TransportError(absl::Status status) {
 void Connection::Destroy(absl::Status reason) {
   if (phase_ == Phase::kClosed) return;
   if (final_status_.ok()) final_status_ = std::move(reason);
-  if (phase_ == Phase::kOpen) {
-    engine_->Destroy();
-    phase_ = Phase::kFlushing;
-  }
+  if (phase_ == Phase::kOpen) engine_->Destroy();
   // No alert to wait for: discard what has arrived, briefly, then close.
-  ::shutdown(fd_, SHUT_WR);
   phase_ = Phase::kLingering;
-  linger_deadline_ = loop_->Now();
-  Linger();
+  fdio::CloseLimits limits = Limits();
+  limits.linger_time = absl::ZeroDuration();
+  driver_.BeginDiscard(loop_->Now(), limits);
+  ContinueClose();
 }
 
 void Connection::FinishClose() {

@@ -10,10 +10,13 @@
 //   conn->Pump();                        // after every call into the engine
 //
 // What it does, on every readiness, timer and Pump():
-//   * reads straight into the engine's InputSpace() (no buffer of its own),
-//     one read per readiness,
-//   * writes with writev straight from the engine's Output() spans,
-//   * polls NextEvent() until nullopt, handing each event to the handler,
+//   * reads straight into the engine's InputSpace() (no buffer of its own)
+//     until EAGAIN, within what is left of the fairness budget below,
+//   * writes with writev straight from every one of the engine's Output()
+//     spans (both through adapters/fd's FdDriver, the one fd driver),
+//   * polls NextEvent() until nullopt, handing each event to the handler
+//     (one Run per readiness: a Pump() from OnActivity during the read
+//     joins it),
 //   * arms EPOLLIN/EPOLLOUT (Loop::Modify) and one loop timer from
 //     interest(), after every call that can change them.
 // Fairness: a connection moves at most 256 KB per loop iteration (plus
@@ -43,6 +46,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "adapters/epoll/loop.h"
+#include "adapters/fd/fd_driver.h"
 #include "core/tls_connection.h"
 
 namespace tlsengine {
@@ -126,10 +130,10 @@ class Connection {
   int fd() const { return fd_; }
   Loop* loop() const { return loop_; }
   // Ciphertext moved over the socket.
-  uint64_t raw_bytes_read() const { return raw_read_; }
-  uint64_t raw_bytes_written() const { return raw_written_; }
+  uint64_t raw_bytes_read() const { return driver_.bytes_read(); }
+  uint64_t raw_bytes_written() const { return driver_.bytes_written(); }
   // The peer half-closed (read returned 0).
-  bool transport_eof() const { return eof_; }
+  bool transport_eof() const { return driver_.eof(); }
 
  private:
   enum class Phase { kOpen, kFlushing, kLingering, kClosed };
@@ -140,13 +144,14 @@ class Connection {
   void OnEngineTimer();
   void Run();            // the dispatch loop behind Pump(); bounded per iteration
   void ResumeLater();    // Run again from a posted task (after a bounded Run)
-  bool ReadOnce();       // false: stop reading now
+  void Read();           // until EAGAIN, within the budget left
   bool Flush();          // false: a transport error ended the connection
+  uint64_t BudgetLeft();  // bytes this connection may still move in this iteration
   void PollEvents();
   void Rearm();
   void BeginClose(absl::Status status);
-  void StartLinger();
-  void Linger();
+  void ContinueClose();  // the careful close's next steps (kFlushing, kLingering)
+  fdio::CloseLimits Limits() const;
   void FinishClose();
   void TransportError(absl::Status status);
   void SetTimer(absl::Time when);
@@ -155,6 +160,7 @@ class Connection {
   Loop* const loop_;
   int fd_;
   std::unique_ptr<TlsConnection> engine_;
+  fdio::FdDriver driver_;  // fd_ and engine_, borrowed
   ConnectionHandler* const handler_;
   const std::weak_ptr<void> owner_;
   const DriverOptions options_;
@@ -162,7 +168,6 @@ class Connection {
   Phase phase_ = Phase::kOpen;
   bool watched_ = false;
   bool reading_ = true;
-  bool eof_ = false;
   bool write_blocked_ = false;  // the last writev hit EAGAIN: arm EPOLLOUT
   bool in_run_ = false;    // Run() is on the stack
   bool run_again_ = false;  // Pump() was called from inside Run()
@@ -173,10 +178,7 @@ class Connection {
   TimerId timer_ = kNoTimer;
   absl::Time timer_when_ = absl::InfiniteFuture();
   absl::Status final_status_;
-  absl::Time linger_deadline_;
-  size_t linger_read_ = 0;
-  uint64_t raw_read_ = 0;
-  uint64_t raw_written_ = 0;
+  fdio::CloseStep close_step_;  // what the careful close waits for
 };
 
 }  // namespace epoll

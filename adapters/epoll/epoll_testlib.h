@@ -22,9 +22,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "adapters/epoll/echo.h"
 #include "adapters/epoll/loop.h"
 #include "adapters/epoll/server.h"
 #include "adapters/epoll/socket.h"
+#include "adapters/fd/fd_driver.h"
 #include "core/tls_connection.h"
 #include "gtest/gtest.h"
 #include "tests/testlib/testlib.h"
@@ -117,18 +119,9 @@ inline TlsSocketOptions ClientTo(int port, const std::string& version = "") {
   return o;
 }
 
-// Echo: every server socket writes back what it reads and ends when the
-// peer ends. Like Node's pipe(), it pauses reading while its writes wait
-// (Write() returned false) and resumes on 'drain', so a peer that sends
-// faster than it reads is held back instead of growing the queue up to
-// max_buffered_writes.
-inline void EchoOn(const std::shared_ptr<TlsSocket>& s) {
-  TlsSocket* raw = s.get();
-  s->handlers().on_data = [raw](absl::string_view d) {
-    if (!raw->Write(d)) raw->Pause();
-  };
-  s->handlers().on_drain = [raw] { raw->Resume(); };
-}
+// Echo: every server socket writes back what it reads (with backpressure,
+// echo.h) and ends when the peer ends.
+inline void EchoOn(const std::shared_ptr<TlsSocket>& s) { EchoWithBackpressure(*s); }
 
 inline int CountOpenFds() {
   int n = 0;
@@ -188,6 +181,7 @@ inline void RecordEnding(TlsSocket& s, Ending* ending) {
 // served meanwhile.
 inline std::unique_ptr<TlsConnection> HandshakeOver(int fd, absl::Duration timeout, Loop* loop = nullptr) {
   std::unique_ptr<TlsConnection> conn = *TlsConnection::Create(ClientTo(1).tls, absl::Now());
+  fdio::FdDriver driver(fd, conn.get());
   absl::Time end = absl::Now() + timeout;
   bool secure = false;
   while (absl::Now() < end) {
@@ -195,17 +189,19 @@ inline std::unique_ptr<TlsConnection> HandshakeOver(int fd, absl::Duration timeo
       if (ev->type == EventType::kSecure) secure = true;
       if (ev->type == EventType::kError) return nullptr;
     }
-    for (auto out = conn->Output(); !out.empty(); out = conn->Output()) {
-      ssize_t n = send(fd, out[0].data(), out[0].size(), MSG_NOSIGNAL);
-      if (n <= 0 || !conn->ConsumeOutput(static_cast<size_t>(n)).ok()) return nullptr;
+    for (;;) {  // all of it, waiting for the socket if need be
+      fdio::WriteResult w = driver.WriteOutput();
+      if (!w.error.ok()) return nullptr;
+      if (!w.blocked) break;
+      if (fdio::WaitFd(fd, false, true, end) == 0) return nullptr;
     }
     if (secure) return conn;
     if (loop != nullptr && !loop->RunOnce(absl::Milliseconds(5)).ok()) return nullptr;
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, loop != nullptr ? 0 : 50) <= 0) continue;
-    absl::Span<uint8_t> space = conn->InputSpace();
-    ssize_t n = recv(fd, space.data(), space.size(), 0);
-    if (n <= 0 || !conn->CommitInput(static_cast<size_t>(n)).ok()) return nullptr;
+    if (fdio::WaitFd(fd, true, false, absl::Now() + (loop != nullptr ? absl::ZeroDuration() : absl::Milliseconds(50))) == 0) {
+      continue;
+    }
+    fdio::ReadResult r = driver.ReadInput();
+    if (r.stop == fdio::ReadStop::kEof || r.stop == fdio::ReadStop::kError) return nullptr;
   }
   return nullptr;
 }

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "adapters/fd/sys_status.h"
 #include "core/errors.h"
 
 namespace tlsengine {
@@ -22,29 +23,11 @@ namespace {
 constexpr uint64_t kWakeToken = 0;
 constexpr int kMaxEventsPerWait = 256;
 
-// A failed system call as a status: the errno name is the Node-style code
-// (Node reports system errors the same way: err.code === 'EMFILE').
+// A failed system call as a status (adapters/fd's one mapping), except
+// that epoll_ctl's EPERM, a file epoll cannot watch, is the caller's
+// mistake.
 absl::Status ErrnoError(absl::string_view what, int err) {
-  absl::StatusCode code;
-  switch (err) {
-    case EBADF:
-    case EPERM:
-    case EINVAL:
-    case ELOOP:
-      code = absl::StatusCode::kInvalidArgument;
-      break;
-    case EMFILE:
-    case ENFILE:
-    case ENOMEM:
-    case ENOSPC:
-      code = absl::StatusCode::kResourceExhausted;
-      break;
-    default:
-      code = absl::StatusCode::kInternal;
-  }
-  const char* name = strerrorname_np(err);
-  return MakeError(code, name != nullptr ? name : "",
-                   absl::StrCat(what, ": ", strerror(err)));
+  return fdio::SysError(what, err, err == EPERM ? absl::StatusCode::kInvalidArgument : fdio::SysCode(err));
 }
 
 // No EPOLLRDHUP: level-triggered, it would fire on every iteration after the

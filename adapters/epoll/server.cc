@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "adapters/epoll/addresses.h"
-#include "adapters/epoll/sys_status.h"
+#include "adapters/fd/sys_status.h"
 #include "core/errors.h"
 
 namespace tlsengine {
@@ -132,7 +132,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(std::vector<Loop*> loops,
   }
   if (!keylog.empty()) {
     server->keylog_fd_ = ::open(keylog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (server->keylog_fd_ < 0) return internal::SysError(absl::StrCat("open ", keylog), errno);
+    if (server->keylog_fd_ < 0) return fdio::SysError(absl::StrCat("open ", keylog), errno);
   }
   server->max_connections_ = o.max_connections;
   return server;
@@ -198,12 +198,12 @@ absl::Status Server::Listen(int port, const std::string& host) {
     dual = false;
     fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   }
-  if (fd < 0) return internal::SysError("socket", errno);
+  if (fd < 0) return fdio::SysError("socket", errno);
   int one = 1, zero = 0;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (dual) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    absl::Status s = internal::SysError(absl::StrCat("listen ", host.empty() ? "::" : host, ":", port), errno);
+    absl::Status s = fdio::SysError(absl::StrCat("listen ", host.empty() ? "::" : host, ":", port), errno);
     ::close(fd);
     return s;
   }
@@ -218,9 +218,9 @@ absl::Status Server::ListenUnix(const std::string& path) {
   un.sun_family = AF_UNIX;
   memcpy(un.sun_path, path.data(), path.size());
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return internal::SysError("socket", errno);
+  if (fd < 0) return fdio::SysError("socket", errno);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof(un)) != 0) {
-    absl::Status s = internal::SysError(absl::StrCat("listen ", path), errno);
+    absl::Status s = fdio::SysError(absl::StrCat("listen ", path), errno);
     ::close(fd);
     return s;
   }
@@ -253,7 +253,7 @@ absl::Status Server::StartListening(int fd) {
                        "Listen method has been called more than once without closing.");
     }
     if (::listen(fd, options_.backlog) != 0) {
-      absl::Status s = internal::SysError("listen", errno);
+      absl::Status s = fdio::SysError("listen", errno);
       ::close(fd);
       return s;
     }
@@ -378,7 +378,7 @@ void Server::OnAcceptError(int listen_fd, int err) {
   }
   bool resources = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
   absl::Status error =
-      internal::SysError("accept", err, resources ? absl::StatusCode::kResourceExhausted : absl::StatusCode::kUnavailable);
+      fdio::SysError("accept", err, resources ? absl::StatusCode::kResourceExhausted : absl::StatusCode::kUnavailable);
   if (handlers_.on_error) handlers_.on_error(error);
 }
 

@@ -16,7 +16,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "adapters/epoll/addresses.h"
-#include "adapters/epoll/sys_status.h"
+#include "adapters/fd/resolve.h"
+#include "adapters/fd/sys_status.h"
 #include "core/default_answers.h"
 #include "core/errors.h"
 
@@ -76,31 +77,12 @@ bool ParseNumeric(const std::string& host, int port, sockaddr_storage* ss, sockl
 }
 
 absl::StatusOr<std::vector<std::string>> Resolve(const std::string& host, int family) {
-  addrinfo hints = {};
-  hints.ai_family = family == 4 ? AF_INET : family == 6 ? AF_INET6 : AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
-  if (rc != 0) {
-    // Node: getaddrinfo ENOTFOUND host (EAI_AGAIN stays EAI_AGAIN).
-    absl::string_view code = rc == EAI_AGAIN ? "EAI_AGAIN" : "ENOTFOUND";
-    return MakeError(absl::StatusCode::kUnavailable, code,
-                     absl::StrCat("getaddrinfo ", code, " ", host, ": ", gai_strerror(rc)));
-  }
+  fdio::ResolveOptions options;
+  options.family = family;
+  absl::StatusOr<std::vector<fdio::Address>> found = fdio::Resolve(host, 0, options);
+  if (!found.ok()) return found.status();
   std::vector<std::string> out;
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    sockaddr_storage ss = {};
-    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-    std::string text = FromSockaddr(ss, ai->ai_addrlen).address;
-    bool seen = false;
-    for (const std::string& t : out) seen = seen || t == text;
-    if (!seen && !text.empty()) out.push_back(text);
-  }
-  freeaddrinfo(res);
-  if (out.empty()) {
-    return MakeError(absl::StatusCode::kUnavailable, "ENOTFOUND",
-                     absl::StrCat("getaddrinfo ENOTFOUND ", host));
-  }
+  for (const fdio::Address& a : *found) out.push_back(a.text);
   return out;
 }
 
@@ -113,7 +95,7 @@ absl::StatusOr<SocketAddress> AddressOf(int fd, bool peer) {
   socklen_t len = sizeof(ss);
   int rc = peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)
                 : getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  if (rc != 0) return internal::SysError(peer ? "getpeername" : "getsockname", errno);
+  if (rc != 0) return fdio::SysError(peer ? "getpeername" : "getsockname", errno);
   return FromSockaddr(ss, len);
 }
 
@@ -233,7 +215,7 @@ absl::StatusOr<std::shared_ptr<TlsSocket>> TlsSocket::Make(Loop* loop, TlsSocket
   if (!keylog.empty()) {
     socket->keylog_fd_ = ::open(keylog.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (socket->keylog_fd_ < 0) {
-      return internal::SysError(absl::StrCat("open ", keylog), errno);
+      return fdio::SysError(absl::StrCat("open ", keylog), errno);
     }
     o.tls.keylog = true;
   }
@@ -279,7 +261,7 @@ absl::StatusOr<std::shared_ptr<TlsSocket>> TlsSocket::Wrap(Loop* loop, int fd, T
   if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
     int err = errno;
     ::close(fd);
-    return internal::SysError("wrap: not a stream socket", err == 0 ? ENOTSOCK : err);
+    return fdio::SysError("wrap: not a stream socket", err == 0 ? ENOTSOCK : err, absl::StatusCode::kUnavailable);
   }
   // Connected, or (Node's tls.connect({socket}) over a socket still
   // connecting) a non-blocking connect under way: the handshake starts
@@ -295,7 +277,7 @@ absl::StatusOr<std::shared_ptr<TlsSocket>> TlsSocket::Wrap(Loop* loop, int fd, T
     if (err == ENOTCONN) unconnected = ClassifyUnconnected(fd, &connect_error);
     if (err != ENOTCONN || unconnected == Unconnected::kIdle) {
       ::close(fd);
-      if (err != ENOTCONN) return internal::SysError("wrap: getpeername", err);
+      if (err != ENOTCONN) return fdio::SysError("wrap: getpeername", err);
       return MakeError(absl::StatusCode::kFailedPrecondition, "ENOTCONN",
                        "wrap: the socket is not connected and no connect is under way (start a non-blocking "
                        "connect first: Wrap waits for it)");
@@ -314,7 +296,7 @@ absl::StatusOr<std::shared_ptr<TlsSocket>> TlsSocket::Wrap(Loop* loop, int fd, T
       // It failed before we looked: reported from the loop, as a failure
       // found while waiting would be.
       ::close(fd);
-      socket->CloseBeforeEngine(internal::SysError("connect", connect_error));
+      socket->CloseBeforeEngine(fdio::SysError("connect", connect_error));
       return socket;
     }
     socket->connecting_fd_ = fd;
@@ -473,7 +455,7 @@ void TlsSocket::TryNextAddress() {
     }
     int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-      last_connect_error_ = internal::SysError("socket", errno);
+      last_connect_error_ = fdio::SysError("socket", errno);
       ++next_candidate_;
       continue;
     }
@@ -486,7 +468,7 @@ void TlsSocket::TryNextAddress() {
       ::close(fd);
       connecting_fd_ = -1;
     } else {
-      last_connect_error_ = internal::SysError(absl::StrCat("connect ", where), errno);
+      last_connect_error_ = fdio::SysError(absl::StrCat("connect ", where), errno);
       ::close(fd);
     }
     ++next_candidate_;
@@ -506,12 +488,12 @@ void TlsSocket::OnConnectReady(Ready ready) {
   connecting_fd_ = -1;
   if (err != 0 && wrap_connecting_) {
     ::close(fd);  // Wrap: no other address to try
-    CloseBeforeEngine(internal::SysError("connect", err));
+    CloseBeforeEngine(fdio::SysError("connect", err));
     return;
   }
   if (err != 0) {
     const std::string& target = candidates_[next_candidate_];
-    last_connect_error_ = internal::SysError(
+    last_connect_error_ = fdio::SysError(
         options_.path.empty() ? absl::StrCat("connect ", target, ":", connect_port_)
                               : absl::StrCat("connect ", target),
         err);
@@ -833,7 +815,7 @@ absl::Status TlsSocket::SetNoDelay(bool no_delay) {
   }
   int v = no_delay ? 1 : 0;
   if (setsockopt(conn_->fd(), IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v)) != 0) {
-    return internal::SysError("setsockopt TCP_NODELAY", errno);
+    return fdio::SysError("setsockopt TCP_NODELAY", errno);
   }
   return absl::OkStatus();
 }
@@ -844,11 +826,11 @@ absl::Status TlsSocket::SetKeepAlive(bool enable, absl::Duration initial_delay) 
   }
   int v = enable ? 1 : 0;
   if (setsockopt(conn_->fd(), SOL_SOCKET, SO_KEEPALIVE, &v, sizeof(v)) != 0) {
-    return internal::SysError("setsockopt SO_KEEPALIVE", errno);
+    return fdio::SysError("setsockopt SO_KEEPALIVE", errno);
   }
   int secs = static_cast<int>(absl::ToInt64Seconds(initial_delay));
   if (enable && secs > 0 && setsockopt(conn_->fd(), IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof(secs)) != 0) {
-    return internal::SysError("setsockopt TCP_KEEPIDLE", errno);
+    return fdio::SysError("setsockopt TCP_KEEPIDLE", errno);
   }
   return absl::OkStatus();
 }

@@ -19,7 +19,6 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
-#include <iostream>
 #include <set>
 #include <sstream>
 
@@ -188,6 +187,19 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ClientOptions& 
     return absl::InvalidArgumentError("--control: abstract unix sockets have no owner to check; give a path");
   }
   bool tls = !o.cert_file.empty() || !o.key_file.empty() || !o.ca_file.empty();
+  if (!tls && !absl::StartsWith(target, "unix:")) {
+    // Plain TCP: nothing says who listens but the address. The daemon holds
+    // its numeric loopback address alone, but a name ("localhost") may
+    // resolve to another address too (::1 as well as 127.0.0.1), where
+    // another user may listen and take the token and the request.
+    absl::StatusOr<bool> loopback = IsLoopbackTcp(target);
+    if (!loopback.ok() || !*loopback || absl::StartsWith(target, "localhost:")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--control: ", target,
+          ": without TLS, TCP goes only to a numeric loopback address (127.0.0.1:PORT or [::1]:PORT), where no "
+          "other user can listen in the service's place; nothing was sent"));
+    }
+  }
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
@@ -369,66 +381,6 @@ absl::StatusOr<std::vector<std::string>> ListMethods(const ClientOptions& o) {
     }
   }
   return out;
-}
-
-int CallMain(int argc, char** argv) {
-  ClientOptions o;
-  bool list = false;
-  std::vector<std::string> rest;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](std::string* into) {
-      if (i + 1 >= argc) return false;
-      *into = argv[++i];
-      return true;
-    };
-    bool ok = true;
-    if (a == "--control") {
-      ok = value(&o.address);
-    } else if (a == "--control-cert") {
-      ok = value(&o.cert_file);
-    } else if (a == "--control-key") {
-      ok = value(&o.key_file);
-    } else if (a == "--control-ca") {
-      ok = value(&o.ca_file);
-    } else if (a == "--control-token-file") {
-      ok = value(&o.token_file);
-    } else if (a == "--servername") {
-      ok = value(&o.server_name);
-    } else if (a == "--list") {
-      list = true;
-    } else if (absl::StartsWith(a, "--")) {
-      ok = false;
-    } else {
-      rest.push_back(a);
-    }
-    if (!ok) {
-      std::cerr << "usage: call [--control ADDRESS] [--control-cert F --control-key F --control-ca F] "
-                   "[--control-token-file F] [--servername NAME] (--list | METHOD ['JSON'])\n";
-      return 2;
-    }
-  }
-  if (list) {
-    absl::StatusOr<std::vector<std::string>> methods = ListMethods(o);
-    if (!methods.ok()) {
-      std::cerr << "error: " << absl::StatusCodeToString(methods.status().code()) << ": "
-                << methods.status().message() << "\n";
-      return 1;
-    }
-    for (const std::string& m : *methods) std::cout << m << "\n";
-    return 0;
-  }
-  if (rest.empty() || rest.size() > 2) {
-    std::cerr << "usage: call [--control ADDRESS] METHOD ['JSON'] | call --list\n";
-    return 2;
-  }
-  absl::Status s = CallMethod(o, rest[0], rest.size() > 1 ? rest[1] : "{}",
-                              [](const std::string& line) { std::cout << line << std::endl; });
-  if (!s.ok()) {
-    std::cerr << "error: " << absl::StatusCodeToString(s.code()) << ": " << s.message() << "\n";
-    return 1;
-  }
-  return 0;
 }
 
 }  // namespace control

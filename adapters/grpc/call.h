@@ -6,7 +6,8 @@
 //   absl::Status s = CallMethod(o, "CreateContext", R"({"certFile":["c.pem"],"keyFile":["k.pem"]})",
 //                               [](const std::string& line) { std::cout << line << "\n"; });
 //
-// tlsctl's `call` subcommand is CallMain(argc, argv) with argv[0] = "call".
+// tlsctl's `call` subcommand (examples/tlsctl/call.cc) is the command line
+// over these.
 #ifndef TLSENGINE_ADAPTERS_GRPC_CALL_H_
 #define TLSENGINE_ADAPTERS_GRPC_CALL_H_
 
@@ -63,12 +64,6 @@ absl::Status CallMethod(const ClientOptions& options, const std::string& method,
 // Every method the server offers, from server reflection:
 // "tlsengine.control.v1.TlsControl.Read(ReadRequest) returns (stream ReadChunk)".
 absl::StatusOr<std::vector<std::string>> ListMethods(const ClientOptions& options);
-
-// `call [--control ADDRESS] [--control-cert F --control-key F --control-ca F]
-// [--control-token-file F] [--servername NAME] (--list | METHOD [JSON])`, argv[0] being "call".
-// Prints replies to stdout, errors to stderr ("error: CODE: message");
-// returns 0, 2 for usage errors, or 1 for a failed call.
-int CallMain(int argc, char** argv);
 
 }  // namespace control
 }  // namespace tlsengine

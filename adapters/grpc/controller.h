@@ -2,12 +2,21 @@
 // no gRPC in sight. It owns contexts, listeners (epoll Servers) and
 // connections (TlsSockets) on one epoll loop thread of its own; every method
 // is thread-safe and may block briefly while the loop runs it. The gRPC
-// service (service.h) maps these statuses to gRPC codes; tlsctl serve calls
-// Listen() directly so its listener is managed like any other.
+// service (daemon.h: ControlServer, over the Service in daemon.cc) maps
+// these statuses to gRPC codes; tlsctl serve calls Listen() directly so its
+// listener is managed like any other.
 //
 //   auto c = Controller::Create(ControllerOptions()).value();
 //   v1::CreateContextRequest req;  req.add_cert_file("cert.pem"); ...
 //   absl::StatusOr<v1::CreateContextResponse> made = c->CreateContext(req);
+//
+// Controller is a thin facade over one part per concern, each a small class
+// over the shared Registry (registry.h: the loop and the resources on it):
+// validate.h and request_files.h (requests), contexts.h, listeners.h,
+// live.h (live changes), connections.h and read_inbox.h (hold mode's Read),
+// event_bus.h (WatchEvents) and stats.h. A facade rather than the parts
+// themselves, so that the service, tlsctl and the tests see one object
+// with one lifetime and one Shutdown, while each concern reads on its own.
 //
 // Errors (gRPC's names): kInvalidArgument naming the field in the request's
 // JSON spelling ("certFile[0]: ..."), kNotFound for an unknown id,
@@ -71,31 +80,34 @@ struct ControllerOptions {
   std::function<absl::Time()> clock;
 };
 
-// Every unary method of TlsControl as X(Method, Request, Response), in
-// control.proto's order: the gRPC service (daemon.cc) and Controller's
-// definitions both expand it, so the two cannot drift apart.
-#define TLSCTL_UNARY_METHODS(X)                                       \
-  X(GetCiphers, GetCiphersRequest, GetCiphersResponse)                \
-  X(CreateContext, CreateContextRequest, CreateContextResponse)       \
-  X(DeleteContext, DeleteContextRequest, DeleteContextResponse)       \
-  X(Listen, ListenRequest, ListenResponse)                            \
-  X(CloseListener, CloseListenerRequest, CloseListenerResponse)       \
-  X(AddContext, AddContextRequest, ChangeResponse)                    \
-  X(RemoveContext, RemoveContextRequest, ChangeResponse)              \
-  X(ReplaceContext, ReplaceContextRequest, ChangeResponse)            \
-  X(RotateTicketKeys, RotateTicketKeysRequest, ChangeResponse)        \
-  X(SetOcspResponse, SetOcspResponseRequest, ChangeResponse)          \
-  X(ListCertificates, ListCertificatesRequest, ListCertificatesResponse) \
-  X(Connect, ConnectRequest, ConnectResponse)                         \
-  X(Write, WriteRequest, WriteResponse)                               \
-  X(End, ConnectionRequest, ConnectionInfo)                           \
-  X(Destroy, ConnectionRequest, ConnectionInfo)                       \
-  X(Renegotiate, RenegotiateRequest, ConnectionInfo)                  \
-  X(KeyUpdate, KeyUpdateRequest, ConnectionInfo)                      \
-  X(SetMaxSendFragment, SetMaxSendFragmentRequest, ConnectionInfo)    \
-  X(GetConnection, ConnectionRequest, ConnectionInfo)                 \
-  X(ListConnections, ListConnectionsRequest, ListConnectionsResponse) \
-  X(GetStats, GetStatsRequest, GetStatsResponse)
+// Every unary method of TlsControl as X(Method, Request, Response, Part),
+// in control.proto's order, with the part of the controller that answers
+// it (its header says what the method does): contexts (contexts.h),
+// listeners (listeners.h), live (live.h), conns (connections.h), stats
+// (stats.h). The gRPC service (daemon.cc), Controller's declarations and
+// its definitions all expand it, so they cannot drift apart.
+#define TLSCTL_UNARY_METHODS(X)                                                 \
+  X(GetCiphers, GetCiphersRequest, GetCiphersResponse, contexts)                \
+  X(CreateContext, CreateContextRequest, CreateContextResponse, contexts)       \
+  X(DeleteContext, DeleteContextRequest, DeleteContextResponse, contexts)       \
+  X(Listen, ListenRequest, ListenResponse, listeners)                           \
+  X(CloseListener, CloseListenerRequest, CloseListenerResponse, listeners)      \
+  X(AddContext, AddContextRequest, ChangeResponse, live)                        \
+  X(RemoveContext, RemoveContextRequest, ChangeResponse, live)                  \
+  X(ReplaceContext, ReplaceContextRequest, ChangeResponse, live)                \
+  X(RotateTicketKeys, RotateTicketKeysRequest, ChangeResponse, live)            \
+  X(SetOcspResponse, SetOcspResponseRequest, ChangeResponse, live)              \
+  X(ListCertificates, ListCertificatesRequest, ListCertificatesResponse, contexts) \
+  X(Connect, ConnectRequest, ConnectResponse, conns)                            \
+  X(Write, WriteRequest, WriteResponse, conns)                                  \
+  X(End, ConnectionRequest, ConnectionInfo, conns)                              \
+  X(Destroy, ConnectionRequest, ConnectionInfo, conns)                          \
+  X(Renegotiate, RenegotiateRequest, ConnectionInfo, conns)                     \
+  X(KeyUpdate, KeyUpdateRequest, ConnectionInfo, conns)                         \
+  X(SetMaxSendFragment, SetMaxSendFragmentRequest, ConnectionInfo, conns)       \
+  X(GetConnection, ConnectionRequest, ConnectionInfo, conns)                    \
+  X(ListConnections, ListConnectionsRequest, ListConnectionsResponse, conns)    \
+  X(GetStats, GetStatsRequest, GetStatsResponse, stats)
 
 class Controller {
  public:
@@ -110,45 +122,30 @@ class Controller {
   // afterwards every call fails with kUnavailable. Idempotent.
   void Shutdown();
 
-  absl::StatusOr<v1::GetCiphersResponse> GetCiphers(const v1::GetCiphersRequest& req);
-  absl::StatusOr<v1::CreateContextResponse> CreateContext(const v1::CreateContextRequest& req);
-  absl::StatusOr<v1::DeleteContextResponse> DeleteContext(const v1::DeleteContextRequest& req);
-  absl::StatusOr<v1::ListenResponse> Listen(const v1::ListenRequest& req);
-  absl::StatusOr<v1::CloseListenerResponse> CloseListener(const v1::CloseListenerRequest& req);
-  absl::StatusOr<v1::ChangeResponse> AddContext(const v1::AddContextRequest& req);
-  absl::StatusOr<v1::ChangeResponse> RemoveContext(const v1::RemoveContextRequest& req);
-  absl::StatusOr<v1::ChangeResponse> ReplaceContext(const v1::ReplaceContextRequest& req);
-  absl::StatusOr<v1::ChangeResponse> RotateTicketKeys(const v1::RotateTicketKeysRequest& req);
-  absl::StatusOr<v1::ChangeResponse> SetOcspResponse(const v1::SetOcspResponseRequest& req);
-  absl::StatusOr<v1::ListCertificatesResponse> ListCertificates(const v1::ListCertificatesRequest& req);
-  absl::StatusOr<v1::ConnectResponse> Connect(const v1::ConnectRequest& req);
-  absl::StatusOr<v1::WriteResponse> Write(const v1::WriteRequest& req);
+  // The unary methods (TLSCTL_UNARY_METHODS above), e.g.
+  //   absl::StatusOr<v1::ListenResponse> Listen(const v1::ListenRequest& req);
+#define TLSCTL_DECLARE(Method, Req, Resp, Part) absl::StatusOr<v1::Resp> Method(const v1::Req& req);
+  TLSCTL_UNARY_METHODS(TLSCTL_DECLARE)
+#undef TLSCTL_DECLARE
+
   // Streams chunks to `emit` (false from it stops: the client went away)
   // until the peer ends, max_bytes, timeout, `cancelled()` or the
-  // connection closes. One reader per connection at a time.
+  // connection closes. One reader per connection at a time (read_inbox.h).
   absl::Status Read(const v1::ReadRequest& req, const std::function<bool(const v1::ReadChunk&)>& emit,
                     const std::function<bool()>& cancelled);
-  absl::StatusOr<v1::ConnectionInfo> End(const v1::ConnectionRequest& req);
-  absl::StatusOr<v1::ConnectionInfo> Destroy(const v1::ConnectionRequest& req);
-  absl::StatusOr<v1::ConnectionInfo> Renegotiate(const v1::RenegotiateRequest& req);
-  absl::StatusOr<v1::ConnectionInfo> KeyUpdate(const v1::KeyUpdateRequest& req);
-  absl::StatusOr<v1::ConnectionInfo> SetMaxSendFragment(const v1::SetMaxSendFragmentRequest& req);
-  absl::StatusOr<v1::ConnectionInfo> GetConnection(const v1::ConnectionRequest& req);
-  absl::StatusOr<v1::ListConnectionsResponse> ListConnections(const v1::ListConnectionsRequest& req);
   // Streams events to `emit` until it returns false, `cancelled()` or
   // Shutdown(). `ready` (may be empty) runs once the watcher is registered,
-  // so a caller knows no later event is missed.
+  // so a caller knows no later event is missed (event_bus.h).
   absl::Status WatchEvents(const v1::WatchEventsRequest& req,
                            const std::function<bool(const v1::ControlEvent&)>& emit,
                            const std::function<bool()>& cancelled,
                            const std::function<void()>& ready = nullptr);
-  absl::StatusOr<v1::GetStatsResponse> GetStats(const v1::GetStatsRequest& req);
 
-  class State;  // defined in controller.cc
+  struct Parts;  // defined in controller.cc
 
  private:
-  explicit Controller(std::unique_ptr<State> state);
-  std::unique_ptr<State> state_;
+  explicit Controller(std::unique_ptr<Parts> parts);
+  std::unique_ptr<Parts> parts_;
 };
 
 }  // namespace control

@@ -71,7 +71,7 @@ class Service final : public v1::TlsControl::Service {
   // `token` empty: every caller that reaches the address may call.
   Service(Controller* c, std::string token) : c_(c), token_(std::move(token)) {}
 
-#define TLSCTL_UNARY(Method, Req, Resp)                                                        \
+#define TLSCTL_UNARY(Method, Req, Resp, Part)                                                  \
   grpc::Status Method(grpc::ServerContext* ctx, const v1::Req* req, v1::Resp* resp) override { \
     if (grpc::Status a = Authorized(ctx); !a.ok()) return a;                                   \
     return Reply(ctx, c_->Method(*req), resp);                                                 \
@@ -298,6 +298,14 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(const std::s
                                   " is not a loopback address; the control service sees plaintext and holds keys, so "
                                   "it listens beyond loopback only with TLS and client certificates "
                                   "(--control-cert, --control-key, --control-ca)"));
+    }
+    if (!tls && absl::StartsWith(address, "localhost:")) {
+      // A name may resolve, for the client, to an address not bound here
+      // (::1 as well as 127.0.0.1), where another user could listen and
+      // collect the token: the client sends it only to a numeric address.
+      return Invalid(absl::StrCat("--control: ", address,
+                                  ": without TLS give a numeric loopback address (127.0.0.1:PORT or [::1]:PORT), "
+                                  "which no other user can also listen on"));
     }
     if (!tls && options.control_token_file.empty()) {
       return Invalid(absl::StrCat("--control: ", address,

@@ -300,6 +300,64 @@ TEST(TcpControlTest, NeedsATokenAndAnotherUserWithoutItIsUnauthenticated) {
   for (const std::string& dir : {open_dir, shared, mine}) EXPECT_EQ(rmdir(dir.c_str()), 0) << dir;
 }
 
+// The daemon holds 127.0.0.1:PORT alone, but "localhost" resolves (for
+// gRPC's resolver) to ::1 as well, where another user may listen on the
+// same port: a call to localhost:PORT handed them the token (and the
+// request), which they then used on 127.0.0.1:PORT.
+TEST(TcpControlTest, TheTokenGoesOnlyToANumericLoopbackAddress) {
+  std::string mine = MakeDir(0700);
+  DaemonOptions d;
+  d.control_token_file = mine + "/control.token";
+  absl::StatusOr<std::unique_ptr<ControlServer>> s = ControlServer::Start("127.0.0.1:0", d);
+  ASSERT_TRUE(s.ok()) << s.status();
+  std::string port = (*s)->address().substr((*s)->address().rfind(':') + 1);
+
+  Subprocess fake;
+  ASSERT_TRUE(fake.Start(AsNobody({"/usr/bin/python3", "-c",
+                                   "import socket, sys, time\n"
+                                   "s = socket.socket(socket.AF_INET6)\n"
+                                   "s.bind(('::1', int(sys.argv[1]))); s.listen(5); s.settimeout(3)\n"
+                                   "print('ready', flush=True)\n"
+                                   "try:\n"
+                                   "  c, _ = s.accept(); c.settimeout(2)\n"
+                                   "  c.sendall(bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))  # HTTP/2 SETTINGS\n"
+                                   "  got = b''\n"
+                                   "  try:\n"
+                                   "    while b'Bearer' not in got:\n"
+                                   "      d = c.recv(65536)\n"
+                                   "      if not d: break\n"
+                                   "      got += d\n"
+                                   "  except socket.timeout: pass\n"
+                                   "  print('token' if b'Bearer' in got else 'no token', flush=True)\n"
+                                   "except socket.timeout:\n"
+                                   "  print('no connection', flush=True)\n",
+                                   port}))
+                  .ok());
+  ASSERT_TRUE(fake.WaitForLine("ready", kTimeout).ok()) << fake.err();
+
+  ClientOptions c;
+  c.address = absl::StrCat("localhost:", port);
+  c.token_file = d.control_token_file;
+  c.timeout = absl::Seconds(2);
+  absl::Status called = CallMethod(c, "GetStats", "{}", [](const std::string&) {});
+  EXPECT_EQ(called.code(), absl::StatusCode::kInvalidArgument) << called;
+  EXPECT_TRUE(absl::StrContains(called.message(), "nothing was sent")) << called;
+  EXPECT_EQ(fake.Wait(kTimeout), 0) << fake.err();
+  EXPECT_TRUE(absl::StrContains(fake.out(), "no connection")) << fake.out();
+  // The numeric address is the daemon's.
+  c.address = (*s)->address();
+  EXPECT_TRUE(CallMethod(c, "GetStats", "{}", [](const std::string&) {}).ok());
+  (*s)->Shutdown();
+
+  // Nor does the daemon offer a name to call it by.
+  d.control_token_file = mine + "/other.token";
+  absl::StatusOr<std::unique_ptr<ControlServer>> named = ControlServer::Start("localhost:0", d);
+  EXPECT_EQ(named.status().code(), absl::StatusCode::kInvalidArgument) << named.status();
+  EXPECT_FALSE(Exists(d.control_token_file));
+  if (named.ok()) (*named)->Shutdown();
+  EXPECT_EQ(rmdir(mine.c_str()), 0);
+}
+
 // --------------------------------------------- Listen path= / CloseListener
 
 TEST(ListenPathTest, CloseListenerUnlinksOnlyTheSocketItBound) {

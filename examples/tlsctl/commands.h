@@ -15,6 +15,12 @@ int RunServe(const ServeFlags& flags);
 int RunDaemon(const DaemonFlags& flags);
 // One connection: handshake, send, end, print what comes back.
 int RunConnect(const ConnectFlags& flags);
+// `call [--control ADDRESS] [--control-cert F --control-key F --control-ca F]
+// [--control-token-file F] [--servername NAME] (--list | METHOD [JSON])`,
+// argv[0] being "call": one request to the control service (call.cc).
+// Prints replies to stdout, errors to stderr ("error: CODE: message");
+// returns 0, 2 for usage errors, or 1 for a failed call.
+int RunCall(int argc, char** argv);
 
 }  // namespace tlsctl
 }  // namespace tlsengine

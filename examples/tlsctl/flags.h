@@ -110,7 +110,7 @@ std::string ServeHelp();
 std::string ConnectHelp();
 std::string CiphersHelp();
 std::string DaemonHelp();
-// `tlsctl call`'s flags are parsed by adapters/grpc/call.h's CallMain.
+// `tlsctl call`'s flags are parsed by RunCall (call.cc).
 std::string CallHelp();
 std::string MainHelp();
 

@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "adapters/grpc/call.h"
 #include "core/secure_context.h"
 #include "examples/tlsctl/commands.h"
 #include "examples/tlsctl/flags.h"
@@ -65,8 +64,8 @@ int main(int argc, char** argv) {
         return 0;
       }
     }
-    // argv[1] is "call": CallMain's argv[0].
-    return tlsengine::control::CallMain(argc - 1, argv + 1);
+    // argv[1] is "call": RunCall's argv[0].
+    return RunCall(argc - 1, argv + 1);
   }
   if (cmd == "ciphers") {
     absl::Status s = ParseCiphersFlags(args);

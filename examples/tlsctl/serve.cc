@@ -2,7 +2,6 @@
 // on each handshaked socket, Node's events as JSON lines. Listening,
 // accepting, the careful close, the session store, SNI contexts and the key
 // log are the adapter's; this file only says what to answer and prints.
-#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -24,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "adapters/epoll/server.h"
 #include "adapters/epoll/socket.h"
+#include "adapters/fd/resolve.h"
 #include "adapters/grpc/daemon.h"
 #include "core/errors.h"
 #include "examples/tlsctl/commands.h"
@@ -58,6 +58,10 @@ struct ConnState {
   size_t scanned = 0;
   uint64_t discard = 0;
   bool blocked = false;
+  // When the head now in `http` was first seen incomplete: it must be
+  // whole within --idle-timeout of that (408), or a client that sends one
+  // byte per idle period would hold the connection for ever.
+  absl::Time head_started = absl::InfiniteFuture();
 };
 
 // The connections the server has announced (on_connection) and not yet
@@ -90,7 +94,7 @@ class Connections {
 
 // What one request head asks for, or the error status to answer with.
 struct HttpHead {
-  int error = 0;  // 400, 413, 501: answer this and end the connection
+  int error = 0;  // 400, 408, 413, 431, 501: answer this and end the connection
   uint64_t body = 0;
   bool close = false;
 };
@@ -112,6 +116,14 @@ std::optional<uint64_t> ContentLength(absl::string_view v) {
 HttpHead ParseHead(absl::string_view head, uint64_t max_body) {
   HttpHead h;
   std::vector<absl::string_view> lines = absl::StrSplit(head, "\r\n");
+  // A CR, LF or NUL inside a line (a bare line ending, which another
+  // parser may split on) would hide the header after it: 400 (RFC 9112 2.2).
+  for (absl::string_view line : lines) {
+    if (line.find_first_of(absl::string_view("\r\n\0", 3)) != absl::string_view::npos) {
+      h.error = 400;
+      return h;
+    }
+  }
   if (absl::EndsWith(lines[0], "http/1.0")) h.close = !absl::StrContains(head, "keep-alive");
   std::optional<uint64_t> length;
   for (size_t i = 1; i < lines.size(); ++i) {
@@ -122,7 +134,10 @@ HttpHead ParseHead(absl::string_view head, uint64_t max_body) {
       h.error = 400;
       return h;
     }
-    absl::string_view value = absl::StripAsciiWhitespace(lines[i].substr(colon + 1));
+    // OWS is SP and HTAB only (RFC 9110 5.6.3): "5\v" is not a length.
+    absl::string_view value = lines[i].substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     if (name == "content-length") {
       std::optional<uint64_t> n = ContentLength(value);
       if (!n || (length && *length != *n)) {
@@ -146,6 +161,8 @@ absl::string_view ReasonOf(int status) {
   switch (status) {
     case 400:
       return "Bad Request";
+    case 408:
+      return "Request Timeout";
     case 413:
       return "Content Too Large";
     case 431:
@@ -165,19 +182,28 @@ enum class HttpNext {
   kEnd,      // Connection: close or HTTP/1.0: end after the response
   kRefused,  // answered 4xx/5xx: end, and read no more from this client
 };
-HttpNext ServeHttp(epoll::TlsSocket& socket, ConnState& st, uint64_t max_body) {
+HttpNext ServeHttp(epoll::TlsSocket& socket, ConnState& st, uint64_t max_body, absl::Duration head_timeout) {
   while (!st.blocked) {
     size_t dropped = static_cast<size_t>(std::min<uint64_t>(st.discard, st.http.size()));
     st.http.erase(0, dropped);
     st.discard -= dropped;
     if (st.discard > 0) return HttpNext::kRead;  // the body is still coming
     size_t end = st.http.find("\r\n\r\n", st.scanned);
-    if (end == std::string::npos && st.http.size() <= kMaxHttpHead) {
+    const bool late = head_timeout > absl::ZeroDuration() && absl::Now() - st.head_started > head_timeout;
+    if (end == std::string::npos && st.http.size() <= kMaxHttpHead && !late) {
       st.scanned = st.http.size() < 3 ? 0 : st.http.size() - 3;  // resume there: no quadratic rescans
+      if (st.http.empty()) {
+        st.head_started = absl::InfiniteFuture();
+      } else if (st.head_started == absl::InfiniteFuture()) {
+        st.head_started = absl::Now();
+      }
       return HttpNext::kRead;
     }
+    st.head_started = absl::InfiniteFuture();
     HttpHead h;
-    if (end == std::string::npos || end > kMaxHttpHead) {
+    if (end == std::string::npos && late) {
+      h.error = 408;
+    } else if (end == std::string::npos || end > kMaxHttpHead) {
       h.error = 431;
     } else {
       h = ParseHead(absl::AsciiStrToLower(absl::string_view(st.http).substr(0, end)), max_body);
@@ -209,8 +235,9 @@ void OnConnection(const ServeFlags& flags, Connections& conns, epoll::TlsSocket&
   epoll::TlsSocket* s = &socket;  // handlers run only while the socket lives
   std::shared_ptr<ConnState> st = conns.Add(s);
   epoll::SocketHandlers& h = socket.handlers();
-  auto serve_http = [s, st, max_body = static_cast<uint64_t>(flags.max_body_size)] {
-    HttpNext next = ServeHttp(*s, *st, max_body);
+  const absl::Duration head_timeout = absl::Milliseconds(flags.idle_timeout_ms.value_or(kDefaultIdleTimeoutMs));
+  auto serve_http = [s, st, max_body = static_cast<uint64_t>(flags.max_body_size), head_timeout] {
+    HttpNext next = ServeHttp(*s, *st, max_body, head_timeout);
     if (next != HttpNext::kRead) {
       st->ended = true;
       s->End();
@@ -289,26 +316,14 @@ absl::StatusOr<GeneratedIdentity> CachedLocalhost() {
 }
 
 // Server::Listen takes a numeric address; --host may be a name, resolved
-// once here, before serving. kUnavailable ENOTFOUND when it does not resolve.
+// once here, before serving (adapters/fd's resolver). kUnavailable
+// ENOTFOUND (or EAI_AGAIN) when it does not resolve.
 absl::StatusOr<std::string> NumericHost(const std::string& host) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* list = nullptr;
-  int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), "0", &hints, &list);
-  if (rc != 0 || list == nullptr) {
-    return MakeError(absl::StatusCode::kUnavailable, "ENOTFOUND",
-                     absl::StrCat("getaddrinfo ENOTFOUND ", host, ": ", gai_strerror(rc)));
-  }
-  char text[NI_MAXHOST] = {0};
-  rc = getnameinfo(list->ai_addr, list->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST);
-  freeaddrinfo(list);
-  if (rc != 0) {
-    return MakeError(absl::StatusCode::kUnavailable, "ENOTFOUND",
-                     absl::StrCat("getnameinfo ", host, ": ", gai_strerror(rc)));
-  }
-  return std::string(text);
+  fdio::ResolveOptions options;
+  options.passive = true;
+  absl::StatusOr<std::vector<fdio::Address>> found = fdio::Resolve(host, 0, options);
+  if (!found.ok()) return found.status();
+  return found->front().text;
 }
 
 control::DaemonOptions DaemonOptionsOf(const ControlFlags& c) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "adapters/fd/fd_driver.h"
 
 namespace tlsengine {
 namespace testing {
@@ -180,23 +182,15 @@ absl::Status RunOverSocket(TlsConnection& conn, int fd,
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   const absl::Time deadline = absl::Now() + timeout;
+  fdio::FdDriver driver(fd, &conn);  // the adapters' own fd driver
   bool read_eof = false;
   absl::Status result = absl::DeadlineExceededError("peer did not finish in time");
   // The engine contract's loop (core/tls_connection.h): poll events, send,
   // then arm poll() from interest().
   while (absl::Now() < deadline) {
     while (std::optional<Event> ev = conn.NextEvent(absl::Now())) on_event(conn, *ev);
-    absl::Status sent = absl::OkStatus();
-    for (auto out = conn.Output(); !out.empty() && sent.ok(); out = conn.Output()) {
-      ssize_t n = send(fd, out[0].data(), out[0].size(), MSG_NOSIGNAL);
-      if (n <= 0) break;
-      sent = conn.ConsumeOutput(static_cast<size_t>(n));
-      if (static_cast<size_t>(n) < out[0].size()) break;
-    }
-    if (!sent.ok()) {
-      result = sent;
-      break;
-    }
+    // A peer that is gone shows up as EOF on the read side.
+    driver.WriteOutput().error.IgnoreError();
     if (conn.finished() || (done && done())) {
       result = conn.status();
       break;
@@ -207,35 +201,21 @@ absl::Status RunOverSocket(TlsConnection& conn, int fd,
       result = conn.status();
       break;
     }
-    int wait_ms = static_cast<int>(
-        std::min<int64_t>(50, absl::ToInt64Milliseconds(std::max(absl::ZeroDuration(), want.deadline - absl::Now()))));
-    short events = static_cast<short>((want.read && !read_eof ? POLLIN : 0) | (want.write ? POLLOUT : 0));
-    pollfd p{fd, events, 0};
-    poll(&p, 1, wait_ms);
-    if (absl::Now() >= conn.NextDeadline()) conn.OnTimer(absl::Now());
-    if (!read_eof && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-      absl::Span<uint8_t> space = conn.InputSpace();
-      if (space.empty()) continue;
-      ssize_t n = recv(fd, space.data(), space.size(), 0);
-      absl::Status committed = conn.CommitInput(n > 0 ? static_cast<size_t>(n) : 0);
-      if (n > 0 && on_input) on_input(space.first(static_cast<size_t>(n)));
-      if (!committed.ok() && conn.status().ok()) {
-        result = committed;
-        break;
-      }
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        read_eof = true;
-        conn.OnTransportEof();
-      }
+    const absl::Time wake = std::min({absl::Now() + absl::Milliseconds(50), want.deadline, deadline});
+    short revents = fdio::WaitFd(fd, want.read && !read_eof, want.write, wake);
+    if (absl::Now() >= want.deadline) conn.OnTimer(absl::Now());
+    if (!read_eof && (revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+      fdio::ReadResult r = driver.ReadInput(fdio::kDefaultReadBudget, on_input);
+      if (r.stop == fdio::ReadStop::kError) conn.OnTransportEof();
+      read_eof = r.stop == fdio::ReadStop::kEof || r.stop == fdio::ReadStop::kError;
     }
   }
   // Careful close (DESIGN.md): send what is left, shut down writes, drain
   // the peer briefly, then close.
-  shutdown(fd, SHUT_WR);
-  char sink[4096];
-  pollfd p{fd, POLLIN, 0};
-  for (int i = 0; i < 10 && poll(&p, 1, 20) > 0 && recv(fd, sink, sizeof(sink), 0) > 0; ++i) {
-  }
+  fdio::CloseLimits limits;
+  limits.flush_time = absl::Milliseconds(200);
+  limits.linger_time = absl::Milliseconds(200);
+  driver.CloseBlocking(limits);
   close(fd);
   return result;
 }
