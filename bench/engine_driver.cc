@@ -1,8 +1,8 @@
 // The engine side of the benchmark: every call into the TlsConnection and
 // SecureContext API is in this file, so an API change is adapted here only.
-// Two engines are pumped through memory the way tests/testlib does it:
-// Output() of one side is copied into InputSpace() of the other, and events
-// are polled after every chunk.
+// Two engines are pumped through memory by tests/testlib's MemoryPair, as
+// the tests and fuzzers do: every span of one side's Output() is copied into
+// the other's InputSpace(), and events are polled after every chunk.
 #include <algorithm>
 #include <cstring>
 #include <fstream>
@@ -15,10 +15,13 @@
 #include "core/secure_context.h"
 #include "core/tls_connection.h"
 #include "core/tls_session.h"
+#include "tests/testlib/memory_pair.h"
 
 namespace tlsengine {
 namespace bench {
 namespace {
+
+using testing::MemoryPair;
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -30,33 +33,39 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 absl::Status Unfinished(const char* what) { return absl::InternalError(absl::StrCat("engine: ", what)); }
 
+// A Pair over the shared in-memory driver (tests/testlib/memory_pair.h):
+// the tests, the fuzzers and this benchmark move bytes the same way.
 class EnginePair : public Pair {
  public:
   EnginePair(std::unique_ptr<TlsConnection> client, std::unique_ptr<TlsConnection> server)
-      : client_(std::move(client)), server_(std::move(server)) {}
+      : pair_(std::make_unique<MemoryPair>(std::move(server), std::move(client), absl::Now())) {
+    for (Side side : {MemoryPair::kServer, MemoryPair::kClient}) {
+      pair_->hooks(side).on_event = [this, side](TlsConnection&, const Event& ev) { OnEvent(side, ev); };
+    }
+  }
+  EnginePair(const EnginePair&) = delete;  // the hooks point at this
+  EnginePair& operator=(const EnginePair&) = delete;
 
   absl::Status Handshake() override {
-    absl::Time now = absl::Now();
-    Drain(*client_, kClient, now);
-    Drain(*server_, kServer, now);
-    while (Transfer(*client_, *server_, kServer, now) | Transfer(*server_, *client_, kClient, now)) {
+    pair_->set_now(absl::Now());
+    pair_->PollBoth();
+    while ((pair_->Transfer(MemoryPair::kClient) | pair_->Transfer(MemoryPair::kServer)) != 0) {
     }
     // As an adapter does after ConsumeOutput: poll until nothing happens
     // (the engine releases idle buffers there).
-    Drain(*client_, kClient, now);
-    Drain(*server_, kServer, now);
+    pair_->PollBoth();
     if (!error_.ok()) return error_;
-    if (!client_->secure() || !server_->secure()) return Unfinished("handshake did not complete");
+    if (!pair_->breach().ok()) return pair_->breach();
+    if (!pair_->client().secure() || !pair_->server().secure()) return Unfinished("handshake did not complete");
     return absl::OkStatus();
   }
 
   absl::Status Send(bool from_client, absl::Span<const uint8_t> data) override {
-    TlsConnection& from = from_client ? *client_ : *server_;
-    TlsConnection& to = from_client ? *server_ : *client_;
-    const int to_side = from_client ? kServer : kClient;
-    const int from_side = from_client ? kClient : kServer;
+    const Side from_side = from_client ? MemoryPair::kClient : MemoryPair::kServer;
+    const Side to_side = from_client ? MemoryPair::kServer : MemoryPair::kClient;
+    TlsConnection& from = pair_->conn(from_side);
     const uint64_t goal = received_[to_side] + data.size();
-    absl::Time now = absl::Now();
+    pair_->set_now(absl::Now());
     size_t sent = 0;
     for (int stalls = 0; received_[to_side] < goal && stalls < 3;) {
       size_t n = 0;
@@ -66,75 +75,51 @@ class EnginePair : public Pair {
         n = *w;
         sent += n;
       }
-      bool moved = Transfer(from, to, to_side, now);
-      moved |= Transfer(to, from, from_side, now);
+      bool moved = pair_->Transfer(from_side) > 0;
+      moved |= pair_->Transfer(to_side) > 0;
       if (!error_.ok()) return error_;
+      if (!pair_->breach().ok()) return pair_->breach();
       stalls = moved || n > 0 ? 0 : stalls + 1;
     }
-    Drain(from, from_side, now);  // its output was consumed (see Handshake)
+    pair_->Poll(from_side);  // its output was consumed (see Handshake)
     if (received_[to_side] < goal) return Unfinished("data did not arrive");
     return absl::OkStatus();
   }
 
   std::string Negotiated() const override {
-    std::optional<CipherInfo> cipher = client_->GetCipher();
-    return absl::StrCat(client_->protocol(), " ", cipher ? cipher->standard_name : "?", " ",
-                        client_->is_session_reused() ? "resumed" : "full");
+    const TlsConnection& client = pair_->client();
+    std::optional<CipherInfo> cipher = client.GetCipher();
+    return absl::StrCat(client.protocol(), " ", cipher ? cipher->standard_name : "?", " ",
+                        client.is_session_reused() ? "resumed" : "full");
   }
 
+  // The memory figures count what is held per server connection: the
+  // server alone, not the pair and its hooks.
   void DropClient() override {
-    client_.reset();
+    server_alone_ = pair_->Take(MemoryPair::kServer);
+    pair_.reset();
     session_.reset();  // the client's, not what a server holds
   }
-  bool ReleaseServerBuffers() override { return server_->ReleaseBuffers(); }
+  bool ReleaseServerBuffers() override { return server_alone_->ReleaseBuffers(); }
 
   const std::shared_ptr<const TlsSession>& session() const { return session_; }
 
  private:
-  static constexpr int kClient = 0;
-  static constexpr int kServer = 1;
+  using Side = MemoryPair::Side;
 
-  void Drain(TlsConnection& conn, int side, absl::Time now) {
-    while (std::optional<Event> ev = conn.NextEvent(now)) {
-      switch (ev->type) {
-        case EventType::kData: received_[side] += ev->data.size(); break;
-        case EventType::kSession: session_ = std::move(ev->session_handle); break;
-        case EventType::kError:
-          if (error_.ok()) error_ = ev->status;
-          break;
-        default: break;
-      }
+  void OnEvent(Side side, const Event& ev) {
+    switch (ev.type) {
+      case EventType::kData: received_[side] += ev.data.size(); break;
+      case EventType::kSession: session_ = ev.session_handle; break;
+      case EventType::kError:
+        if (error_.ok()) error_ = ev.status;
+        break;
+      default: break;
     }
   }
 
-  // Moves what `from` has to send into `to`, polling `to` after each chunk.
-  bool Transfer(TlsConnection& from, TlsConnection& to, int to_side, absl::Time now) {
-    bool moved = false;
-    for (;;) {
-      absl::InlinedVector<absl::Span<const uint8_t>, 2> out = from.Output();
-      if (out.empty()) break;
-      absl::Span<uint8_t> space = to.InputSpace();
-      size_t n = std::min(out[0].size(), space.size());
-      if (n == 0) break;
-      std::memcpy(space.data(), out[0].data(), n);
-      absl::Status committed = to.CommitInput(n);
-      if (!committed.ok()) {
-        if (error_.ok()) error_ = committed;
-        break;
-      }
-      absl::Status consumed = from.ConsumeOutput(n);
-      if (!consumed.ok()) {
-        if (error_.ok()) error_ = consumed;
-        break;
-      }
-      moved = true;
-      Drain(to, to_side, now);
-    }
-    return moved;
-  }
-
-  std::unique_ptr<TlsConnection> client_;
-  std::unique_ptr<TlsConnection> server_;
+  std::unique_ptr<MemoryPair> pair_;            // until DropClient()
+  std::unique_ptr<TlsConnection> server_alone_;  // after it
   uint64_t received_[2] = {0, 0};
   // The client's latest kSession, decoded: resumptions reuse it as it is,
   // as a client keeping sessions in memory would (no DER to decode).

@@ -375,9 +375,13 @@ std::string PollAndDrain(TlsConnection& conn, std::vector<Event>* pending) {
       break;
     }
     if (!announced) std::abort();  // an adapter would never have asked
-    RecordOutput(span[0]);
-    out.append(reinterpret_cast<const char*>(span[0].data()), span[0].size());
-    if (!conn.ConsumeOutput(span[0].size()).ok()) std::abort();
+    size_t taken = 0;  // every span, as a writev would
+    for (absl::Span<const uint8_t> piece : span) {
+      RecordOutput(piece);
+      out.append(reinterpret_cast<const char*>(piece.data()), piece.size());
+      taken += piece.size();
+    }
+    if (!conn.ConsumeOutput(taken).ok()) std::abort();
   }
   return out;
 }

@@ -20,6 +20,7 @@
 #include "adapters/fd/resolve.h"
 #include "adapters/fd/status_macros.h"
 #include "adapters/fd/sys_status.h"
+#include "core/default_answers.h"
 #include "core/errors.h"
 
 namespace tlsengine {
@@ -200,21 +201,22 @@ void TlsStream::HandleEvent(const Event& ev) {
     case EventType::kError:
       Fail(ev.status).IgnoreError();
       break;
+    // Suspensions: the application's hook, else the default answer.
     case EventType::kSniRequest:
-      answered = conn_->AnswerSni(options_.on_sni ? options_.on_sni(ev.servername)
-                                                  : std::shared_ptr<const SecureContext>());
+      answered = options_.on_sni ? conn_->AnswerSni(options_.on_sni(ev.servername)) : AnswerByDefault(*conn_, ev);
       break;
     case EventType::kResumeSession:
-      answered = conn_->AnswerResumeSession(options_.on_resume_session ? options_.on_resume_session(ev.session_id)
-                                                                       : std::string());
+      answered = options_.on_resume_session ? conn_->AnswerResumeSession(options_.on_resume_session(ev.session_id))
+                                            : AnswerByDefault(*conn_, ev);
       break;
     case EventType::kNewSession:
-      answered = conn_->AckNewSession(options_.on_new_session ? options_.on_new_session(ev.session_id, ev.session)
-                                                              : absl::OkStatus());
+      answered = options_.on_new_session ? conn_->AckNewSession(options_.on_new_session(ev.session_id, ev.session))
+                                         : AnswerByDefault(*conn_, ev);
       break;
     case EventType::kOcspRequest:
-      answered = conn_->AnswerOcspRequest(
-          options_.on_ocsp_request ? options_.on_ocsp_request(ev.certificate, ev.issuer) : std::string());
+      answered = options_.on_ocsp_request
+                     ? conn_->AnswerOcspRequest(options_.on_ocsp_request(ev.certificate, ev.issuer))
+                     : AnswerByDefault(*conn_, ev);
       break;
     case EventType::kSession:
       if (options_.on_session) options_.on_session(ev.session);

@@ -409,7 +409,7 @@ void Server::ServeOn(size_t loop_index, int fd) {
   hooks.on_client_error = [this](TlsSocket& s, const absl::Status& error) {
     if (handlers_.on_client_error) handlers_.on_client_error(error, s);
   };
-  hooks.on_suspension = [this](TlsSocket& s, const Event& event) { Answer(s, event); };
+  hooks.on_suspension = [this](TlsSocket& s, const Event& event) { return Answer(s, event); };
   hooks.on_keylog = [this](TlsSocket& s, const std::string& line) {
     if (keylog_fd_ >= 0) {
       std::string out = line + "\n";
@@ -440,50 +440,54 @@ void Server::ServeOn(size_t loop_index, int fd) {
   if (handlers_.on_connection) handlers_.on_connection(**socket);
 }
 
-void Server::Answer(TlsSocket& socket, const Event& event) {
+bool Server::Answer(TlsSocket& socket, const Event& event) {
   std::weak_ptr<TlsSocket> weak = socket.shared_from_this();
   Loop* loop = socket.loop();
   switch (event.type) {
     case EventType::kSniRequest:
+      if (!handlers_.sni_callback) return false;
       handlers_.sni_callback(event.servername, [weak, loop](absl::StatusOr<std::shared_ptr<const SecureContext>> c) {
         loop->Post([weak, c] {
           if (std::shared_ptr<TlsSocket> s = weak.lock()) s->AnswerSni(c).IgnoreError();  // closed: nothing waits
         });
       });
-      return;
+      return true;
     case EventType::kResumeSession:
       if (store_ != nullptr) {
         std::optional<std::string> found = store_->Get(event.session_id, loop->Now());
         socket.AnswerResumeSession(found.value_or("")).IgnoreError();  // it waits: cannot fail
-        return;
+        return true;
       }
+      if (!handlers_.on_resume_session) return false;  // only on_new_session is set
       handlers_.on_resume_session(socket, event.session_id, [weak, loop](absl::StatusOr<std::string> session) {
         loop->Post([weak, session] {
           if (std::shared_ptr<TlsSocket> s = weak.lock()) s->AnswerResumeSession(session).IgnoreError();
         });
       });
-      return;
+      return true;
     case EventType::kNewSession:
       if (store_ != nullptr) {
         // A TLS 1.3 ticket carries its session: storing it would only push
         // TLS 1.2 session ids out of the LRU (two per connection).
         if (event.stateless_ticket) {
           socket.AckNewSession().IgnoreError();  // it waits: cannot fail
-          return;
+          return true;
         }
         int64_t lifetime = socket.engine() != nullptr ? secure_context()->options().session_timeout : 300;
         // A session the store cannot hold only means no resumption by id.
         store_->Put(event.session_id, event.session, loop->Now() + absl::Seconds(lifetime)).IgnoreError();
         socket.AckNewSession().IgnoreError();  // it waits: cannot fail
-        return;
+        return true;
       }
+      if (!handlers_.on_new_session) return false;  // only on_resume_session is set
       handlers_.on_new_session(socket, event.session_id, event.session, [weak, loop](absl::Status stored) {
         loop->Post([weak, stored] {
           if (std::shared_ptr<TlsSocket> s = weak.lock()) s->AckNewSession(stored).IgnoreError();
         });
       });
-      return;
+      return true;
     case EventType::kOcspRequest:
+      if (!handlers_.on_ocsp_request) return false;
       handlers_.on_ocsp_request(socket, event.certificate, event.issuer,
                                 [weak, loop](absl::StatusOr<std::string> response) {
                                   loop->Post([weak, response] {
@@ -492,9 +496,9 @@ void Server::Answer(TlsSocket& socket, const Event& event) {
                                     }
                                   });
                                 });
-      return;
+      return true;
     default:
-      return;
+      return false;
   }
 }
 

@@ -282,7 +282,9 @@ class Server {
   void OnAcceptReady();
   void OnAcceptError(int listen_fd, int err);
   void ServeOn(size_t loop_index, int fd);
-  void Answer(TlsSocket& socket, const Event& event);
+  // A suspension, to the handler or the store; false when neither is set
+  // (the socket answers by default).
+  bool Answer(TlsSocket& socket, const Event& event);
   void OnSocketClosed();
   void MaybeFinishClose();
 

@@ -18,6 +18,7 @@
 #include "adapters/epoll/addresses.h"
 #include "adapters/fd/resolve.h"
 #include "adapters/fd/sys_status.h"
+#include "core/default_answers.h"
 #include "core/errors.h"
 
 namespace tlsengine {
@@ -580,7 +581,9 @@ void TlsSocket::HandleEvent(const Event& event) {
     case EventType::kResumeSession:
     case EventType::kNewSession:
     case EventType::kOcspRequest:
-      if (hooks_.on_suspension) hooks_.on_suspension(*this, event);
+      if ((!hooks_.on_suspension || !hooks_.on_suspension(*this, event)) && conn_ != nullptr) {
+        AnswerByDefault(*conn_->engine(), event).IgnoreError();  // it waits: cannot fail
+      }
       return;
     case EventType::kSession:
       if (handlers_.on_session) handlers_.on_session(event.session);

@@ -294,7 +294,10 @@ class TlsSocket : public std::enable_shared_from_this<TlsSocket> {
   struct ServerHooks {
     std::function<void(TlsSocket&)> on_secure;                    // 'secureConnection'
     std::function<void(TlsSocket&, const absl::Status&)> on_client_error;  // error before 'secure'
-    std::function<void(TlsSocket&, const Event&)> on_suspension;  // kSniRequest, kResumeSession, kNewSession, kOcspRequest
+    // kSniRequest, kResumeSession, kNewSession, kOcspRequest: true when it
+    // answers (now or later); false, or unset, for the default answer
+    // (core/default_answers.h).
+    std::function<bool(TlsSocket&, const Event&)> on_suspension;
     std::function<void(TlsSocket&, const std::string&)> on_keylog;
     std::function<void(TlsSocket&)> on_closed;  // after on_close
   };

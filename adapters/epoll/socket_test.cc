@@ -584,6 +584,55 @@ TEST_F(SocketTest, NewSessionAndResumeSessionAnsweredByTheApplicationResumeTls12
   EXPECT_EQ(hits, 1);
 }
 
+// Regression: a server with only one of on_new_session / on_resume_session
+// called the missing one (an empty std::function: the process died). The
+// missing one now gets the default answer, as Node does without the
+// listener: no stored session (a full handshake), and "stored".
+class OneSessionHandlerTest : public SocketTest {
+ protected:
+  void Run(bool only_new) {
+    int calls = 0;
+    if (only_new) {
+      handlers_.on_new_session = [&](TlsSocket&, const std::string&, const std::string&, auto done) {
+        ++calls;
+        done(absl::OkStatus());
+      };
+    } else {
+      handlers_.on_resume_session = [&](TlsSocket&, const std::string&, auto done) {
+        ++calls;
+        done(std::string());
+      };
+    }
+    handlers_.on_secure_connection = [](std::shared_ptr<TlsSocket> s) { EchoOn(s); };
+    SecureContextOptions ctx = tlsengine::testing::IdentityOptions("server-ecdsa", "TLSv1.2");
+    ctx.secure_options |= kSslOpNoTicket;  // resumption by id: both events come
+    ServerOptions o;
+    o.context = ctx;
+    o.honour_sslkeylogfile = false;
+    server_ = *Server::Create({loop_.get()}, o, handlers_);
+    ASSERT_TRUE(server_->Listen(0, "127.0.0.1").ok());
+    std::string session;
+    for (int round = 0; round < 2; ++round) {
+      TlsSocketOptions co = ClientTo(server_->address()->port, "TLSv1.2");
+      co.tls.session = session;
+      std::shared_ptr<TlsSocket> c = *TlsSocket::Connect(loop_.get(), co);
+      bool secure = false;
+      c->handlers().on_secure_connect = [&] { secure = true; };
+      ASSERT_TRUE(RunUntil(*loop_, [&] { return secure; })) << "round " << round;
+      EXPECT_FALSE(c->is_session_reused()) << "nothing keeps sessions";
+      session = c->GetSession();
+      EXPECT_FALSE(session.empty());
+      EXPECT_TRUE(Echoes(c, "full"));
+      EndAndWait(c);
+    }
+    // on_new_session: each round makes a session; on_resume_session: round 1 looks one up.
+    EXPECT_EQ(calls, only_new ? 2 : 1);
+  }
+};
+
+TEST_F(OneSessionHandlerTest, OnlyOnNewSessionResumeSessionAnsweredByDefault) { Run(/*only_new=*/true); }
+TEST_F(OneSessionHandlerTest, OnlyOnResumeSessionNewSessionAnsweredByDefault) { Run(/*only_new=*/false); }
+
 TEST_F(SocketTest, KeylogFilesOfBothEndsHoldTheSameNssLinesForTheConnection) {
   std::string dir = ::testing::TempDir();
   std::string server_log = absl::StrCat(dir, "/server-keylog-", getpid());

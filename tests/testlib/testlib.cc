@@ -113,86 +113,73 @@ Event Side::First(EventType type) const {
   return Event{};
 }
 
-EnginePair::EnginePair(ConnectionOptions server, ConnectionOptions client, absl::Time now) : now_(now) {
-  auto s = TlsConnection::Create(std::move(server), now);
-  auto c = TlsConnection::Create(std::move(client), now);
-  if (!s.ok() || !c.ok()) {
-    std::fprintf(stderr, "EnginePair: %s %s\n", s.status().ToString().c_str(), c.status().ToString().c_str());
+namespace {
+
+std::unique_ptr<TlsConnection> MakeConnection(ConnectionOptions options, absl::Time now) {
+  absl::StatusOr<std::unique_ptr<TlsConnection>> conn = TlsConnection::Create(std::move(options), now);
+  if (!conn.ok()) {
+    std::fprintf(stderr, "EnginePair: %s\n", conn.status().ToString().c_str());
     std::abort();
   }
-  server_.conn = *std::move(s);
-  client_.conn = *std::move(c);
+  return *std::move(conn);
 }
 
-void EnginePair::Drain(Side& side) {
-  while (std::optional<Event> ev = side.conn->NextEvent(now_)) {
-    side.events.push_back(ev->type);
-    if (ev->type == EventType::kData) {
-      side.received.append(reinterpret_cast<const char*>(ev->data.data()), ev->data.size());
-    }
-    if (ev->type == EventType::kError && side.error.ok()) side.error = ev->status;
-    Event copy = *ev;
-    copy.data = {};
-    side.log.push_back(std::move(copy));
-    if (side.hook) side.hook(*side.conn, *ev);
+void Record(Side& side, TlsConnection& conn, const Event& ev) {
+  side.events.push_back(ev.type);
+  if (ev.type == EventType::kData) {
+    side.received.append(reinterpret_cast<const char*>(ev.data.data()), ev.data.size());
+  }
+  if (ev.type == EventType::kError && side.error.ok()) side.error = ev.status;
+  Event copy = ev;
+  copy.data = {};
+  side.log.push_back(std::move(copy));
+  if (side.hook) side.hook(conn, ev);
+}
+
+}  // namespace
+
+EnginePair::EnginePair(ConnectionOptions server, ConnectionOptions client, absl::Time now)
+    : server_(std::make_unique<Side>()), client_(std::make_unique<Side>()) {
+  std::unique_ptr<TlsConnection> s = MakeConnection(std::move(server), now);
+  std::unique_ptr<TlsConnection> c = MakeConnection(std::move(client), now);
+  pair_ = std::make_unique<MemoryPair>(std::move(s), std::move(c), now);
+  for (auto [which, side] :
+       {std::pair{MemoryPair::kServer, server_.get()}, std::pair{MemoryPair::kClient, client_.get()}}) {
+    side->conn = &pair_->conn(which);
+    MemoryPair::Hooks& hooks = pair_->hooks(which);
+    hooks.answer_by_default = false;  // the test's hook answers, or the test itself
+    hooks.on_event = [side](TlsConnection& conn, const Event& ev) { Record(*side, conn, ev); };
   }
 }
 
-void EnginePair::Poll() {
-  Drain(client_);
-  Drain(server_);
-}
-
-void CheckOk(const absl::Status& status, const char* what) {
-  if (status.ok()) return;
-  std::fprintf(stderr, "EnginePair: %s: %s\n", what, status.ToString().c_str());
+void EnginePair::CheckContract() const {
+  if (pair_->breach().ok()) return;
+  std::fprintf(stderr, "EnginePair: %s\n", pair_->breach().ToString().c_str());
   std::abort();
 }
 
+void EnginePair::Poll() { pair_->PollBoth(); }
+
 bool EnginePair::Transfer(Side& from, Side& to, size_t chunk) {
-  bool moved = false;
-  while (true) {
-    auto out = from.conn->Output();
-    if (out.empty()) break;
-    if (to.conn->finished()) {  // nobody listens
-      CheckOk(from.conn->ConsumeOutput(out[0].size()), "ConsumeOutput");
-      break;
-    }
-    absl::Span<uint8_t> space = to.conn->InputSpace();
-    size_t n = std::min({chunk, out[0].size(), space.size()});
-    if (n == 0) {
-      // Backpressure: the receiver must be polled (and drained) first.
-      if (!space.empty()) CheckOk(to.conn->CommitInput(0), "CommitInput(0)");
-      break;
-    }
-    std::memcpy(space.data(), out[0].data(), n);
-    absl::Status committed = to.conn->CommitInput(n);
-    if (!committed.ok() && to.conn->status().ok()) CheckOk(committed, "CommitInput");
-    CheckOk(from.conn->ConsumeOutput(n), "ConsumeOutput");
-    moved = true;
-    Drain(to);
-  }
+  (void)to;  // the other side of `from`
+  pair_->set_chunk(chunk);
+  bool moved = pair_->Transfer(Of(from)) > 0;
+  CheckContract();
   return moved;
 }
 
 bool EnginePair::Pump(size_t chunk) {
-  bool any = false;
-  for (int round = 0; round < 100000; ++round) {
-    Poll();
-    bool moved = Transfer(client_, server_, chunk);
-    moved |= Transfer(server_, client_, chunk);
-    if (!moved) break;
-    any = true;
-  }
-  Poll();
+  pair_->set_chunk(chunk);
+  bool any = pair_->Pump();
+  CheckContract();
   return any;
 }
 
 absl::Status EnginePair::Handshake(size_t chunk) {
   Pump(chunk);
-  if (!client_.error.ok()) return client_.error;
-  if (!server_.error.ok()) return server_.error;
-  if (!client_.conn->secure() || !server_.conn->secure()) {
+  if (!client_->error.ok()) return client_->error;
+  if (!server_->error.ok()) return server_->error;
+  if (!client().secure() || !server().secure()) {
     return absl::InternalError("handshake did not complete");
   }
   return absl::OkStatus();

@@ -1,6 +1,6 @@
 // Test-only helpers: test certificates, a fake clock, and EnginePair, which
 // pumps a client and a server TlsConnection through memory in chunks of any
-// size, recording every event.
+// size (a MemoryPair, memory_pair.h), recording every event.
 //
 //   EnginePair pair(ServerOptions("server-rsa"), ClientOptions());
 //   ASSERT_TRUE(pair.Handshake(/*chunk=*/1).ok());
@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "core/secure_context.h"
 #include "core/tls_connection.h"
+#include "tests/testlib/memory_pair.h"
 
 namespace tlsengine {
 namespace testing {
@@ -53,13 +54,16 @@ ConnectionOptions ClientWith(SecureContextOptions o);
 // make a server hold with a large (or, cut short, a stalled) first flight.
 std::string SyntheticClientHello(size_t length);
 
+// One side of an EnginePair: its connection (owned by the pair) and what it
+// saw.
 struct Side {
-  std::unique_ptr<TlsConnection> conn;
+  TlsConnection* conn = nullptr;
   std::vector<EventType> events;
   std::vector<Event> log;  // every event, with `data` emptied (it is borrowed)
   std::string received;
   absl::Status error;  // the first error event
-  // Called for every event, after it is recorded: answers suspensions.
+  // Called for every event, after it is recorded: answers suspensions
+  // (none is answered without it: a test answers later, by hand).
   std::function<void(TlsConnection&, const Event&)> hook;
   bool Saw(EventType type) const;
   // The first event of `type` (a default Event when none).
@@ -67,16 +71,19 @@ struct Side {
   int Count(EventType type) const;
 };
 
+// A MemoryPair (memory_pair.h) that records every event of each side and
+// aborts the test binary when an engine breaks the buffer contract.
 class EnginePair {
  public:
   EnginePair(ConnectionOptions server, ConnectionOptions client, absl::Time now = TestNow());
 
-  TlsConnection& client() { return *client_.conn; }
-  TlsConnection& server() { return *server_.conn; }
-  Side& client_side() { return client_; }
-  Side& server_side() { return server_; }
-  absl::Time now() const { return now_; }
-  void Advance(absl::Duration d) { now_ += d; }
+  TlsConnection& client() { return pair_->client(); }
+  TlsConnection& server() { return pair_->server(); }
+  Side& client_side() { return *client_; }
+  Side& server_side() { return *server_; }
+  absl::Time now() const { return pair_->now(); }
+  // Moves the clock only: a test calls OnTimer itself.
+  void Advance(absl::Duration d) { pair_->set_now(pair_->now() + d); }
 
   // Moves bytes both ways, `chunk` bytes at a time, polling events after
   // every chunk, until nothing moves. Returns true if anything moved.
@@ -93,11 +100,15 @@ class EnginePair {
   void SendAll(Side& from, const std::string& data, size_t chunk = SIZE_MAX);
 
  private:
-  void Drain(Side& side);
+  MemoryPair::Side Of(const Side& side) const {
+    return &side == server_.get() ? MemoryPair::kServer : MemoryPair::kClient;
+  }
+  void CheckContract() const;
 
-  absl::Time now_;
-  Side server_;
-  Side client_;
+  // On the heap, so that an EnginePair can move: the hooks point at them.
+  std::unique_ptr<Side> server_;
+  std::unique_ptr<Side> client_;
+  std::unique_ptr<MemoryPair> pair_;
 };
 
 }  // namespace testing
