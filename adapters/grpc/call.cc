@@ -25,8 +25,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/fd/sys_status.h"
 #include "adapters/grpc/control.grpc.pb.h"
 #include "adapters/grpc/daemon.h"
+#include "core/errors.h"
 
 namespace tlsengine {
 namespace control {
@@ -53,7 +55,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& option, const std::strin
 absl::StatusOr<std::string> ReadToken(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--control-token-file: cannot read ", path, ": ", std::strerror(errno)));
+    return fdio::SysError(absl::StrCat("--control-token-file: cannot read ", path), errno,
+                          absl::StatusCode::kInvalidArgument);
   }
   struct stat st {};
   char buf[256];
@@ -114,12 +117,13 @@ absl::StatusOr<int> ConnectToOwnSocket(const std::string& path) {
   // Non-blocking: a unix connect completes at once or fails (EAGAIN when
   // the backlog is full), it never waits.
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::UnavailableError(absl::StrCat("--control: socket: ", std::strerror(errno)));
+  if (fd < 0) return fdio::SysError("--control: socket", errno, absl::StatusCode::kUnavailable);
   if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
     int err = errno;
     close(fd);
-    return absl::UnavailableError(
-        absl::StrCat("--control: cannot connect to ", path, ": ", std::strerror(err), " (is the daemon running?)"));
+    absl::Status failed =
+        fdio::SysError(absl::StrCat("--control: cannot connect to ", path), err, absl::StatusCode::kUnavailable);
+    return MakeError(failed.code(), NodeCode(failed), absl::StrCat(failed.message(), " (is the daemon running?)"));
   }
   ucred peer{};
   socklen_t len = sizeof peer;

@@ -27,6 +27,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "adapters/epoll/bound_name.h"
+#include "adapters/fd/sys_status.h"
 #include "adapters/grpc/control.grpc.pb.h"
 #include "core/errors.h"
 
@@ -173,12 +174,12 @@ absl::Status CheckPrivateDir(const std::string& dir, bool ours) {
     if (mkdir(dir.c_str(), 0700) == 0) {
       chmod(dir.c_str(), 0700);  // the umask may have taken bits away
     } else if (errno != EEXIST) {
-      return MakeError(absl::StatusCode::kUnavailable, "", absl::StrCat("--control: ", dir, ": ", std::strerror(errno)));
+      return fdio::SysError(absl::StrCat("--control: mkdir ", dir), errno, absl::StatusCode::kUnavailable);
     }
   }
   struct stat st {};
   if (lstat(dir.c_str(), &st) != 0) {
-    return MakeError(absl::StatusCode::kUnavailable, "", absl::StrCat("--control: ", dir, ": ", std::strerror(errno)));
+    return fdio::SysError(absl::StrCat("--control: lstat ", dir), errno, absl::StatusCode::kUnavailable);
   }
   std::string why;
   if (S_ISLNK(st.st_mode)) {
@@ -223,7 +224,8 @@ absl::StatusOr<std::string> WriteToken(const std::string& path, epoll::BoundName
   std::string token = absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(raw), sizeof raw));
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return Refused(absl::StrCat("--control-token-file: cannot create ", path, ": ", std::strerror(errno)));
+    return fdio::SysError(absl::StrCat("--control-token-file: cannot create ", path), errno,
+                          absl::StatusCode::kPermissionDenied);
   }
   std::string line = token + "\n";
   bool written = fchmod(fd, 0600) == 0 && write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
